@@ -1,0 +1,3 @@
+//! pg_scribe: incremental, logical (SQL-text) backups for PostgreSQL.
+
+pub mod conninfo;
