@@ -423,3 +423,285 @@ async fn connection_failures_are_classified() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Authentication and TLS
+
+use pg_scribe::conninfo::{ConnParams, SslMode};
+use pg_scribe::replication::AuthMethod;
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate for `DNS:localhost` only, signed with ECDSA-SHA384 so
+/// that channel binding has to hash with SHA-384 (RFC 5929) to succeed. `name` prefixes files.
+fn make_ca_and_server_cert(dir: &std::path::Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{name}-ca.key");
+    let ca_crt = format!("{name}-ca.crt");
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pg_scribe test CA",
+    ];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_crt,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &args);
+    let mut args = vec!["req", "-new", "-subj", "/CN=localhost"];
+    args.extend(ec);
+    args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-sha384",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+async fn create_login_roles(pg: &Cluster) {
+    pg.sql()
+        .await
+        .batch_execute(
+            "CREATE ROLE scram_user LOGIN REPLICATION PASSWORD 'scr''am secret';
+             SET password_encryption = 'md5';
+             CREATE ROLE md5_user LOGIN REPLICATION PASSWORD 'md5 secret';
+             CREATE ROLE clear_user LOGIN REPLICATION PASSWORD 'clear secret';",
+        )
+        .await
+        .unwrap();
+}
+
+fn with_password(mut p: ConnParams, pw: &str) -> ConnParams {
+    p.password = Some(pw.into());
+    p
+}
+
+#[tokio::test]
+async fn password_authentication_scram_md5_cleartext() {
+    let hba = "host all scram_user 127.0.0.1/32 scram-sha-256\n\
+               host all md5_user 127.0.0.1/32 md5\n\
+               host all clear_user 127.0.0.1/32 password";
+    let pg = Cluster::start(&[], Some(hba));
+    within(60, async {
+        create_login_roles(&pg).await;
+        let tcp = |user: &str| pg.tcp_params("127.0.0.1", user, SslMode::Disable);
+
+        for (user, pw, method) in [
+            ("scram_user", "scr'am secret", AuthMethod::ScramSha256),
+            ("md5_user", "md5 secret", AuthMethod::Md5),
+            ("clear_user", "clear secret", AuthMethod::Cleartext),
+        ] {
+            let mut conn = ReplConn::connect(&with_password(tcp(user), pw))
+                .await
+                .unwrap_or_else(|e| panic!("{user}: {e}"));
+            assert_eq!(conn.auth_method(), method);
+            assert!(!conn.is_tls());
+            let sys = conn.identify_system().await.unwrap();
+            assert_eq!(sys.dbname.as_deref(), Some("postgres"));
+            conn.close().await;
+        }
+
+        for user in ["scram_user", "md5_user"] {
+            let err = ReplConn::connect(&with_password(tcp(user), "wrong"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.sqlstate(), Some("28P01"), "{err}");
+            assert!(!err.is_retryable());
+            assert!(err.is_connection_error());
+
+            let err = ReplConn::connect(&tcp(user)).await.unwrap_err();
+            assert!(
+                matches!(err, ReplicationError::PasswordRequired { .. }),
+                "{err:?}"
+            );
+            assert!(!err.is_retryable());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_modes_verification_and_channel_binding() {
+    let hba = "hostssl all scram_user 127.0.0.1/32 scram-sha-256\n\
+               hostnossl all all 127.0.0.1/32 reject";
+    let pg = Cluster::start_with(
+        &[
+            "ssl = on",
+            "ssl_cert_file = 'server.crt'",
+            "ssl_key_file = 'server.key'",
+        ],
+        Some(hba),
+        |data| {
+            make_ca_and_server_cert(data, "good");
+            make_ca_and_server_cert(&data.join(".."), "other");
+        },
+    );
+    let ca = pg.data_dir().join("good-ca.crt");
+    let other_ca = pg.socket_dir().join("other-ca.crt");
+    within(60, async {
+        create_login_roles(&pg).await;
+        let sql = pg.sql().await;
+        let params = |host: &str, mode: SslMode, root: &std::path::Path| {
+            let mut p = with_password(pg.tcp_params(host, "scram_user", mode), "scr'am secret");
+            p.sslrootcert = Some(root.to_owned());
+            p
+        };
+        let no_root = pg.socket_dir().join("no-such-root.crt");
+
+        // Encrypted, authenticated with channel binding (which needs the SHA-384 hash of a
+        // certificate signed with ECDSA-SHA384: a wrong hash fails authentication).
+        for (host, mode, root) in [
+            ("127.0.0.1", SslMode::Require, &no_root),
+            ("127.0.0.1", SslMode::Prefer, &no_root),
+            ("127.0.0.1", SslMode::Allow, &no_root),
+            ("127.0.0.1", SslMode::VerifyCa, &ca),
+            ("localhost", SslMode::VerifyFull, &ca),
+        ] {
+            let mut conn = ReplConn::connect(&params(host, mode, root))
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?} to {host}: {e}"));
+            assert!(conn.is_tls(), "{mode:?}");
+            assert_eq!(conn.auth_method(), AuthMethod::ScramSha256Plus, "{mode:?}");
+            let row = sql
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = $1",
+                    &[&conn.backend_pid()],
+                )
+                .await
+                .unwrap();
+            assert!(row.get::<_, bool>(0), "{mode:?}: server sees TLS");
+            conn.identify_system().await.unwrap();
+            conn.close().await;
+        }
+
+        // The certificate names only "localhost", and "other" CA did not sign it.
+        for (host, mode, root) in [
+            ("127.0.0.1", SslMode::VerifyFull, &ca),
+            ("localhost", SslMode::VerifyFull, &other_ca),
+            ("localhost", SslMode::VerifyCa, &other_ca),
+        ] {
+            let err = ReplConn::connect(&params(host, mode, root))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, ReplicationError::Tls { .. }),
+                "{mode:?} to {host}: {err:?}"
+            );
+            assert!(!err.is_retryable(), "{err:?}");
+        }
+        // An existing root file makes even `require` check the chain, as in libpq.
+        let err = ReplConn::connect(&params("127.0.0.1", SslMode::Require, &other_ca))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ReplicationError::Tls { .. }), "{err:?}");
+
+        let err = ReplConn::connect(&params("127.0.0.1", SslMode::Disable, &no_root))
+            .await
+            .unwrap_err();
+        assert_eq!(err.sqlstate(), Some("28000"), "{err}");
+        assert!(!err.is_retryable());
+
+        // Unix sockets never use TLS, whatever sslmode says.
+        let mut p = pg.params();
+        p.sslmode = SslMode::Require;
+        let conn = ReplConn::connect(&p).await.unwrap();
+        assert!(!conn.is_tls());
+
+        // SQL connections through tokio-postgres follow the same rules, with channel binding.
+        let mut p = params("localhost", SslMode::VerifyFull, &ca);
+        p.password = Some("scr'am secret".into());
+        let tls = pg_scribe::tls::make_tls(&p).unwrap();
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("localhost")
+            .port(pg.port)
+            .user("scram_user")
+            .password("scr'am secret")
+            .dbname("postgres")
+            .ssl_mode(pg_scribe::tls::tokio_postgres_ssl_mode(p.sslmode))
+            .channel_binding(tokio_postgres::config::ChannelBinding::Require)
+            .connect(tls)
+            .await
+            .expect("tokio-postgres over TLS with channel binding");
+        tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0));
+
+        let p = params("127.0.0.1", SslMode::VerifyFull, &ca);
+        let err = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(pg.port)
+            .user("scram_user")
+            .password("scr'am secret")
+            .dbname("postgres")
+            .ssl_mode(pg_scribe::tls::tokio_postgres_ssl_mode(p.sslmode))
+            .connect(pg_scribe::tls::make_tls(&p).unwrap())
+            .await
+            .err()
+            .expect("verify-full must reject a certificate without this name");
+        let debug = format!("{err:?}");
+        assert!(debug.contains("NotValidForName"), "{debug}");
+    })
+    .await;
+}
