@@ -20,7 +20,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
     name = "pg_scribe",
     disable_help_flag = true,
     disable_version_flag = true,
-    args_override_self = true
+    args_override_self = true,
+    // Like getopt: an option that takes a value takes the next word, even `-1`.
+    allow_hyphen_values = true
 )]
 struct Raw {
     #[arg(long)]
@@ -56,7 +58,7 @@ struct Raw {
     help: bool,
 
     #[arg(long = "backup-dir")]
-    backup_dir: Option<PathBuf>,
+    backup_dir: Option<OsString>,
     #[arg(long)]
     slot: Option<String>,
     #[arg(long)]
@@ -300,8 +302,7 @@ fn clap_error(err: clap::Error) -> Error {
 /// clap names an option `--slot <SLOT>` or `-d, --dbname <DBNAME>`; keep only the long name.
 fn option_name(arg: &str) -> String {
     arg.split([' ', ','])
-        .filter(|part| part.starts_with("--"))
-        .next_back()
+        .rfind(|part| part.starts_with("--"))
         .or_else(|| arg.split(' ').next())
         .unwrap_or(arg)
         .trim_end_matches('=')
@@ -376,7 +377,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         Some(dir) if dir.as_os_str().is_empty() => {
             return Err(Error::usage("backup directory name must not be empty"));
         }
-        Some(dir) => Some(dir),
+        Some(dir) => Some(PathBuf::from(dir)),
         None if action != Action::Status => {
             return Err(Error::usage("no backup directory specified (--backup-dir)"));
         }

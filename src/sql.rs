@@ -62,11 +62,11 @@ pub async fn connect(params: &ConnParams) -> Result<Session> {
         .next()
         .unwrap_or_else(|| Error::connection("no host to connect to"));
     let others: Vec<String> = failures.map(|e| e.message).collect();
-    Ok(()).and(Err(if others.is_empty() {
+    Err(if others.is_empty() {
         first
     } else {
         first.with_detail(others.join("\n"))
-    }))
+    })
 }
 
 async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session> {
