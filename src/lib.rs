@@ -1,6 +1,7 @@
 //! pg_scribe: incremental, logical (SQL-text) backups for PostgreSQL.
 
 pub mod actions;
+pub mod checks;
 pub mod cli;
 pub mod conninfo;
 pub mod error;
