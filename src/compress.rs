@@ -23,7 +23,8 @@ use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use crate::chain_error::{ChainError, Result};
 use crate::durable;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered with `None` first, which sealed-diff listing relies on to prefer a plain file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Method {
     None,
     Gzip,
