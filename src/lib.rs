@@ -8,3 +8,4 @@ pub mod diff_format;
 pub mod durable;
 pub mod lsn;
 pub mod metadata;
+pub mod pidfile;
