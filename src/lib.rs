@@ -9,3 +9,4 @@ pub mod durable;
 pub mod lsn;
 pub mod metadata;
 pub mod pidfile;
+pub mod writer;
