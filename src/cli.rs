@@ -10,7 +10,11 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, error::ContextKind};
 use time::OffsetDateTime;
 
+use crate::backup_dir::ChainId;
+use crate::compress::Compression;
+use crate::diff_format::StopAt;
 use crate::error::{Error, Result};
+use crate::lsn::Lsn;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -142,13 +146,6 @@ pub struct ConnOptions {
     pub force_prompt: bool,
 }
 
-/// `--up-to`: a commit time, or a WAL position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpTo {
-    Time(OffsetDateTime),
-    Lsn(u64),
-}
-
 /// A validated command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
@@ -158,14 +155,14 @@ pub struct Invocation {
     pub backup_dir: Option<PathBuf>,
     pub slot: String,
     pub force: bool,
-    /// `method[:level]`, already checked to be well-formed.
-    pub compress: Option<String>,
+    pub compress: Option<Compression>,
     pub status_interval: Duration,
     pub fsync_interval: Duration,
     pub create: bool,
-    pub chain_id: Option<String>,
+    pub chain_id: Option<ChainId>,
     pub include_active: bool,
-    pub up_to: Option<UpTo>,
+    /// `--up-to`: stop before the first transaction committed later than this.
+    pub up_to: Option<StopAt>,
     pub sync_sequences: bool,
     pub json: bool,
 }
@@ -396,14 +393,17 @@ fn validate(raw: Raw) -> Result<Parsed> {
     if let Some(port) = &raw.port {
         check_port(port)?;
     }
-    if let Some(spec) = &raw.compress {
-        check_compress(spec)?;
-    }
+    let compress = raw
+        .compress
+        .as_deref()
+        .map(|spec| {
+            spec.parse::<Compression>()
+                .map_err(|e| Error::usage(e.to_string()))
+        })
+        .transpose()?;
     let status_interval = seconds("status interval", raw.status_interval.as_deref(), 10)?;
     let fsync_interval = seconds("fsync interval", raw.fsync_interval.as_deref(), 10)?;
-    if let Some(id) = &raw.chain_id {
-        check_chain_id(id)?;
-    }
+    let chain_id = raw.chain_id.as_deref().map(parse_chain_id).transpose()?;
     let up_to = raw.up_to.as_deref().map(parse_up_to).transpose()?;
 
     Ok(Parsed::Run(Box::new(Invocation {
@@ -420,11 +420,11 @@ fn validate(raw: Raw) -> Result<Parsed> {
         backup_dir,
         slot,
         force: raw.force,
-        compress: raw.compress,
+        compress,
         status_interval,
         fsync_interval,
         create: raw.create,
-        chain_id: raw.chain_id,
+        chain_id,
         include_active: raw.include_active,
         up_to,
         sync_sequences: !raw.no_sync_sequences,
@@ -463,38 +463,6 @@ fn check_port(text: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_compress(spec: &str) -> Result<()> {
-    let (method, level) = match spec.split_once(':') {
-        Some((m, l)) => (m, Some(l)),
-        None => (spec, None),
-    };
-    let range = match method {
-        "none" => None,
-        "gzip" => Some(1..=9),
-        "lz4" => Some(1..=12),
-        "zstd" => Some(1..=22),
-        _ => {
-            return Err(Error::usage(format!(
-                "invalid compression method \"{method}\" (use gzip, lz4, zstd or none)"
-            )));
-        }
-    };
-    match (level, range) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(Error::usage(
-            "compression method \"none\" does not take a level",
-        )),
-        (Some(level), Some(range)) => match level.parse::<i32>() {
-            Ok(n) if range.contains(&n) => Ok(()),
-            _ => Err(Error::usage(format!(
-                "invalid compression level \"{level}\" for {method} (must be between {} and {})",
-                range.start(),
-                range.end()
-            ))),
-        },
-    }
-}
-
 fn seconds(what: &str, text: Option<&str>, default: u64) -> Result<Duration> {
     match text {
         None => Ok(Duration::from_secs(default)),
@@ -505,34 +473,28 @@ fn seconds(what: &str, text: Option<&str>, default: u64) -> Result<Duration> {
     }
 }
 
-const CHAIN_ID_FORMAT: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-
-fn check_chain_id(id: &str) -> Result<()> {
-    let well_formed = id.len() == 16 && time::PrimitiveDateTime::parse(id, CHAIN_ID_FORMAT).is_ok();
-    if well_formed {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
+fn parse_chain_id(id: &str) -> Result<ChainId> {
+    id.parse::<ChainId>().map_err(|_| {
+        Error::usage(format!(
             "invalid chain ID \"{id}\" (expected YYYYMMDDTHHMMSSZ, e.g. 20231215T120000Z)"
-        )))
-    }
+        ))
+    })
 }
 
 /// `--up-to`: an LSN `X/Y`, or a timestamp `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` with an optional
 /// UTC offset (`Z`, `+02`, `+02:00`); a timestamp without an offset is UTC, like chain IDs.
-pub fn parse_up_to(text: &str) -> Result<UpTo> {
+pub fn parse_up_to(text: &str) -> Result<StopAt> {
     let bad = || {
         Error::usage(format!(
             "invalid --up-to value \"{text}\" (expected a timestamp like \"2023-12-16 08:30:00+00\" or an LSN like \"0/1A2B3C4\")"
         ))
     };
-    if let Some((hi, lo)) = text.split_once('/') {
-        let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
-        let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
-        return Ok(UpTo::Lsn((u64::from(hi) << 32) | u64::from(lo)));
+    if text.contains('/') {
+        return text.parse::<Lsn>().map(StopAt::Lsn).map_err(|_| bad());
     }
-    parse_timestamp(text.trim()).map(UpTo::Time).ok_or_else(bad)
+    parse_timestamp(text.trim())
+        .map(StopAt::Time)
+        .ok_or_else(bad)
 }
 
 fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {

@@ -133,6 +133,17 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<crate::chain_error::ChainError> for Error {
+    fn from(err: crate::chain_error::ChainError) -> Self {
+        let situation = if err.is_validation() {
+            Situation::Validation
+        } else {
+            Situation::Backup
+        };
+        Error::new(situation, err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

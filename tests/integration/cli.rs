@@ -77,19 +77,19 @@ const MISUSE: &[(&[&str], &str)] = &[
     ),
     (
         &["--init", "--backup-dir", "/b", "--compress", "brotli"],
-        "invalid compression method \"brotli\" (use gzip, lz4, zstd or none)",
+        "unrecognized compression algorithm: \"brotli\"",
     ),
     (
         &["--init", "--backup-dir", "/b", "--compress", "zstd:99"],
-        "invalid compression level \"99\" for zstd (must be between 1 and 22)",
+        "compression algorithm \"zstd\" expects a compression level between 1 and 22",
     ),
     (
         &["--init", "--backup-dir", "/b", "--compress", "gzip:x"],
-        "invalid compression level \"x\" for gzip (must be between 1 and 9)",
+        "value for compression option \"level\" must be an integer",
     ),
     (
         &["--init", "--backup-dir", "/b", "--compress", "none:3"],
-        "compression method \"none\" does not take a level",
+        "compression algorithm \"none\" does not accept a compression level",
     ),
     (
         &[
