@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compress;
 pub mod conninfo;
 pub mod diff_format;
+pub mod dump;
 pub mod durable;
 pub mod error;
 pub mod logging;
