@@ -1,1 +1,46 @@
-fn main() {}
+//! The `pg_scribe` binary: parse, run, render the outcome once.
+
+use std::process::ExitCode;
+
+use pg_scribe::cli::{self, Parsed};
+use pg_scribe::{actions, ui};
+
+fn main() -> ExitCode {
+    let invocation = match cli::parse(std::env::args_os()) {
+        Ok(Parsed::Help) => {
+            print!("{}", cli::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("pg_scribe {}", cli::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Run(invocation)) => invocation,
+        Err(err) => {
+            ui::error(&err);
+            return ExitCode::from(err.exit_code());
+        }
+    };
+    pg_scribe::logging::init(invocation.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            ui::error(&pg_scribe::error::Error::backup(format!(
+                "could not start the async runtime: {err}"
+            )));
+            return ExitCode::from(4);
+        }
+    };
+    let result = runtime.block_on(actions::run(*invocation));
+    runtime.shutdown_background();
+    match result {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(err) => {
+            ui::error(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -505,6 +505,7 @@ mod tests {
             application_name: None,
             connect_timeout: None,
             no_password: false,
+            options: None,
         }
     }
 

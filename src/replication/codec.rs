@@ -1,73 +1,14 @@
 //! Pure encode/parse functions for the replication sub-protocol carried inside CopyBoth: the
 //! CopyBothResponse header, XLogData (`w`), primary keepalive (`k`) and standby status update
-//! (`r`), plus the [`Lsn`] and [`PgTimestamp`] types they carry. No I/O happens here, so every
+//! (`r`), plus the [`PgTimestamp`] type they carry (with the crate's [`Lsn`]). No I/O happens here, so every
 //! function is tested byte for byte.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// A WAL position. PostgreSQL prints it as two hexadecimal halves, `X/Y`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Lsn(pub u64);
-
-impl Lsn {
-    /// `0/0`, which PostgreSQL uses for "no position".
-    pub const INVALID: Lsn = Lsn(0);
-
-    pub fn is_valid(self) -> bool {
-        self.0 != 0
-    }
-}
-
-impl From<u64> for Lsn {
-    fn from(v: u64) -> Lsn {
-        Lsn(v)
-    }
-}
-
-impl From<Lsn> for u64 {
-    fn from(v: Lsn) -> u64 {
-        v.0
-    }
-}
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
-    }
-}
-
-/// The text is not a valid `X/Y` WAL position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseLsnError(pub String);
-
-impl fmt::Display for ParseLsnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid WAL position \"{}\"", self.0)
-    }
-}
-
-impl std::error::Error for ParseLsnError {}
-
-impl FromStr for Lsn {
-    type Err = ParseLsnError;
-
-    fn from_str(s: &str) -> Result<Lsn, ParseLsnError> {
-        let err = || ParseLsnError(s.to_owned());
-        let (hi, lo) = s.split_once('/').ok_or_else(err)?;
-        // from_str_radix accepts a leading '+', which pg_lsn_in does not.
-        let hex = |p: &str| {
-            if p.is_empty() || p.len() > 8 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err());
-            }
-            u32::from_str_radix(p, 16).map_err(|_| err())
-        };
-        Ok(Lsn((u64::from(hex(hi)?) << 32) | u64::from(hex(lo)?)))
-    }
-}
+pub use crate::lsn::{Lsn, ParseLsnError};
 
 /// Seconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01 00:00:00 UTC.
 pub const PG_EPOCH_OFFSET_SECS: u64 = 946_684_800;
@@ -268,40 +209,6 @@ pub fn encode_standby_status_message(msg: &StandbyStatusUpdate, out: &mut BytesM
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lsn_parse_and_format() {
-        let lsn: Lsn = "16/B374D848".parse().unwrap();
-        assert_eq!(lsn.0, 0x16_B374_D848);
-        assert_eq!(lsn.to_string(), "16/B374D848");
-        assert_eq!("0/0".parse::<Lsn>().unwrap(), Lsn::INVALID);
-        assert_eq!(Lsn(0x1_0000_0000).to_string(), "1/0");
-        assert_eq!(Lsn(u64::MAX).to_string(), "FFFFFFFF/FFFFFFFF");
-        assert_eq!("ffffffff/ffffffff".parse::<Lsn>().unwrap(), Lsn(u64::MAX));
-        for bad in [
-            "",
-            "0",
-            "/0",
-            "0/",
-            "1/2/3",
-            "G/0",
-            "+1/0",
-            "0/-1",
-            "100000000/0",
-            " 0/0",
-        ] {
-            assert!(bad.parse::<Lsn>().is_err(), "{bad:?} must not parse");
-        }
-    }
-
-    #[test]
-    fn lsn_orders_numerically_not_textually() {
-        let a: Lsn = "0/FFFFFFFF".parse().unwrap();
-        let b: Lsn = "1/0".parse().unwrap();
-        assert!(a < b);
-        assert_eq!(a.max(b), b);
-        assert!(!Lsn::INVALID.is_valid());
-    }
 
     #[test]
     fn timestamps_use_the_postgres_epoch() {

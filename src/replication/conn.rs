@@ -19,13 +19,10 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::codec::{COPY_BOTH_RESPONSE_TAG, CopyBothResponse, parse_copy_both_response};
 use super::error::{DbError, ReplicationError};
-use crate::conninfo::{ConnParams, Host, SslMode, Target};
+use crate::conninfo::{ConnParams, DEFAULT_APPLICATION_NAME, Host, SslMode, Target};
 use crate::tls::TlsSettings;
 
 type Result<T> = std::result::Result<T, ReplicationError>;
-
-/// The application_name reported when the caller did not choose one.
-pub const DEFAULT_APPLICATION_NAME: &str = "pg_scribe";
 
 /// Room kept free in the read buffer before each read, so that small frames do not cost one
 /// system call each.
@@ -196,17 +193,6 @@ impl std::fmt::Debug for ReplConn {
     }
 }
 
-/// How `target` is shown in messages, like libpq: `"host" (port N)` or `socket "path"`.
-pub fn describe_target(target: &Target) -> String {
-    match &target.host {
-        Host::Tcp(h) => format!("\"{h}\", port {}", target.port),
-        Host::Unix(dir) => format!(
-            "on socket \"{}\"",
-            dir.join(format!(".s.PGSQL.{}", target.port)).display()
-        ),
-    }
-}
-
 impl ReplConn {
     /// Connects to the first target that accepts us, as libpq does with multiple hosts. Each
     /// attempt (socket, TLS, authentication) is bounded by `connect_timeout`. If every target
@@ -222,7 +208,7 @@ impl ReplConn {
             let result = match params.connect_timeout {
                 Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
                     Err(ReplicationError::ConnectTimeout {
-                        target: describe_target(target),
+                        target: target.describe(),
                     })
                 }),
                 None => attempt.await,
@@ -230,7 +216,7 @@ impl ReplConn {
             match result {
                 Ok(conn) => return Ok(conn),
                 Err(e) => {
-                    tracing::debug!(target = %describe_target(target), error = %e, "connection attempt failed");
+                    tracing::debug!(target = %target.describe(), error = %e, "connection attempt failed");
                     last = Some(e);
                 }
             }
@@ -360,18 +346,12 @@ pub fn parse_server_version(v: &str) -> Option<u32> {
     }
 }
 
-/// The password for this target. The lead's `.pgpass` lookup (`ConnParams::password_for`) will
-/// replace this; until then only an explicit password is known.
-fn password_for(params: &ConnParams, _target: &Target) -> Option<String> {
-    params.password.clone()
-}
-
 async fn connect_target(
     params: &ConnParams,
     target: &Target,
     tls: &TlsSettings,
 ) -> Result<ReplConn> {
-    let desc = describe_target(target);
+    let desc = target.describe();
     match &target.host {
         Host::Unix(dir) => {
             let path = dir.join(format!(".s.PGSQL.{}", target.port));
@@ -517,14 +497,17 @@ async fn startup(
         .application_name
         .as_deref()
         .unwrap_or(DEFAULT_APPLICATION_NAME);
-    let startup_params = [
+    let mut startup_params = vec![
         ("user", params.user.as_str()),
         ("database", params.dbname.as_str()),
         ("replication", "database"),
         ("application_name", app),
         ("client_encoding", "UTF8"),
     ];
-    frontend::startup_message(startup_params.iter().copied(), &mut conn.write_buf)
+    if let Some(options) = &params.options {
+        startup_params.push(("options", options));
+    }
+    frontend::startup_message(startup_params, &mut conn.write_buf)
         .map_err(|e| ReplicationError::Config(format!("invalid connection parameter: {e}")))?;
     conn.flush().await?;
 
@@ -554,9 +537,11 @@ async fn startup(
 
 async fn authenticate(conn: &mut ReplConn, params: &ConnParams, target: &Target) -> Result<()> {
     let password = || {
-        password_for(params, target).ok_or_else(|| ReplicationError::PasswordRequired {
-            user: params.user.clone(),
-        })
+        params
+            .password_for(target)
+            .ok_or_else(|| ReplicationError::PasswordRequired {
+                user: params.user.clone(),
+            })
     };
     loop {
         let frame = conn.read_frame().await?;
@@ -751,19 +736,5 @@ mod tests {
         let mut partial_w = BytesMut::from(&[b'W', 0, 0, 0, 7, 0][..]);
         assert!(parse_frame(&mut partial_w).unwrap().is_none());
         assert_eq!(partial_w.len(), 6);
-    }
-
-    #[test]
-    fn target_descriptions() {
-        let t = Target {
-            host: Host::Unix("/tmp".into()),
-            port: 5433,
-        };
-        assert_eq!(describe_target(&t), "on socket \"/tmp/.s.PGSQL.5433\"");
-        let t = Target {
-            host: Host::Tcp("db".into()),
-            port: 5432,
-        };
-        assert_eq!(describe_target(&t), "\"db\", port 5432");
     }
 }

@@ -1,0 +1,98 @@
+#!/bin/sh
+# bench/wal2sql_decode.sh
+#
+# Server-side decoding cost of wal2sql against test_decoding, same backlog,
+# same run: 1M-row INSERT, 200k UPDATEs, 100k DELETEs and pgbench traffic are
+# decoded with pg_logical_slot_peek_binary_changes (count only) through a
+# slot of each plugin; then the replay time of wal2sql's output with
+# "psql -1 -f", without and with INSERT batching.  Prints times and ratios.
+#
+# Needs wal2sql installed (make -C wal2sql install).  Not a timed test.
+# Environment: PG_CONFIG, ROWS (default 1000000), BATCH (default 1000).
+
+set -eu
+PG_CONFIG=${PG_CONFIG:-pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+ROWS=${ROWS:-1000000}
+BATCH=${BATCH:-1000}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wal2sql-bench.XXXXXX")
+chmod 755 "$tmp"
+as_server() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$tmp"
+cleanup() { as_server "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_server "$bindir/initdb" -D "$tmp/data" -U postgres -A trust --no-sync >/dev/null
+cat >>"$tmp/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$tmp'
+wal_level = logical
+shared_preload_libraries = 'wal2sql'
+max_wal_size = 4GB
+fsync = off
+synchronous_commit = off
+CONF
+if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'" >>"$tmp/data/postgresql.conf"
+fi
+as_server "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
+
+export PGHOST="$tmp" PGPORT="$port" PGUSER=postgres
+psql() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+now() { python3 -c 'import time; print(time.time())'; }
+
+"$bindir/createdb" src
+"$bindir/pgbench" -q -i -s 2 src >/dev/null 2>&1
+psql -d src -c "CREATE EXTENSION wal2sql" \
+	-c "CREATE TABLE big (id int PRIMARY KEY, a text, b float8, c timestamptz)"
+psql -d src -At -c "SELECT 'slots', pg_create_logical_replication_slot('w', 'wal2sql'), pg_create_logical_replication_slot('t', 'test_decoding')" >/dev/null
+
+echo "workload: $ROWS inserts, $((ROWS / 5)) updates, $((ROWS / 10)) deletes, pgbench"
+psql -d src -c "INSERT INTO big SELECT g, md5(g::text), g / 7.0, now() FROM generate_series(1, $ROWS) g"
+psql -d src -c "UPDATE big SET a = 'u' WHERE id % 5 = 0"
+psql -d src -c "DELETE FROM big WHERE id % 10 = 1"
+"$bindir/pgbench" -n -c 2 -t 2000 src >/dev/null 2>&1
+
+timeit() {
+	t0=$(now)
+	n=$(psql -d src -At -c "$1")
+	t1=$(now)
+	python3 -c "print('%.3f %s' % ($t1 - $t0, '$n'))"
+}
+set -- $(timeit "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('t', NULL, NULL)")
+td=$1; tdn=$2
+set -- $(timeit "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('w', NULL, NULL)")
+w2=$1; w2n=$2
+set -- $(timeit "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('w', NULL, NULL, 'batch-inserts', '$BATCH')")
+w2b=$1; w2bn=$2
+echo "test_decoding:          ${td}s ($tdn messages)"
+echo "wal2sql:                ${w2}s ($w2n messages)"
+echo "wal2sql batch=$BATCH:    ${w2b}s ($w2bn messages)"
+python3 -c "print('decode ratio wal2sql/test_decoding: %.2f (target <= 1.3)' % ($w2 / $td))"
+
+# replay: psql -1 -f of the output into a copy holding the schema only
+psql -d src -At -c "SELECT data FROM pg_logical_slot_peek_changes('w', NULL, NULL)" >"$tmp/plain.sql"
+psql -d src -At -c "SELECT data FROM pg_logical_slot_peek_changes('w', NULL, NULL, 'batch-inserts', '$BATCH')" >"$tmp/batched.sql"
+replay() {
+	"$bindir/dropdb" --if-exists dst
+	"$bindir/createdb" dst
+	"$bindir/pgbench" -q -i -s 2 dst >/dev/null 2>&1
+	psql -d dst -c "TRUNCATE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" \
+		-c "CREATE TABLE big (id int PRIMARY KEY, a text, b float8, c timestamptz)"
+	t0=$(now)
+	PGOPTIONS="-c session_replication_role=replica -c synchronous_commit=off" \
+		psql -d dst -1 -f "$1" >/dev/null
+	t1=$(now)
+	python3 -c "print('%.3f' % ($t1 - $t0))"
+}
+# the pgbench data was loaded before the slots existed: replay on an empty
+# copy of pgbench's tables would fail on its UPDATEs, so replay only "big"
+grep -v 'pgbench_' "$tmp/plain.sql" >"$tmp/plain_big.sql"
+grep -v 'pgbench_' "$tmp/batched.sql" >"$tmp/batched_big.sql"
+rp=$(replay "$tmp/plain_big.sql")
+rb=$(replay "$tmp/batched_big.sql")
+echo "replay psql -1 -f (table big): plain ${rp}s, batched ${rb}s"
+python3 -c "print('replay speed-up with batch-inserts=$BATCH: %.2fx (target >= 4)' % ($rp / $rb))"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian 12 machine lacks to build and test pg_scribe: the PostgreSQL 15
+# server and its headers (for the wal2sql extension), a C toolchain, openssl (test certificates)
+# and a Rust toolchain check. Idempotent: does nothing when everything is there.
+set -euo pipefail
+
+packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+    echo "pg_scribe: installing ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "pg_scribe: error: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+        sudo=sudo
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "pg_scribe: error: no Rust toolchain found (cargo)" >&2
+    echo "pg_scribe: hint: install it with rustup (https://rustup.rs), then run this again" >&2
+    exit 1
+fi

@@ -1,0 +1,39 @@
+//! One module per action of the spec; [`run`] dispatches a validated invocation to it. Each
+//! action returns how the process should exit, or an error rendered once by `main`.
+
+use crate::cli::{Action, Invocation};
+use crate::conninfo::{self, Environment};
+use crate::error::{Error, Result};
+use crate::sql;
+
+/// How a successful run ends (errors carry their own exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `--status` found something to warn about (exit 10).
+    Warnings,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Warnings => 10,
+        }
+    }
+}
+
+pub async fn run(invocation: Invocation) -> Result<Outcome> {
+    let env = Environment::from_process();
+    let mut params = conninfo::resolve(&invocation.conn, &env)?;
+    if invocation.conn.force_prompt {
+        params.password = Some(conninfo::prompt_password("Password: ")?);
+    }
+    // Every action but --rotate-diff talks to the server; reaching it is their first step, so
+    // a wrong host or password is reported as such before anything else happens.
+    if invocation.action != Action::RotateDiff {
+        let session = sql::connect(&params).await?;
+        tracing::debug!("connected to {}", session.target.describe());
+    }
+    Err(Error::not_implemented(invocation.action.flag()))
+}

@@ -1,0 +1,168 @@
+//! SQL connections through tokio-postgres, opened from a resolved [`ConnParams`]: targets tried
+//! in order as libpq does, server and network failures turned into connection errors worded
+//! like libpq's, and a password prompt when the server asks for one and `-w` was not given.
+
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::conninfo::{ConnParams, Host, SslMode, Target};
+use crate::error::{Error, Result};
+
+/// An open SQL session and the target it reached (subprocesses must use the same one).
+pub struct Session {
+    pub client: Client,
+    pub target: Target,
+    /// The password that worked (if any), so subprocesses need not prompt again.
+    pub password: Option<String>,
+}
+
+fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> Config {
+    let mut config = Config::new();
+    config
+        .user(&params.user)
+        .dbname(&params.dbname)
+        .port(target.port);
+    match &target.host {
+        Host::Tcp(name) => config.host(name),
+        Host::Unix(dir) => config.host_path(dir),
+    };
+    if let Some(password) = password {
+        config.password(password);
+    }
+    if let Some(name) = &params.application_name {
+        config.application_name(name);
+    }
+    if let Some(timeout) = params.connect_timeout {
+        config.connect_timeout(timeout);
+    }
+    if let Some(options) = &params.options {
+        config.options(options);
+    }
+    config.ssl_mode(match (params.sslmode, target.is_unix()) {
+        (_, true) | (SslMode::Disable | SslMode::Allow, _) => {
+            tokio_postgres::config::SslMode::Disable
+        }
+        (SslMode::Prefer, _) => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    config
+}
+
+/// Connect to the first target that accepts us.
+pub async fn connect(params: &ConnParams) -> Result<Session> {
+    let mut failures: Vec<Error> = Vec::new();
+    for target in &params.targets {
+        match connect_target(params, target).await {
+            Ok(session) => return Ok(session),
+            Err(err) => failures.push(err),
+        }
+    }
+    // Like libpq, name every attempt: the first as the error, the others as its detail.
+    let mut failures = failures.into_iter();
+    let first = failures
+        .next()
+        .unwrap_or_else(|| Error::connection("no host to connect to"));
+    let others: Vec<String> = failures.map(|e| e.message).collect();
+    Err(if others.is_empty() {
+        first
+    } else {
+        first.with_detail(others.join("\n"))
+    })
+}
+
+async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session> {
+    let mut password = params.password_for(target);
+    loop {
+        let config = config_for(params, target, password.as_deref());
+        match config.connect(NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("connection closed: {err}");
+                    }
+                });
+                return Ok(Session {
+                    client,
+                    target: target.clone(),
+                    password,
+                });
+            }
+            Err(err) => {
+                let wants_password = password.is_none() && is_password_missing(&err);
+                if wants_password
+                    && !params.no_password
+                    && std::io::IsTerminal::is_terminal(&std::io::stdin())
+                {
+                    password = Some(crate::conninfo::prompt_password("Password: ")?);
+                    continue;
+                }
+                return Err(connect_error(target, &err));
+            }
+        }
+    }
+}
+
+fn is_password_missing(err: &tokio_postgres::Error) -> bool {
+    let text = err.to_string();
+    text.contains("password missing")
+}
+
+/// Word a failed connection like libpq does: `connection to server at "h", port 5432 failed: …`.
+pub fn connect_error(target: &Target, err: &tokio_postgres::Error) -> Error {
+    let reason = match err.as_db_error() {
+        Some(db) => format!("{}:  {}", db.severity(), db.message()),
+        None => {
+            // tokio-postgres wraps the OS error; libpq shows only the innermost reason.
+            let mut inner: &dyn std::error::Error = err;
+            while let Some(source) = inner.source() {
+                inner = source;
+            }
+            let text = inner.to_string();
+            if text.contains("password missing") {
+                "fe_sendauth: no password supplied".to_string()
+            } else {
+                text.split(" (os error ")
+                    .next()
+                    .unwrap_or(&text)
+                    .to_string()
+            }
+        }
+    };
+    let mut error = Error::connection(format!(
+        "connection to {} failed: {reason}",
+        target.describe()
+    ));
+    if err.as_db_error().is_none() && reason.contains("Connection refused") {
+        error = error.with_hint(match target.host {
+            Host::Tcp(_) => "Is the server running on that host and accepting TCP/IP connections?",
+            Host::Unix(_) => {
+                "Is the server running locally and accepting connections on that socket?"
+            }
+        });
+    }
+    error
+}
+
+/// Run one query that returns a single text value.
+pub async fn query_text(client: &Client, sql: &str) -> Result<String> {
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    row.try_get::<_, String>(0)
+        .map_err(|e| Error::backup(format!("unexpected result from \"{sql}\": {e}")))
+}
+
+/// A failed query as a diagnostic that keeps the server's detail and hint.
+pub fn query_error(sql: &str, err: &tokio_postgres::Error) -> Error {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut error = Error::backup(format!("query failed: {}", db.message()))
+                .with_detail(format!("Query was: {sql}"));
+            if let Some(hint) = db.hint() {
+                error = error.with_hint(hint.to_string());
+            }
+            error
+        }
+        None => Error::connection(format!("query failed: {err}")),
+    }
+}

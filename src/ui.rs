@@ -1,0 +1,126 @@
+//! What the user sees on stderr: diagnostics in PostgreSQL's format (`pg_scribe: error: …`,
+//! `pg_scribe: detail: …`, `pg_scribe: hint: …`), `✓` progress lines, and colour as PostgreSQL's
+//! `PG_COLOR` decides it (off unless `always`, or `auto` on a terminal).
+
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+use crate::error::Error;
+
+pub const PROGNAME: &str = "pg_scribe";
+
+/// The three colours PostgreSQL's front ends use by default (`PG_COLORS` is honoured too).
+struct Palette {
+    error: String,
+    warning: String,
+    note: String,
+    locus: String,
+}
+
+fn palette() -> Option<&'static Palette> {
+    static PALETTE: OnceLock<Option<Palette>> = OnceLock::new();
+    PALETTE
+        .get_or_init(|| {
+            let mode = std::env::var("PG_COLOR").ok()?;
+            let on = match mode.as_str() {
+                "always" => true,
+                "auto" => std::io::stderr().is_terminal(),
+                _ => false,
+            };
+            on.then(|| parse_pg_colors(std::env::var("PG_COLORS").ok().as_deref()))
+        })
+        .as_ref()
+}
+
+fn parse_pg_colors(spec: Option<&str>) -> Palette {
+    let mut palette = Palette {
+        error: "01;31".into(),
+        warning: "01;35".into(),
+        note: "01;36".into(),
+        locus: "01".into(),
+    };
+    for item in spec.unwrap_or("").split(':') {
+        if let Some((name, code)) = item.split_once('=') {
+            let code = code.to_string();
+            match name {
+                "error" => palette.error = code,
+                "warning" => palette.warning = code,
+                "note" => palette.note = code,
+                "locus" => palette.locus = code,
+                _ => {}
+            }
+        }
+    }
+    palette
+}
+
+fn paint(code: Option<&str>, text: &str) -> String {
+    match code {
+        Some(code) => format!("\x1b[{code}m{text}\x1b[0m"),
+        None => text.to_string(),
+    }
+}
+
+fn line(level: &str, color: Option<&str>, text: &str) {
+    let locus = paint(palette().map(|p| p.locus.as_str()), &format!("{PROGNAME}:"));
+    let label = paint(color, &format!("{level}:"));
+    let mut err = std::io::stderr().lock();
+    // Diagnostics are best effort: a closed stderr must not turn into a panic.
+    let _ = writeln!(err, "{locus} {label} {text}");
+}
+
+/// Print an error with its detail and hint, the one place errors are rendered.
+pub fn error(err: &Error) {
+    let p = palette();
+    line("error", p.map(|p| p.error.as_str()), &err.message);
+    if let Some(detail) = &err.detail {
+        line("detail", p.map(|p| p.note.as_str()), detail);
+    }
+    if let Some(hint) = &err.hint {
+        line("hint", p.map(|p| p.note.as_str()), hint);
+    }
+}
+
+/// A non-fatal problem the user should know about.
+pub fn warning(message: &str) {
+    line("warning", palette().map(|p| p.warning.as_str()), message);
+}
+
+pub fn warning_with(message: &str, detail: Option<&str>, hint: Option<&str>) {
+    warning(message);
+    let note = palette().map(|p| p.note.as_str());
+    if let Some(detail) = detail {
+        line("detail", note, detail);
+    }
+    if let Some(hint) = hint {
+        line("hint", note, hint);
+    }
+}
+
+/// A completed step, as the spec shows them: `✓ Initial chain created: …`.
+pub fn done(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "✓ {text}");
+}
+
+/// A failed check in a list of checks: `✗ …`.
+pub fn failed(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "✗ {text}");
+}
+
+/// A plain progress or report line on stderr (data goes to files, never to stderr).
+pub fn say(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_colors_overrides_single_entries() {
+        let p = parse_pg_colors(Some("error=01;32:note=02"));
+        assert_eq!(p.error, "01;32");
+        assert_eq!(p.warning, "01;35");
+        assert_eq!(p.note, "02");
+    }
+}

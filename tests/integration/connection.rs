@@ -1,0 +1,196 @@
+//! Connecting like libpq against real clusters: environment only, URIs, `.pgpass` under
+//! scram-sha-256 and md5, and the exit code and wording when it fails.
+
+use std::os::unix::fs::PermissionsExt;
+
+use pg_scribe::cli::ConnOptions;
+use pg_scribe::conninfo::{self, Environment};
+
+use crate::harness::{Cluster, pg_scribe, scratch_dir, stderr};
+
+fn env_of(pairs: &[(String, String)]) -> Environment {
+    Environment {
+        vars: pairs.iter().cloned().collect(),
+        home: None,
+        os_user: Some("nobody_in_particular".into()),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn current_user_and_db(opts: &ConnOptions, env: &Environment) -> (String, String) {
+    let params = conninfo::resolve(opts, env).expect("resolve");
+    let session = pg_scribe::sql::connect(&params).await.expect("connect");
+    let row = session
+        .client
+        .query_one("SELECT current_user::text, current_database()::text", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn connects_with_environment_variables_only() {
+    let cluster = Cluster::start();
+    cluster.create_database("envdb");
+    let env = env_of(&cluster.env("envdb"));
+    let got = runtime().block_on(current_user_and_db(&ConnOptions::default(), &env));
+    assert_eq!(got, ("postgres".to_string(), "envdb".to_string()));
+}
+
+#[test]
+fn connects_with_a_uri_and_a_conninfo_string() {
+    let cluster = Cluster::start();
+    cluster.create_database("uri db");
+    let env = env_of(&[]);
+    let socket = cluster.socket_dir.display().to_string().replace('/', "%2F");
+    let uri = format!(
+        "postgresql://postgres@{socket}:{}/uri%20db?application_name=x",
+        cluster.port
+    );
+    let opts = ConnOptions {
+        dbname: Some(uri),
+        ..Default::default()
+    };
+    let rt = runtime();
+    assert_eq!(rt.block_on(current_user_and_db(&opts, &env)).1, "uri db");
+
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres dbname='uri db' sslmode=disable",
+        cluster.port
+    );
+    let opts = ConnOptions {
+        dbname: Some(conninfo),
+        ..Default::default()
+    };
+    assert_eq!(rt.block_on(current_user_and_db(&opts, &env)).1, "uri db");
+}
+
+fn password_cluster(method: &str) -> Cluster {
+    let cluster = Cluster::start();
+    cluster.psql(
+        "postgres",
+        &format!(
+            "SET password_encryption = '{}'; CREATE ROLE alice LOGIN PASSWORD 'se:cr\\et'",
+            if method == "md5" {
+                "md5"
+            } else {
+                "scram-sha-256"
+            }
+        ),
+    );
+    cluster.set_hba(&format!("host all all 127.0.0.1/32 {method}"));
+    cluster
+}
+
+fn pgpass_env(cluster: &Cluster, contents: &str, mode: u32) -> (Environment, std::path::PathBuf) {
+    let dir = scratch_dir("pgpass");
+    let file = dir.join("pgpass");
+    std::fs::write(&file, contents).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    let mut env = env_of(&[
+        ("PGHOST".into(), "127.0.0.1".into()),
+        ("PGPORT".into(), cluster.port.to_string()),
+        ("PGUSER".into(), "alice".into()),
+        ("PGDATABASE".into(), "postgres".into()),
+        ("PGSSLMODE".into(), "disable".into()),
+    ]);
+    env.vars
+        .insert("PGPASSFILE".into(), file.display().to_string());
+    (env, dir)
+}
+
+#[test]
+fn password_from_pgpass_under_scram_and_md5() {
+    for method in ["scram-sha-256", "md5"] {
+        let cluster = password_cluster(method);
+        // The escaped colon and backslash are part of the password.
+        let (env, dir) = pgpass_env(
+            &cluster,
+            "# comment\nother:*:*:*:nope\n127.0.0.1:*:*:alice:se\\:cr\\\\et\n",
+            0o600,
+        );
+        let got = runtime().block_on(current_user_and_db(&ConnOptions::default(), &env));
+        assert_eq!(got.0, "alice", "{method}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn wrong_password_exits_2_with_the_server_message() {
+    let cluster = password_cluster("scram-sha-256");
+    let (env, dir) = pgpass_env(&cluster, "*:*:*:*:wrong\n", 0o600);
+    let vars: Vec<(String, String)> = env.vars.into_iter().collect();
+    let out = pg_scribe(&["--status", "-w"], &vars);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let expected = format!(
+        "pg_scribe: error: connection to server at \"127.0.0.1\", port {} failed: FATAL:  password authentication failed for user \"alice\"\n",
+        cluster.port
+    );
+    assert_eq!(stderr(&out), expected);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn group_readable_pgpass_is_ignored_with_a_warning() {
+    let cluster = password_cluster("scram-sha-256");
+    let (env, dir) = pgpass_env(&cluster, "*:*:*:*:se:cr\\\\et\n", 0o640);
+    let vars: Vec<(String, String)> = env.vars.into_iter().collect();
+    let out = pg_scribe(&["--status", "-w"], &vars);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("pg_scribe: warning: password file"), "{err}");
+    assert!(
+        err.contains("has group or world access; permissions should be u=rw (0600) or less"),
+        "{err}"
+    );
+    assert!(err.contains("no password supplied"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unreachable_port_exits_2() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = pg_scribe(
+        &["--status", "-h", "127.0.0.1", "-p", &port.to_string(), "-w"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "pg_scribe: error: connection to server at \"127.0.0.1\", port {port} failed: Connection refused\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: Is the server running on that host and accepting TCP/IP connections?")
+    );
+}
+
+#[test]
+fn subprocess_environment_carries_the_password_outside_argv() {
+    let cluster = password_cluster("md5");
+    let mut params = cluster.tcp_params("postgres");
+    params.user = "alice".into();
+    params.password = Some("se:cr\\et".into());
+    let mut cmd = tokio::process::Command::new(crate::harness::bindir().join("psql"));
+    cmd.args(["-X", "-A", "-t", "-w", "-c", "SELECT current_user"]);
+    params.configure_command(&mut cmd);
+    let out = runtime().block_on(async { cmd.output().await }).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alice");
+}

@@ -1,0 +1,405 @@
+//! Throwaway PostgreSQL clusters for the integration tests: initdb once per test binary into a
+//! template, then a copy per cluster with its own free port and a socket in its own temp dir;
+//! logical decoding on, wal2sql allowed (and preloaded once it is installed). When the tests run
+//! as root the server runs as the `postgres` OS user, since PostgreSQL refuses root. A cluster is
+//! stopped and removed when dropped, also when a test panics.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use pg_scribe::conninfo::{ConnParams, Host, SslMode, Target};
+
+pub const SUPERUSER: &str = "postgres";
+
+pub fn bindir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
+    let debian = PathBuf::from("/usr/lib/postgresql/15/bin");
+    if debian.join("postgres").exists() {
+        return debian;
+    }
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .expect("pg_config");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Run a PostgreSQL server program as the OS user that may run it.
+fn server_command(program: &str) -> Command {
+    let path = bindir().join(program);
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(path);
+        cmd
+    } else {
+        Command::new(path)
+    }
+}
+
+fn give_to_server_user(path: &Path) {
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown {} failed", path.display());
+    }
+}
+
+fn check(output: Output, what: &str) -> String {
+    if !output.status.success() {
+        panic!(
+            "{what} failed ({}):\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A fresh directory under the system temp dir that the server user can enter.
+pub fn scratch_dir(label: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pg_scribe-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// Whether this server knows `output_plugin_libraries` (15.19+ and other new minors); older
+/// ones refuse to start when it is set.
+pub fn has_output_plugin_libraries() -> bool {
+    static KNOWS: OnceLock<bool> = OnceLock::new();
+    *KNOWS.get_or_init(|| {
+        let out = Command::new(bindir().join("postgres"))
+            .arg("--describe-config")
+            .output()
+            .expect("postgres --describe-config");
+        String::from_utf8_lossy(&out.stdout).contains("output_plugin_libraries")
+    })
+}
+
+/// Whether the wal2sql library is installed into this server's lib dir.
+pub fn wal2sql_installed() -> bool {
+    let out = Command::new(bindir().join("pg_config"))
+        .arg("--pkglibdir")
+        .output();
+    match out {
+        Ok(out) => Path::new(String::from_utf8_lossy(&out.stdout).trim())
+            .join("wal2sql.so")
+            .exists(),
+        Err(_) => false,
+    }
+}
+
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = scratch_dir("template");
+        give_to_server_user(&dir);
+        let data = dir.join("data");
+        check(
+            server_command("initdb")
+                .args([
+                    "-N",
+                    "-A",
+                    "trust",
+                    "-U",
+                    SUPERUSER,
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "-D",
+                ])
+                .arg(&data)
+                .output()
+                .expect("initdb"),
+            "initdb",
+        );
+        extern "C" fn remove_template() {
+            if let Some(dir) = TEMPLATE.get() {
+                let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(dir));
+            }
+        }
+        // SAFETY: registering a plain extern "C" function with no captured state.
+        unsafe {
+            libc::atexit(remove_template);
+        }
+        data
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub data: PathBuf,
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    running: bool,
+}
+
+impl Cluster {
+    /// A running cluster with the default test settings.
+    pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A running cluster with extra `postgresql.conf` lines.
+    pub fn start_with(extra_conf: &[&str]) -> Cluster {
+        let dir = scratch_dir("cluster");
+        let data = dir.join("data");
+        let socket_dir = dir.join("sock");
+        std::fs::create_dir_all(&socket_dir).expect("socket dir");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(template())
+            .arg(&data)
+            .status()
+            .expect("cp");
+        assert!(status.success(), "copying the template cluster failed");
+        let port = free_port();
+        let mut conf = vec![
+            format!("port = {port}"),
+            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("unix_socket_directories = '{}'", socket_dir.display()),
+            "wal_level = logical".into(),
+            "max_wal_senders = 10".into(),
+            "max_replication_slots = 10".into(),
+            "wal_sender_timeout = 10s".into(),
+            "fsync = off".into(),
+            "log_min_messages = warning".into(),
+            "log_line_prefix = '%m [%p] %q%u@%d '".into(),
+        ];
+        if has_output_plugin_libraries() {
+            conf.push("output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'".into());
+        }
+        if wal2sql_installed() {
+            conf.push("shared_preload_libraries = 'wal2sql'".into());
+        }
+        conf.extend(extra_conf.iter().map(|s| s.to_string()));
+        append(&data.join("postgresql.conf"), &conf.join("\n"));
+        give_to_server_user(&dir);
+        let mut cluster = Cluster {
+            dir,
+            data,
+            socket_dir,
+            port,
+            running: false,
+        };
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    fn pg_ctl_start(&mut self) {
+        check(
+            server_command("pg_ctl")
+                .args(["-w", "-t", "60", "-D"])
+                .arg(&self.data)
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .arg("start")
+                .output()
+                .expect("pg_ctl start"),
+            "pg_ctl start",
+        );
+        self.running = true;
+    }
+
+    pub fn stop(&mut self, mode: &str) {
+        if self.running {
+            let _ = server_command("pg_ctl")
+                .args(["-w", "-t", "60", "-m", mode, "-D"])
+                .arg(&self.data)
+                .arg("stop")
+                .output();
+            self.running = false;
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop("fast");
+        self.pg_ctl_start();
+    }
+
+    pub fn reload(&self) {
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
+    /// Add `postgresql.conf` lines (takes effect at the next restart or reload).
+    pub fn configure(&self, lines: &str) {
+        append(&self.data.join("postgresql.conf"), lines);
+    }
+
+    /// Replace `pg_hba.conf`; local (socket) connections stay trusted so the harness can work.
+    pub fn set_hba(&self, lines: &str) {
+        let text = format!("local all all trust\nlocal replication all trust\n{lines}\n");
+        std::fs::write(self.data.join("pg_hba.conf"), text).expect("write pg_hba.conf");
+        give_to_server_user(&self.data.join("pg_hba.conf"));
+        self.reload();
+    }
+
+    /// Turn on TLS with a self-signed certificate for `localhost` and 127.0.0.1; returns the
+    /// certificate (its own CA) for `sslrootcert`.
+    pub fn enable_ssl(&mut self) -> PathBuf {
+        let crt = self.data.join("server.crt");
+        let key = self.data.join("server.key");
+        check(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-new",
+                    "-x509",
+                    "-days",
+                    "2",
+                    "-nodes",
+                    "-subj",
+                    "/CN=localhost",
+                ])
+                .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+                .args(["-newkey", "rsa:2048", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&crt)
+                .output()
+                .expect("openssl"),
+            "openssl req",
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+        give_to_server_user(&self.data);
+        self.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'");
+        self.restart();
+        let ca = self.dir.join("root.crt");
+        std::fs::copy(&crt, &ca).expect("copy certificate");
+        ca
+    }
+
+    /// Connection parameters over the Unix socket as the superuser.
+    pub fn params(&self, dbname: &str) -> ConnParams {
+        ConnParams {
+            targets: vec![Target {
+                host: Host::Unix(self.socket_dir.clone()),
+                port: self.port,
+            }],
+            user: SUPERUSER.into(),
+            dbname: dbname.into(),
+            password: None,
+            passfile: None,
+            sslmode: SslMode::Disable,
+            sslrootcert: None,
+            application_name: Some("pg_scribe_tests".into()),
+            connect_timeout: None,
+            no_password: true,
+            options: None,
+        }
+    }
+
+    /// The same over TCP on 127.0.0.1.
+    pub fn tcp_params(&self, dbname: &str) -> ConnParams {
+        ConnParams {
+            targets: vec![Target {
+                host: Host::Tcp("127.0.0.1".into()),
+                port: self.port,
+            }],
+            ..self.params(dbname)
+        }
+    }
+
+    /// Environment variables that point libpq clients (and pg_scribe) at this cluster.
+    pub fn env(&self, dbname: &str) -> Vec<(String, String)> {
+        vec![
+            ("PGHOST".into(), self.socket_dir.display().to_string()),
+            ("PGPORT".into(), self.port.to_string()),
+            ("PGUSER".into(), SUPERUSER.into()),
+            ("PGDATABASE".into(), dbname.into()),
+        ]
+    }
+
+    /// Run SQL with psql over the socket; returns unaligned, tuples-only output. Panics on error.
+    pub fn psql(&self, dbname: &str, sql: &str) -> String {
+        check(self.try_psql(dbname, sql), &format!("psql {sql:?}"))
+    }
+
+    pub fn try_psql(&self, dbname: &str, sql: &str) -> Output {
+        Command::new(bindir().join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                dbname,
+                "-c",
+                sql,
+            ])
+            .env_remove("PGPASSWORD")
+            .output()
+            .expect("psql")
+    }
+
+    pub fn create_database(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    writeln!(file, "\n{text}").expect("append");
+}
+
+/// Run the pg_scribe binary with a clean libpq environment plus `env`.
+pub fn pg_scribe(args: &[&str], env: &[(String, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg_scribe"));
+    cmd.args(args);
+    for var in pg_scribe::conninfo::SUBPROCESS_CLEARED_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("PG_COLOR");
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    cmd.stdin(std::process::Stdio::null());
+    cmd.output().expect("run pg_scribe")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: every test that runs the built `pg_scribe` or needs a real
+//! PostgreSQL cluster lives in a module here and shares the harness.
+
+mod harness;
+
+mod cli;
+mod connection;
+mod replication;

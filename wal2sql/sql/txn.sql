@@ -1,0 +1,33 @@
+-- Savepoints, aborted and prepared transactions, batching.
+SET wal2sql.auto_replica_identity = off;
+CREATE TABLE tx (id int PRIMARY KEY, v text);
+CREATE TABLE tx2 (id int PRIMARY KEY);
+SELECT 'init' FROM pg_create_logical_replication_slot('tx', 'wal2sql');
+BEGIN;
+INSERT INTO tx VALUES (1, 'kept');
+SAVEPOINT s1;
+INSERT INTO tx VALUES (2, 'rolled back');
+CREATE TABLE tx_gone (a int);
+ROLLBACK TO s1;
+SAVEPOINT s2;
+INSERT INTO tx VALUES (3, 'released');
+RELEASE s2;
+COMMIT;
+BEGIN;
+INSERT INTO tx VALUES (4, 'aborted');
+ROLLBACK;
+SELECT * FROM changes('tx');
+-- batching: consecutive INSERTs into one table become one statement
+INSERT INTO tx SELECT g, 'b' || g FROM generate_series(10, 14) g;
+BEGIN;
+INSERT INTO tx VALUES (20, 'a');
+INSERT INTO tx2 VALUES (1);
+INSERT INTO tx2 VALUES (2);
+UPDATE tx SET v = 'u' WHERE id = 20;
+INSERT INTO tx VALUES (21, 'b');
+ALTER TABLE tx ADD COLUMN w int DEFAULT 7;
+INSERT INTO tx VALUES (22, 'c');
+INSERT INTO tx VALUES (23, 'd', 8);
+COMMIT;
+SELECT * FROM changes('tx', 'batch-inserts', '3');
+SELECT pg_drop_replication_slot('tx');

@@ -1,0 +1,698 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		DDL capture for wal2sql: a ProcessUtility hook that knows the exact
+ *		text of every utility statement, and the event trigger function
+ *		that writes it into the queue table wal2sql.ddl_queue.
+ *
+ * The queue table belongs to the superuser who created the extension and
+ * nobody else may write it.  The event trigger function (which cannot be
+ * called directly) inserts rows with heap-level calls, so it needs no
+ * privilege on the table; the output plugin recognises the table and
+ * writes its rows out as SQL at their place in the transaction.  Rows of
+ * rolled-back (sub)transactions vanish with them.
+ *
+ * Statement text: when the library was loaded before the statement ran
+ * (shared_preload_libraries or session_preload_libraries), the hook gives
+ * the exact text of each statement, at any nesting level.  Otherwise only
+ * a query string holding exactly one statement of the same command tag is
+ * trusted; anything else becomes an "unreplayable" marker.
+ *
+ * IDENTIFICATION
+ *		wal2sql/src/capture.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/defrem.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "parser/scanner.h"
+#include "parser/scansup.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+
+#include "wal2sql.h"
+
+PG_FUNCTION_INFO_V1(wal2sql_capture_ddl);
+
+/* The statement being executed at each utility nesting level. */
+typedef struct W2SFrame
+{
+	const char *query;
+	int			location;
+	int			len;
+	NodeTag		tag;			/* node type of the utility statement */
+} W2SFrame;
+
+static W2SFrame *w2s_frames = NULL;
+static int	w2s_depth = 0;
+static int	w2s_frames_size = 0;
+
+/* set while wal2sql itself runs DDL (auto replica identity) */
+static bool w2s_internal = false;
+
+/* set by the sql_drop firing: were all dropped objects temporary? */
+static bool w2s_drop_seen = false;
+static bool w2s_drop_all_temp = false;
+
+static ProcessUtility_hook_type w2s_prev_utility = NULL;
+
+static void w2s_utility(W2S_UTILITY_ARGS_DECL);
+
+void
+wal2sql_capture_init(void)
+{
+	w2s_prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = w2s_utility;
+}
+
+static bool
+w2s_capture_active(void)
+{
+	return wal2sql_capture && !w2s_internal && !creating_extension &&
+		XLogLogicalInfoActive();
+}
+
+/* ---------------------------------------------------------------------
+ * Queue table
+ * ---------------------------------------------------------------------
+ */
+
+static void
+w2s_queue_insert(const char *kind, const char *search_path, const char *role,
+				 const char *settings, const char *command)
+{
+	Oid			nspid = get_namespace_oid(WAL2SQL_SCHEMA, true);
+	Oid			relid;
+	Relation	rel;
+	Datum		values[QUEUE_NATTS];
+	bool		nulls[QUEUE_NATTS];
+	HeapTuple	tup;
+
+	if (!OidIsValid(nspid))
+		return;
+	relid = get_relname_relid(WAL2SQL_QUEUE, nspid);
+	if (!OidIsValid(relid))
+		return;
+
+	rel = table_open(relid, RowExclusiveLock);
+	if (RelationGetDescr(rel)->natts != QUEUE_NATTS)
+		elog(ERROR, "wal2sql: unexpected shape of table %s.%s",
+			 WAL2SQL_SCHEMA, WAL2SQL_QUEUE);
+
+	memset(nulls, false, sizeof(nulls));
+#define SETTEXT(att, s) \
+	do { \
+		if ((s) == NULL) nulls[(att) - 1] = true; \
+		else values[(att) - 1] = CStringGetTextDatum(s); \
+	} while (0)
+	SETTEXT(QUEUE_ATT_KIND, kind);
+	SETTEXT(QUEUE_ATT_SEARCH_PATH, search_path);
+	SETTEXT(QUEUE_ATT_ROLE, role);
+	SETTEXT(QUEUE_ATT_SETTINGS, settings);
+	SETTEXT(QUEUE_ATT_COMMAND, command);
+#undef SETTEXT
+
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	/* the table has no index, trigger or rule: nothing else to maintain */
+	simple_heap_insert(rel, tup);
+	table_close(rel, NoLock);
+}
+
+/* The effective search_path, as the value of a SET command. */
+static char *
+w2s_current_search_path(void)
+{
+	List	   *path = fetch_search_path(false);
+	ListCell   *lc;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	foreach(lc, path)
+	{
+		Oid			nspid = lfirst_oid(lc);
+		char	   *name;
+
+		if (isTempNamespace(nspid))
+			name = "pg_temp";
+		else
+		{
+			name = get_namespace_name(nspid);
+			if (name == NULL)
+				continue;
+		}
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, quote_identifier(name));
+	}
+	if (buf.len == 0)
+		appendStringInfoString(&buf, "''");
+	return buf.data;
+}
+
+/* Queue a DDL statement with the settings needed to replay it. */
+static void
+w2s_queue_ddl(const char *command)
+{
+	w2s_queue_insert("ddl",
+					 w2s_current_search_path(),
+					 GetUserNameFromId(GetUserId(), false),
+					 standard_conforming_strings ? NULL :
+					 "SET LOCAL standard_conforming_strings = off;",
+					 command);
+}
+
+static void
+w2s_queue_unreplayable(const char *tag, const char *reason, const char *text)
+{
+	char	   *shown = pnstrdup(text, 200);
+
+	w2s_queue_insert("unreplayable", NULL, NULL, NULL,
+					 psprintf("%s statement %s: %s%s",
+							  tag, reason, shown, strlen(text) > 200 ? "..." : ""));
+}
+
+#define W2S_REASON_NO_TEXT \
+	"whose exact text is unknown (load wal2sql with shared_preload_libraries " \
+	"or session_preload_libraries)"
+
+/* ---------------------------------------------------------------------
+ * Statement text
+ * ---------------------------------------------------------------------
+ */
+
+/* Cut one statement out of a query string, trimmed, terminated by ';'. */
+static char *
+w2s_statement_text(const char *query, int location, int len)
+{
+	const char *start;
+	const char *end;
+	const char *line;
+	StringInfoData buf;
+
+	if (location < 0)
+	{
+		location = 0;
+		len = 0;
+	}
+	start = query + location;
+	end = (len > 0) ? start + len : start + strlen(start);
+
+	while (start < end && scanner_isspace(*start))
+		start++;
+	while (end > start && (scanner_isspace(end[-1]) || end[-1] == ';'))
+		end--;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, start, end - start);
+
+	/* a trailing "--" comment would swallow the terminator */
+	line = strrchr(buf.data, '\n');
+	if (strstr(line ? line : buf.data, "--") != NULL)
+		appendStringInfoChar(&buf, '\n');
+	appendStringInfoChar(&buf, ';');
+	return buf.data;
+}
+
+/*
+ * Remove the CONCURRENTLY keyword: the replay runs every statement inside
+ * a transaction block, where CONCURRENTLY is not allowed.
+ */
+static char *
+w2s_strip_concurrently(const char *text)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			kwnum = ScanKeywordLookup("concurrently", &ScanKeywords);
+	int			token;
+	char	   *result = NULL;
+
+	if (kwnum < 0)
+		return pstrdup(text);
+
+	scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((token = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (token == ScanKeywordTokens[kwnum])
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			appendBinaryStringInfo(&buf, text, yylloc);
+			appendStringInfoString(&buf, text + yylloc + strlen("concurrently") +
+								   (text[yylloc + strlen("concurrently")] == ' ' ? 1 : 0));
+			result = buf.data;
+			break;
+		}
+	}
+	scanner_finish(scanner);
+	return result ? result : pstrdup(text);
+}
+
+static bool
+w2s_is_concurrent(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) parsetree)->concurrent;
+		case T_DropStmt:
+			return ((DropStmt *) parsetree)->concurrent;
+		case T_ReindexStmt:
+		case T_AlterTableStmt:
+			return true;		/* only strips a CONCURRENTLY keyword */
+		default:
+			return false;
+	}
+}
+
+/*
+ * The text of the statement being executed, or NULL when it is not known
+ * exactly.
+ */
+static char *
+w2s_current_statement(CommandTag tag)
+{
+	List	   *raw;
+	RawStmt    *rs;
+
+	if (w2s_depth > 0)
+	{
+		W2SFrame   *f = &w2s_frames[w2s_depth - 1];
+
+		return w2s_statement_text(f->query, f->location, f->len);
+	}
+
+	/* no hook: trust only a query string that is this one statement */
+	if (debug_query_string == NULL)
+		return NULL;
+	raw = W2S_RAW_PARSER(debug_query_string);
+	if (list_length(raw) != 1)
+		return NULL;
+	rs = linitial_node(RawStmt, raw);
+	if (CreateCommandTag(rs->stmt) != tag)
+		return NULL;
+	return w2s_statement_text(debug_query_string, rs->stmt_location,
+							  rs->stmt_len);
+}
+
+/* ---------------------------------------------------------------------
+ * CREATE TABLE AS / SELECT INTO
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The rows of CREATE TABLE AS are decoded as INSERTs before the command
+ * ends, so the table must be created first: build a plain CREATE TABLE
+ * from the analysed query.  Returns NULL if that is not possible.
+ */
+static char *
+w2s_ctas_create_table(CreateTableAsStmt *ctas)
+{
+	IntoClause *into = ctas->into;
+	Query	   *query = (Query *) ctas->query;
+	RangeVar   *rv = into->rel;
+	ListCell   *lc;
+	ListCell   *names;
+	StringInfoData buf;
+	bool		first = true;
+
+	if (query == NULL || !IsA(query, Query) || query->commandType != CMD_SELECT)
+		return NULL;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "CREATE ");
+	if (rv->relpersistence == RELPERSISTENCE_UNLOGGED)
+		appendStringInfoString(&buf, "UNLOGGED ");
+	appendStringInfoString(&buf, "TABLE ");
+	if (ctas->if_not_exists)
+		appendStringInfoString(&buf, "IF NOT EXISTS ");
+	if (rv->schemaname)
+		appendStringInfo(&buf, "%s.", quote_identifier(rv->schemaname));
+	appendStringInfo(&buf, "%s (", quote_identifier(rv->relname));
+
+	names = list_head(into->colNames);
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+		Oid			typid = exprType((Node *) tle->expr);
+		Oid			coll = exprCollation((Node *) tle->expr);
+		const char *name = tle->resname;
+
+		if (tle->resjunk)
+			continue;
+		if (names != NULL)
+		{
+			name = strVal(lfirst(names));
+			names = lnext(into->colNames, names);
+		}
+		if (name == NULL)
+			return NULL;
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfo(&buf, "%s %s", quote_identifier(name),
+						 format_type_extended(typid, exprTypmod((Node *) tle->expr),
+											  FORMAT_TYPE_TYPEMOD_GIVEN |
+											  FORMAT_TYPE_FORCE_QUALIFY));
+		if (OidIsValid(coll) && coll != get_typcollation(typid))
+			appendStringInfo(&buf, " COLLATE %s", generate_collation_name(coll));
+		first = false;
+	}
+	appendStringInfoChar(&buf, ')');
+	if (into->accessMethod)
+		appendStringInfo(&buf, " USING %s", quote_identifier(into->accessMethod));
+	if (into->options != NIL)
+	{
+		bool		firstopt = true;
+
+		appendStringInfoString(&buf, " WITH (");
+		foreach(lc, into->options)
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (!firstopt)
+				appendStringInfoString(&buf, ", ");
+			if (def->defnamespace)
+				appendStringInfo(&buf, "%s.", quote_identifier(def->defnamespace));
+			appendStringInfoString(&buf, quote_identifier(def->defname));
+			if (def->arg)
+				appendStringInfo(&buf, " = %s",
+								 quote_literal_cstr(defGetString(def)));
+			firstopt = false;
+		}
+		appendStringInfoChar(&buf, ')');
+	}
+	if (into->tableSpaceName)
+		appendStringInfo(&buf, " TABLESPACE %s",
+						 quote_identifier(into->tableSpaceName));
+	appendStringInfoChar(&buf, ';');
+	return buf.data;
+}
+
+static bool
+w2s_ctas_is_table(Node *parsetree)
+{
+	return parsetree != NULL && IsA(parsetree, CreateTableAsStmt) &&
+		W2S_CTAS_OBJTYPE((CreateTableAsStmt *) parsetree) == OBJECT_TABLE;
+}
+
+static void
+w2s_queue_ctas(CreateTableAsStmt *ctas, const char *tag)
+{
+	char	   *text;
+
+	if (ctas->into->rel->relpersistence == RELPERSISTENCE_TEMP)
+		return;
+	text = w2s_ctas_create_table(ctas);
+	if (text != NULL)
+		w2s_queue_ddl(text);
+	else
+		w2s_queue_unreplayable(tag, "that cannot be turned into CREATE TABLE",
+							   debug_query_string ? debug_query_string : "");
+}
+
+/* ---------------------------------------------------------------------
+ * ProcessUtility hook
+ * ---------------------------------------------------------------------
+ */
+
+static void
+w2s_utility(W2S_UTILITY_ARGS_DECL)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	/* EXPLAIN ANALYZE CREATE TABLE AS fires no event trigger */
+	if (IsA(parsetree, ExplainStmt) && w2s_capture_active())
+	{
+		ExplainStmt *es = (ExplainStmt *) parsetree;
+		Query	   *q = (Query *) es->query;
+		ListCell   *lc;
+		bool		analyze = false;
+
+		foreach(lc, es->options)
+		{
+			DefElem    *opt = lfirst_node(DefElem, lc);
+
+			if (strcmp(opt->defname, "analyze") == 0)
+				analyze = defGetBoolean(opt);
+		}
+		if (analyze && q != NULL && IsA(q, Query) &&
+			q->commandType == CMD_UTILITY && w2s_ctas_is_table(q->utilityStmt))
+			w2s_queue_ctas((CreateTableAsStmt *) q->utilityStmt,
+						   "EXPLAIN ANALYZE CREATE TABLE AS");
+	}
+
+	if (w2s_depth >= w2s_frames_size)
+	{
+		int			newsize = Max(16, w2s_frames_size * 2);
+
+		if (w2s_frames == NULL)
+			w2s_frames = MemoryContextAlloc(TopMemoryContext,
+											sizeof(W2SFrame) * newsize);
+		else
+			w2s_frames = repalloc(w2s_frames, sizeof(W2SFrame) * newsize);
+		w2s_frames_size = newsize;
+	}
+	w2s_frames[w2s_depth].query = queryString;
+	w2s_frames[w2s_depth].location = pstmt->stmt_location;
+	w2s_frames[w2s_depth].len = pstmt->stmt_len;
+	w2s_frames[w2s_depth].tag = nodeTag(parsetree);
+	w2s_depth++;
+
+	PG_TRY();
+	{
+		if (w2s_prev_utility)
+			w2s_prev_utility(W2S_UTILITY_ARGS);
+		else
+			standard_ProcessUtility(W2S_UTILITY_ARGS);
+	}
+	PG_FINALLY();
+	{
+		w2s_depth--;
+	}
+	PG_END_TRY();
+}
+
+/* ---------------------------------------------------------------------
+ * Event trigger function
+ * ---------------------------------------------------------------------
+ */
+
+/* Tables just created without a primary key get REPLICA IDENTITY FULL. */
+static void
+w2s_auto_replica_identity(List *relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = RelationIdGetRelation(relid);
+		bool		wanted;
+		char	   *sql;
+
+		if (!RelationIsValid(rel))
+			continue;
+		(void) RelationGetIndexList(rel);	/* sets rd_pkindex */
+		wanted = (rel->rd_rel->relkind == RELKIND_RELATION ||
+				  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) &&
+			rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
+			rel->rd_rel->relreplident == REPLICA_IDENTITY_DEFAULT &&
+			!OidIsValid(rel->rd_pkindex);
+		sql = psprintf("ALTER TABLE %s REPLICA IDENTITY FULL;",
+					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												  RelationGetRelationName(rel)));
+		RelationClose(rel);
+		if (!wanted)
+			continue;
+
+		w2s_internal = true;
+		PG_TRY();
+		{
+			if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "wal2sql: could not run \"%s\"", sql);
+		}
+		PG_FINALLY();
+		{
+			w2s_internal = false;
+		}
+		PG_END_TRY();
+		w2s_queue_ddl(sql);
+	}
+}
+
+/*
+ * Look at the commands of this DDL: are they all on temporary objects,
+ * and which tables did it create?
+ */
+static void
+w2s_collected_commands(bool *all_temp, List **created)
+{
+	int			ret;
+	uint64		i;
+	int			n = 0;
+	int			ntemp = 0;
+
+	*all_temp = false;
+	*created = NIL;
+	ret = SPI_execute("SELECT objid, object_type, command_tag, schema_name "
+					  "FROM pg_catalog.pg_event_trigger_ddl_commands()",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "wal2sql: could not read pg_event_trigger_ddl_commands()");
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		objid = SPI_getbinval(tup, desc, 1, &isnull);
+		char	   *objtype = SPI_getvalue(tup, desc, 2);
+		char	   *cmdtag = SPI_getvalue(tup, desc, 3);
+		char	   *schema = SPI_getvalue(tup, desc, 4);
+
+		n++;
+		if (schema != NULL &&
+			(strcmp(schema, "pg_temp") == 0 ||
+			 isAnyTempNamespace(get_namespace_oid(schema, true))))
+			ntemp++;
+		if (objtype != NULL && strcmp(objtype, "table") == 0 &&
+			cmdtag != NULL &&
+			(strcmp(cmdtag, "CREATE TABLE") == 0 ||
+			 strcmp(cmdtag, "CREATE TABLE AS") == 0 ||
+			 strcmp(cmdtag, "SELECT INTO") == 0))
+		{
+			MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+			*created = lappend_oid(*created, DatumGetObjectId(objid));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	*all_temp = (n > 0 && ntemp == n);
+}
+
+static bool
+w2s_skipped_statement(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateSubscriptionStmt:
+		case T_AlterSubscriptionStmt:
+		case T_DropSubscriptionStmt:
+			return true;		/* replaying would connect to the publisher */
+		default:
+			return false;
+	}
+}
+
+Datum
+wal2sql_capture_ddl(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	Node	   *parsetree;
+	const char *tag;
+	bool		all_temp;
+	List	   *created;
+	char	   *text;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("wal2sql.capture_ddl() may only be called as an event trigger")));
+
+	trigdata = (EventTriggerData *) fcinfo->context;
+	parsetree = trigdata->parsetree;
+	tag = GetCommandTagName(trigdata->tag);
+
+	if (!w2s_capture_active() || parsetree == NULL)
+		PG_RETURN_NULL();
+
+	if (strcmp(trigdata->event, "ddl_command_start") == 0)
+	{
+		w2s_drop_seen = false;
+		if (w2s_ctas_is_table(parsetree))
+			w2s_queue_ctas((CreateTableAsStmt *) parsetree, tag);
+		PG_RETURN_NULL();
+	}
+
+	if (strcmp(trigdata->event, "sql_drop") == 0)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "wal2sql: SPI_connect failed");
+		if (SPI_execute("SELECT pg_catalog.bool_and(is_temporary) "
+						"FROM pg_catalog.pg_event_trigger_dropped_objects()",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "wal2sql: could not read pg_event_trigger_dropped_objects()");
+		w2s_drop_seen = true;
+		w2s_drop_all_temp = false;
+		if (SPI_processed == 1)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1);
+
+			w2s_drop_all_temp = (v != NULL && strcmp(v, "t") == 0);
+		}
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+
+	if (strcmp(trigdata->event, "ddl_command_end") != 0)
+		PG_RETURN_NULL();
+
+	if (w2s_skipped_statement(parsetree))
+		PG_RETURN_NULL();
+
+	/* commands run internally by REFRESH MATERIALIZED VIEW CONCURRENTLY */
+	if (w2s_depth >= 2 &&
+		w2s_frames[w2s_depth - 2].tag == T_RefreshMatViewStmt)
+		PG_RETURN_NULL();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "wal2sql: SPI_connect failed");
+	w2s_collected_commands(&all_temp, &created);
+
+	if (IsA(parsetree, DropStmt) && w2s_drop_seen && w2s_drop_all_temp)
+		all_temp = true;
+	w2s_drop_seen = false;
+
+	if (!all_temp)
+	{
+		if (w2s_ctas_is_table(parsetree))
+			text = NULL;		/* written at ddl_command_start */
+		else if ((text = w2s_current_statement(trigdata->tag)) == NULL)
+			w2s_queue_unreplayable(tag, W2S_REASON_NO_TEXT,
+								   debug_query_string ? debug_query_string : "");
+		else
+		{
+			if (w2s_is_concurrent(parsetree))
+				text = w2s_strip_concurrently(text);
+			w2s_queue_ddl(text);
+		}
+
+		if (wal2sql_auto_replica_identity)
+			w2s_auto_replica_identity(created);
+	}
+
+	SPI_finish();
+	PG_RETURN_NULL();
+}

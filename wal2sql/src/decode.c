@@ -1,0 +1,1091 @@
+/*-------------------------------------------------------------------------
+ *
+ * decode.c
+ *		The wal2sql logical decoding output plugin: turns committed
+ *		transactions into replayable SQL text.
+ *
+ * Per committed transaction that wrote anything:
+ *
+ *	-- wal2sql begin xid=750 commit_lsn=0/1A2B3C4 end_lsn=0/1A2B3F8 commit_time=2026-11-26T12:00:00.123456Z
+ *	BEGIN;
+ *	<one statement per message>
+ *	COMMIT;
+ *	-- wal2sql commit end_lsn=0/1A2B3F8
+ *
+ * Every line above is one message (one OutputPluginWrite), without a
+ * trailing newline.  DDL and sequence values reach the stream as rows of
+ * the superuser-owned queue table wal2sql.ddl_queue (see capture.c); the
+ * plugin recognises that table and writes its rows out as SQL.  Logical
+ * decoding messages (pg_logical_emit_message) are ignored altogether, so
+ * they cannot be used to inject SQL into the stream.
+ *
+ * IDENTIFICATION
+ *		wal2sql/src/decode.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/detoast.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "replication/logical.h"
+#include "replication/output_plugin.h"
+#include "replication/walsender.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "wal2sql.h"
+
+extern void _PG_output_plugin_init(OutputPluginCallbacks *cb);
+
+/* How a column is compared in a WHERE clause. */
+typedef enum W2SEqKind
+{
+	W2S_EQ_PLAIN,				/* col = 'v' (pg_catalog operator) */
+	W2S_EQ_OPERATOR,			/* col OPERATOR(nsp.=) 'v' */
+	W2S_EQ_TEXT					/* col::text = 'v' (type has no equality) */
+} W2SEqKind;
+
+typedef struct W2SColumn
+{
+	char	   *qname;			/* quoted column name */
+	bool		skip;			/* dropped or generated: never written */
+	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
+	bool		varlena;
+	FmgrInfo	out;			/* type output function */
+	W2SEqKind	eq_kind;
+	char	   *eq_operator;	/* "OPERATOR(nsp.=)" for W2S_EQ_OPERATOR */
+} W2SColumn;
+
+typedef struct W2SRelEntry
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	uint32		generation;		/* bumped on every rebuild */
+	MemoryContext cxt;			/* holds everything below */
+	bool		is_queue;		/* wal2sql.ddl_queue */
+	bool		ignore;			/* no rows to write (materialized view ...) */
+	char		relkind;
+	char		replident;
+	char	   *qualname;		/* quoted, schema-qualified name */
+	int			natts;
+	W2SColumn  *cols;
+	int			nkeys;			/* key columns of DEFAULT/INDEX identity */
+	AttrNumber *keys;
+	char	   *insert_prefix;	/* "INSERT INTO t (a, b) [OVERRIDING ...] VALUES " */
+	bool		default_values; /* no writable column: "... DEFAULT VALUES" */
+} W2SRelEntry;
+
+typedef struct W2SData
+{
+	MemoryContext context;		/* long-lived plugin memory */
+	MemoryContext change_cxt;	/* reset after every change */
+	int			guc_nestlevel;	/* SQL interface: settings to restore */
+
+	/* options */
+	int			batch_rows;		/* 0: no multi-row INSERT */
+	int			batch_bytes;
+
+	/* per transaction */
+	bool		xact_written;	/* header and BEGIN already written */
+	char	   *search_path;	/* last SET LOCAL search_path, or NULL */
+
+	/* pending multi-row INSERT */
+	StringInfoData batch;
+	Oid			batch_relid;
+	uint32		batch_generation;
+	int			batch_count;
+} W2SData;
+
+/* Relation cache, kept for the lifetime of the backend. */
+static HTAB *w2s_relcache = NULL;
+static MemoryContext w2s_relcache_cxt = NULL;
+
+static void w2s_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
+						bool is_init);
+static void w2s_shutdown(LogicalDecodingContext *ctx);
+static void w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn);
+static void w2s_commit_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						   XLogRecPtr commit_lsn);
+static void w2s_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					   Relation relation, ReorderBufferChange *change);
+static void w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						 int nrelations, Relation relations[],
+						 ReorderBufferChange *change);
+static bool w2s_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id);
+
+void
+_PG_output_plugin_init(OutputPluginCallbacks *cb)
+{
+	AssertVariableIsOfType(&_PG_output_plugin_init, LogicalOutputPluginInit);
+
+	cb->startup_cb = w2s_startup;
+	cb->begin_cb = w2s_begin_txn;
+	cb->change_cb = w2s_change;
+	cb->truncate_cb = w2s_truncate;
+	cb->commit_cb = w2s_commit_txn;
+	cb->filter_by_origin_cb = w2s_filter_origin;
+	cb->shutdown_cb = w2s_shutdown;
+	/*
+	 * No message callback: DDL travels through the queue table, and
+	 * messages anyone can emit must never become SQL.  No stream or
+	 * two-phase callbacks: transactions are decoded whole, at commit.
+	 */
+}
+
+/* ---------------------------------------------------------------------
+ * Relation cache
+ * ---------------------------------------------------------------------
+ */
+
+static void
+w2s_relcache_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	W2SRelEntry *entry;
+
+	if (w2s_relcache == NULL)
+		return;
+
+	if (OidIsValid(relid))
+	{
+		entry = hash_search(w2s_relcache, &relid, HASH_FIND, NULL);
+		if (entry != NULL)
+			entry->valid = false;
+		return;
+	}
+
+	hash_seq_init(&status, w2s_relcache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		entry->valid = false;
+}
+
+static void
+w2s_syscache_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	/* a renamed schema does not invalidate its tables' relcache entries */
+	w2s_relcache_invalidate(arg, InvalidOid);
+}
+
+static void
+w2s_relcache_init(void)
+{
+	HASHCTL		hctl;
+
+	if (w2s_relcache != NULL)
+		return;
+
+	w2s_relcache_cxt = AllocSetContextCreate(CacheMemoryContext,
+											 "wal2sql relation cache",
+											 ALLOCSET_DEFAULT_SIZES);
+	hctl.keysize = sizeof(Oid);
+	hctl.entrysize = sizeof(W2SRelEntry);
+	hctl.hcxt = w2s_relcache_cxt;
+	w2s_relcache = hash_create("wal2sql relation cache", 128, &hctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	/* callbacks cannot be unregistered: register once per backend */
+	CacheRegisterRelcacheCallback(w2s_relcache_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, w2s_syscache_invalidate,
+								  (Datum) 0);
+}
+
+static void
+w2s_fill_equality(W2SColumn *col, Oid typid)
+{
+	TypeCacheEntry *tce = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+	HeapTuple	optup;
+	Form_pg_operator opform;
+
+	col->eq_kind = W2S_EQ_TEXT;
+	if (!OidIsValid(tce->eq_opr))
+		return;
+
+	optup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tce->eq_opr));
+	if (!HeapTupleIsValid(optup))
+		return;
+	opform = (Form_pg_operator) GETSTRUCT(optup);
+	if (opform->oprnamespace == PG_CATALOG_NAMESPACE &&
+		strcmp(NameStr(opform->oprname), "=") == 0)
+		col->eq_kind = W2S_EQ_PLAIN;
+	else
+	{
+		col->eq_kind = W2S_EQ_OPERATOR;
+		col->eq_operator = psprintf("OPERATOR(%s.%s)",
+									quote_identifier(get_namespace_name(opform->oprnamespace)),
+									NameStr(opform->oprname));
+	}
+	ReleaseSysCache(optup);
+}
+
+static void
+w2s_build_entry(W2SRelEntry *entry, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext oldcxt;
+	char	   *nspname;
+	const char *relname = RelationGetRelationName(rel);
+	StringInfoData buf;
+	bool		any_always = false;
+	bool		first = true;
+	int			i;
+
+	if (entry->cxt != NULL)
+		MemoryContextDelete(entry->cxt);
+	entry->cxt = AllocSetContextCreate(w2s_relcache_cxt, "wal2sql relation",
+									   ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(entry->cxt);
+
+	nspname = get_namespace_name(RelationGetNamespace(rel));
+	entry->qualname = quote_qualified_identifier(nspname, relname);
+	entry->relkind = rel->rd_rel->relkind;
+	entry->replident = rel->rd_rel->relreplident;
+	entry->is_queue = (strcmp(nspname, WAL2SQL_SCHEMA) == 0 &&
+					   strcmp(relname, WAL2SQL_QUEUE) == 0 &&
+					   desc->natts == QUEUE_NATTS &&
+					   superuser_arg(rel->rd_rel->relowner));
+	entry->ignore = (entry->relkind != RELKIND_RELATION &&
+					 entry->relkind != RELKIND_PARTITIONED_TABLE);
+
+	entry->natts = desc->natts;
+	entry->cols = palloc0(sizeof(W2SColumn) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		W2SColumn  *col = &entry->cols[i];
+		Oid			outfn;
+
+		col->skip = att->attisdropped || W2S_ATT_IS_GENERATED(att);
+		if (col->skip)
+			continue;
+		col->qname = pstrdup(quote_identifier(NameStr(att->attname)));
+		col->identity_always = (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS);
+		any_always |= col->identity_always;
+		getTypeOutputInfo(att->atttypid, &outfn, &col->varlena);
+		fmgr_info_cxt(outfn, &col->out, entry->cxt);
+		w2s_fill_equality(col, att->atttypid);
+	}
+
+	/* key columns of DEFAULT and USING INDEX identities */
+	entry->nkeys = 0;
+	entry->keys = NULL;
+	if (entry->replident == REPLICA_IDENTITY_DEFAULT ||
+		entry->replident == REPLICA_IDENTITY_INDEX)
+	{
+		Bitmapset  *bms = W2S_IDENTITY_KEY_BITMAP(rel);
+		int			x = -1;
+
+		entry->keys = palloc(sizeof(AttrNumber) * Max(bms_num_members(bms), 1));
+		while ((x = bms_next_member(bms, x)) >= 0)
+		{
+			AttrNumber	attnum = x + FirstLowInvalidHeapAttributeNumber;
+
+			if (attnum > 0 && attnum <= desc->natts &&
+				!entry->cols[attnum - 1].skip)
+				entry->keys[entry->nkeys++] = attnum;
+		}
+	}
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "INSERT INTO %s (", entry->qualname);
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (entry->cols[i].skip)
+			continue;
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, entry->cols[i].qname);
+		first = false;
+	}
+	if (first)
+	{
+		/* no writable column at all */
+		resetStringInfo(&buf);
+		appendStringInfo(&buf, "INSERT INTO %s ", entry->qualname);
+	}
+	else
+		appendStringInfoString(&buf, ") ");
+	if (any_always)
+		appendStringInfoString(&buf, "OVERRIDING SYSTEM VALUE ");
+	appendStringInfoString(&buf, first ? "DEFAULT VALUES" : "VALUES ");
+	entry->default_values = first;
+	entry->insert_prefix = buf.data;
+
+	MemoryContextSwitchTo(oldcxt);
+	entry->generation++;
+	entry->valid = true;
+}
+
+static W2SRelEntry *
+w2s_get_entry(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	W2SRelEntry *entry;
+	bool		found;
+
+	entry = hash_search(w2s_relcache, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->cxt = NULL;
+		entry->generation = 0;
+		entry->valid = false;
+	}
+	if (!entry->valid)
+		w2s_build_entry(entry, rel);
+	return entry;
+}
+
+/* ---------------------------------------------------------------------
+ * Writing
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Append a value as a string literal.  A value holding a backslash is
+ * written as E'...' so that it reads back the same whatever
+ * standard_conforming_strings is; every other value is a plain '...'.
+ */
+static void
+w2s_append_literal(StringInfo out, const char *s)
+{
+	const char *p;
+	const char *special = (strchr(s, '\\') != NULL) ? "'\\" : "'";
+
+	if (special[1] != '\0')
+		appendStringInfoChar(out, 'E');
+	appendStringInfoChar(out, '\'');
+	p = s;
+	for (;;)
+	{
+		size_t		n = strcspn(p, special);
+
+		appendBinaryStringInfo(out, p, n);
+		p += n;
+		if (*p == '\0')
+			break;
+		/* double the quote or backslash */
+		appendStringInfoChar(out, *p);
+		appendStringInfoChar(out, *p);
+		p++;
+	}
+	appendStringInfoChar(out, '\'');
+}
+
+static void
+w2s_append_value(StringInfo out, W2SColumn *col, Datum value, bool isnull)
+{
+	if (isnull)
+		appendStringInfoString(out, "NULL");
+	else
+		w2s_append_literal(out, OutputFunctionCall(&col->out, value));
+}
+
+static inline bool
+w2s_is_unchanged_toast(W2SColumn *col, Datum value, bool isnull)
+{
+	return !isnull && col->varlena &&
+		VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value));
+}
+
+/* Format a commit timestamp as UTC ISO 8601 with microseconds. */
+static void
+w2s_append_utc(StringInfo out, TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+	{
+		appendStringInfoString(out, "invalid");
+		return;
+	}
+	appendStringInfo(out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday,
+					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/* Write the header and BEGIN of the transaction, once. */
+static void
+w2s_ensure_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	W2SData    *data = ctx->output_plugin_private;
+
+	if (data->xact_written)
+		return;
+
+	OutputPluginPrepareWrite(ctx, false);
+	appendStringInfo(ctx->out,
+					 "-- wal2sql begin xid=%u commit_lsn=%X/%X end_lsn=%X/%X commit_time=",
+					 txn->xid,
+					 LSN_FORMAT_ARGS(txn->final_lsn),
+					 LSN_FORMAT_ARGS(txn->end_lsn));
+	w2s_append_utc(ctx->out, W2S_COMMIT_TIME(txn));
+	OutputPluginWrite(ctx, false);
+
+	OutputPluginPrepareWrite(ctx, false);
+	appendStringInfoString(ctx->out, "BEGIN;");
+	OutputPluginWrite(ctx, false);
+
+	data->xact_written = true;
+}
+
+/* Write one complete statement (text without the terminating ';'). */
+static void
+w2s_write_line(LogicalDecodingContext *ctx, const char *text, size_t len)
+{
+	OutputPluginPrepareWrite(ctx, true);
+	appendBinaryStringInfo(ctx->out, text, len);
+	OutputPluginWrite(ctx, true);
+}
+
+/* Write out the pending multi-row INSERT, if any. */
+static void
+w2s_flush_batch(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	W2SData    *data = ctx->output_plugin_private;
+
+	if (data->batch_count == 0)
+		return;
+	w2s_ensure_begin(ctx, txn);
+	appendStringInfoChar(&data->batch, ';');
+	w2s_write_line(ctx, data->batch.data, data->batch.len);
+	resetStringInfo(&data->batch);
+	data->batch_count = 0;
+	data->batch_relid = InvalidOid;
+}
+
+/*
+ * A statement that stops the replay with a clear error: written instead of
+ * a change that cannot be replayed.  The message is one line.
+ */
+static void
+w2s_write_marker(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+				 const char *message)
+{
+	StringInfoData body;
+	StringInfoData stmt;
+	char	   *msg = pstrdup(message);
+	char	   *p;
+
+	for (p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "BEGIN RAISE EXCEPTION USING MESSAGE = ");
+	w2s_append_literal(&body, msg);
+	appendStringInfoString(&body, "; END");
+
+	initStringInfo(&stmt);
+	appendStringInfoString(&stmt, "DO ");
+	w2s_append_literal(&stmt, body.data);
+	appendStringInfoChar(&stmt, ';');
+
+	w2s_ensure_begin(ctx, txn);
+	w2s_write_line(ctx, stmt.data, stmt.len);
+}
+
+static void
+w2s_write_no_identity(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					  W2SRelEntry *entry, const char *action)
+{
+	w2s_write_marker(ctx, txn,
+					 psprintf("wal2sql: cannot replay %s on table %s in transaction %u: "
+							  "the change carries no replica identity data "
+							  "(give the table a primary key or REPLICA IDENTITY FULL)",
+							  action, entry->qualname, txn->xid));
+}
+
+static void
+w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull)
+{
+	appendStringInfoString(out, col->qname);
+	if (isnull)
+	{
+		appendStringInfoString(out, " IS NULL");
+		return;
+	}
+	switch (col->eq_kind)
+	{
+		case W2S_EQ_PLAIN:
+			appendStringInfoString(out, " = ");
+			break;
+		case W2S_EQ_OPERATOR:
+			appendStringInfoChar(out, ' ');
+			appendStringInfoString(out, col->eq_operator);
+			appendStringInfoChar(out, ' ');
+			break;
+		case W2S_EQ_TEXT:
+			appendStringInfoString(out, "::pg_catalog.text = ");
+			break;
+	}
+	w2s_append_value(out, col, value, false);
+}
+
+/*
+ * Append " WHERE ..." identifying the changed row.  oldvals may be NULL
+ * (no old tuple), then key columns come from newvals.  Returns false when
+ * the row cannot be identified.
+ */
+static bool
+w2s_append_where(StringInfo out, W2SRelEntry *entry,
+				 Datum *oldvals, bool *oldnulls,
+				 Datum *newvals, bool *newnulls)
+{
+	int			i;
+
+	if (entry->replident == REPLICA_IDENTITY_FULL)
+	{
+		bool		first = true;
+
+		if (oldvals == NULL)
+			return false;
+		appendStringInfo(out, " WHERE ctid = (SELECT ctid FROM ONLY %s WHERE ",
+						 entry->qualname);
+		for (i = 0; i < entry->natts; i++)
+		{
+			W2SColumn  *col = &entry->cols[i];
+
+			if (col->skip)
+				continue;
+			if (!first)
+				appendStringInfoString(out, " AND ");
+			w2s_append_condition(out, col, oldvals[i], oldnulls[i]);
+			first = false;
+		}
+		if (first)
+			appendStringInfoString(out, "true");
+		appendStringInfoString(out, " LIMIT 1)");
+		return true;
+	}
+
+	if (entry->nkeys == 0)
+		return false;
+
+	appendStringInfoString(out, " WHERE ");
+	for (i = 0; i < entry->nkeys; i++)
+	{
+		int			k = entry->keys[i] - 1;
+		W2SColumn  *col = &entry->cols[k];
+		Datum		v;
+		bool		isnull;
+
+		if (oldvals != NULL)
+		{
+			v = oldvals[k];
+			isnull = oldnulls[k];
+		}
+		else
+		{
+			v = newvals[k];
+			isnull = newnulls[k];
+			if (w2s_is_unchanged_toast(col, v, isnull))
+				return false;
+		}
+		if (i > 0)
+			appendStringInfoString(out, " AND ");
+		w2s_append_condition(out, col, v, isnull);
+	}
+	return true;
+}
+
+static void
+w2s_append_row(StringInfo out, W2SRelEntry *entry, Datum *values, bool *nulls)
+{
+	bool		first = true;
+	int			i;
+
+	appendStringInfoChar(out, '(');
+	for (i = 0; i < entry->natts; i++)
+	{
+		if (entry->cols[i].skip)
+			continue;
+		if (!first)
+			appendStringInfoString(out, ", ");
+		w2s_append_value(out, &entry->cols[i], values[i], nulls[i]);
+		first = false;
+	}
+	appendStringInfoChar(out, ')');
+}
+
+/* ---------------------------------------------------------------------
+ * Queue table rows: DDL, sequence values, unreplayable markers
+ * ---------------------------------------------------------------------
+ */
+
+static char *
+w2s_queue_text(Datum *values, bool *nulls, int attnum)
+{
+	if (nulls[attnum - 1])
+		return NULL;
+	return TextDatumGetCString(values[attnum - 1]);
+}
+
+static void
+w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+					Relation rel, HeapTuple tuple)
+{
+	W2SData    *data = ctx->output_plugin_private;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum		values[QUEUE_NATTS];
+	bool		nulls[QUEUE_NATTS];
+	char	   *kind;
+	char	   *search_path;
+	char	   *role;
+	char	   *settings;
+	char	   *command;
+	StringInfoData buf;
+
+	heap_deform_tuple(tuple, desc, values, nulls);
+	kind = w2s_queue_text(values, nulls, QUEUE_ATT_KIND);
+	search_path = w2s_queue_text(values, nulls, QUEUE_ATT_SEARCH_PATH);
+	role = w2s_queue_text(values, nulls, QUEUE_ATT_ROLE);
+	settings = w2s_queue_text(values, nulls, QUEUE_ATT_SETTINGS);
+	command = w2s_queue_text(values, nulls, QUEUE_ATT_COMMAND);
+	if (kind == NULL || command == NULL)
+		return;
+
+	w2s_ensure_begin(ctx, txn);
+	initStringInfo(&buf);
+
+	if (strcmp(kind, "unreplayable") == 0)
+	{
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: %s",
+								  txn->xid, command));
+		return;
+	}
+	if (strcmp(kind, "sql") == 0)
+	{
+		w2s_write_line(ctx, command, strlen(command));
+		return;
+	}
+	if (strcmp(kind, "ddl") != 0)
+	{
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: unknown queue entry \"%s\" in transaction %u",
+								  kind, txn->xid));
+		return;
+	}
+
+	if (search_path != NULL &&
+		(data->search_path == NULL || strcmp(data->search_path, search_path) != 0))
+	{
+		appendStringInfo(&buf, "SET LOCAL search_path = %s;", search_path);
+		w2s_write_line(ctx, buf.data, buf.len);
+		if (data->search_path)
+			pfree(data->search_path);
+		data->search_path = MemoryContextStrdup(data->context, search_path);
+	}
+	if (settings != NULL)
+		w2s_write_line(ctx, settings, strlen(settings));
+	if (role != NULL)
+	{
+		resetStringInfo(&buf);
+		appendStringInfo(&buf, "SET LOCAL ROLE %s;", quote_identifier(role));
+		w2s_write_line(ctx, buf.data, buf.len);
+	}
+	w2s_write_line(ctx, command, strlen(command));
+	if (role != NULL)
+		w2s_write_line(ctx, "RESET ROLE;", strlen("RESET ROLE;"));
+	if (settings != NULL)
+		w2s_write_line(ctx, "SET LOCAL standard_conforming_strings = on;",
+					   strlen("SET LOCAL standard_conforming_strings = on;"));
+}
+
+/* ---------------------------------------------------------------------
+ * Callbacks
+ * ---------------------------------------------------------------------
+ */
+
+static int
+w2s_parse_int_option(DefElem *elem, int min, int max)
+{
+	char	   *value;
+	char	   *end;
+	long		n;
+
+	if (elem->arg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" of wal2sql needs a value", elem->defname)));
+	value = strVal(elem->arg);
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || n < min || n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value \"%s\" for option \"%s\" of wal2sql",
+						value, elem->defname),
+				 errdetail("Valid values are integers from %d to %d.", min, max)));
+	return (int) n;
+}
+
+/*
+ * Settings that make output functions produce the same text whatever the
+ * server, database or role configuration is.
+ */
+static const char *const w2s_pinned_settings[][2] = {
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"extra_float_digits", "3"},
+	{"bytea_output", "hex"},
+	{"TimeZone", "UTC"},
+	{"search_path", "pg_catalog"},
+};
+
+static void
+w2s_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
+			bool is_init)
+{
+	W2SData    *data;
+	ListCell   *lc;
+	int			i;
+
+	data = MemoryContextAllocZero(ctx->context, sizeof(W2SData));
+	data->context = AllocSetContextCreate(ctx->context, "wal2sql",
+										  ALLOCSET_DEFAULT_SIZES);
+	data->change_cxt = AllocSetContextCreate(ctx->context, "wal2sql change",
+											 ALLOCSET_DEFAULT_SIZES);
+	data->batch_rows = 0;
+	data->batch_bytes = 8 * 1024 * 1024;
+	data->guc_nestlevel = -1;
+
+	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
+	opt->receive_rewrites = false;
+
+	foreach(lc, ctx->output_plugin_options)
+	{
+		DefElem    *elem = lfirst(lc);
+
+		if (strcmp(elem->defname, "batch-inserts") == 0)
+			data->batch_rows = w2s_parse_int_option(elem, 0, 1000000);
+		else if (strcmp(elem->defname, "batch-bytes") == 0)
+			data->batch_bytes = w2s_parse_int_option(elem, 1024, 512 * 1024 * 1024);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" = \"%s\" is unknown to wal2sql",
+							elem->defname,
+							elem->arg ? strVal(elem->arg) : "(null)"),
+					 errhint("Valid options are \"batch-inserts\" and \"batch-bytes\".")));
+	}
+
+	ctx->output_plugin_private = data;
+	if (is_init)
+		return;
+
+	/*
+	 * Pin the settings output functions depend on.  A walsender session
+	 * exists only to decode, so the settings stay for the session; in the
+	 * SQL interface they are undone at shutdown (or by the abort).
+	 */
+	if (!am_walsender)
+		data->guc_nestlevel = NewGUCNestLevel();
+	for (i = 0; i < lengthof(w2s_pinned_settings); i++)
+		(void) set_config_option(w2s_pinned_settings[i][0],
+								 w2s_pinned_settings[i][1],
+								 PGC_USERSET, PGC_S_SESSION,
+								 am_walsender ? GUC_ACTION_SET : GUC_ACTION_SAVE,
+								 true, 0, false);
+
+	MemoryContextSwitchTo(data->context);
+	initStringInfo(&data->batch);
+	MemoryContextSwitchTo(ctx->context);
+
+	w2s_relcache_init();
+	/* entries may have been built for another snapshot in this backend */
+	w2s_relcache_invalidate((Datum) 0, InvalidOid);
+}
+
+static void
+w2s_shutdown(LogicalDecodingContext *ctx)
+{
+	W2SData    *data = ctx->output_plugin_private;
+
+	if (data == NULL)
+		return;
+	if (data->guc_nestlevel > 0)
+		AtEOXact_GUC(true, data->guc_nestlevel);
+	MemoryContextDelete(data->context);
+	MemoryContextDelete(data->change_cxt);
+}
+
+static bool
+w2s_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
+{
+	return false;				/* a backup keeps every origin */
+}
+
+static void
+w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	W2SData    *data = ctx->output_plugin_private;
+
+	/* written lazily with the first statement: empty ones are skipped */
+	data->xact_written = false;
+	if (data->search_path)
+		pfree(data->search_path);
+	data->search_path = NULL;
+	data->batch_count = 0;
+	data->batch_relid = InvalidOid;
+	resetStringInfo(&data->batch);
+}
+
+static void
+w2s_commit_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			   XLogRecPtr commit_lsn)
+{
+	W2SData    *data = ctx->output_plugin_private;
+
+	w2s_flush_batch(ctx, txn);
+	if (!data->xact_written)
+	{
+		W2S_UPDATE_PROGRESS(ctx, true);
+		return;
+	}
+
+	OutputPluginPrepareWrite(ctx, false);
+	appendStringInfoString(ctx->out, "COMMIT;");
+	OutputPluginWrite(ctx, false);
+
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfo(ctx->out, "-- wal2sql commit end_lsn=%X/%X",
+					 LSN_FORMAT_ARGS(txn->end_lsn));
+	OutputPluginWrite(ctx, true);
+	data->xact_written = false;
+}
+
+static void
+w2s_insert(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		   W2SRelEntry *entry, Datum *values, bool *nulls)
+{
+	W2SData    *data = ctx->output_plugin_private;
+	StringInfo	out;
+
+	if (data->batch_rows > 0 && !entry->default_values)
+	{
+		if (data->batch_count > 0 &&
+			(data->batch_relid != entry->relid ||
+			 data->batch_generation != entry->generation))
+			w2s_flush_batch(ctx, txn);
+
+		if (data->batch_count == 0)
+		{
+			appendStringInfoString(&data->batch, entry->insert_prefix);
+			data->batch_relid = entry->relid;
+			data->batch_generation = entry->generation;
+		}
+		else
+			appendStringInfoString(&data->batch, ", ");
+		w2s_append_row(&data->batch, entry, values, nulls);
+		data->batch_count++;
+
+		if (data->batch_count >= data->batch_rows ||
+			data->batch.len >= data->batch_bytes)
+			w2s_flush_batch(ctx, txn);
+		return;
+	}
+
+	w2s_flush_batch(ctx, txn);
+	w2s_ensure_begin(ctx, txn);
+	OutputPluginPrepareWrite(ctx, true);
+	out = ctx->out;
+	appendStringInfoString(out, entry->insert_prefix);
+	if (!entry->default_values)
+		w2s_append_row(out, entry, values, nulls);
+	appendStringInfoChar(out, ';');
+	OutputPluginWrite(ctx, true);
+}
+
+static void
+w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		   W2SRelEntry *entry, Datum *oldvals, bool *oldnulls,
+		   Datum *newvals, bool *newnulls)
+{
+	StringInfoData stmt;
+	bool		first = true;
+	int			i;
+
+	initStringInfo(&stmt);
+	appendStringInfo(&stmt, "UPDATE ONLY %s SET ", entry->qualname);
+	for (i = 0; i < entry->natts; i++)
+	{
+		W2SColumn  *col = &entry->cols[i];
+
+		if (col->skip || col->identity_always ||
+			w2s_is_unchanged_toast(col, newvals[i], newnulls[i]))
+			continue;
+		if (!first)
+			appendStringInfoString(&stmt, ", ");
+		appendStringInfoString(&stmt, col->qname);
+		appendStringInfoString(&stmt, " = ");
+		w2s_append_value(&stmt, col, newvals[i], newnulls[i]);
+		first = false;
+	}
+	if (first)
+		return;					/* nothing to set: a no-op */
+
+	if (!w2s_append_where(&stmt, entry, oldvals, oldnulls, newvals, newnulls))
+	{
+		w2s_write_no_identity(ctx, txn, entry, "UPDATE");
+		return;
+	}
+	appendStringInfoChar(&stmt, ';');
+	w2s_ensure_begin(ctx, txn);
+	w2s_write_line(ctx, stmt.data, stmt.len);
+}
+
+static void
+w2s_delete(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		   W2SRelEntry *entry, Datum *oldvals, bool *oldnulls)
+{
+	StringInfoData stmt;
+
+	initStringInfo(&stmt);
+	appendStringInfo(&stmt, "DELETE FROM ONLY %s", entry->qualname);
+	if (oldvals == NULL ||
+		!w2s_append_where(&stmt, entry, oldvals, oldnulls, NULL, NULL))
+	{
+		w2s_write_no_identity(ctx, txn, entry, "DELETE");
+		return;
+	}
+	appendStringInfoChar(&stmt, ';');
+	w2s_ensure_begin(ctx, txn);
+	w2s_write_line(ctx, stmt.data, stmt.len);
+}
+
+static void
+w2s_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+		   Relation relation, ReorderBufferChange *change)
+{
+	W2SData    *data = ctx->output_plugin_private;
+	MemoryContext oldcxt;
+	W2SRelEntry *entry;
+	TupleDesc	desc = RelationGetDescr(relation);
+	HeapTuple	oldtuple;
+	HeapTuple	newtuple;
+	Datum	   *oldvals = NULL;
+	bool	   *oldnulls = NULL;
+	Datum	   *newvals = NULL;
+	bool	   *newnulls = NULL;
+
+	oldcxt = MemoryContextSwitchTo(data->change_cxt);
+
+	entry = w2s_get_entry(relation);
+	oldtuple = W2S_CHANGE_TUPLE(change->data.tp.oldtuple);
+	newtuple = W2S_CHANGE_TUPLE(change->data.tp.newtuple);
+
+	if (entry->is_queue)
+	{
+		if (change->action == REORDER_BUFFER_CHANGE_INSERT && newtuple != NULL)
+		{
+			w2s_flush_batch(ctx, txn);
+			w2s_write_queue_row(ctx, txn, relation, newtuple);
+		}
+		goto done;
+	}
+	if (entry->ignore)
+		goto done;
+
+	if (oldtuple != NULL)
+	{
+		oldvals = palloc(sizeof(Datum) * desc->natts);
+		oldnulls = palloc(sizeof(bool) * desc->natts);
+		heap_deform_tuple(oldtuple, desc, oldvals, oldnulls);
+	}
+	if (newtuple != NULL)
+	{
+		newvals = palloc(sizeof(Datum) * desc->natts);
+		newnulls = palloc(sizeof(bool) * desc->natts);
+		heap_deform_tuple(newtuple, desc, newvals, newnulls);
+	}
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			if (newvals != NULL)
+				w2s_insert(ctx, txn, entry, newvals, newnulls);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			w2s_flush_batch(ctx, txn);
+			if (newvals != NULL)
+				w2s_update(ctx, txn, entry, oldvals, oldnulls,
+						   newvals, newnulls);
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			w2s_flush_batch(ctx, txn);
+			w2s_delete(ctx, txn, entry, oldvals, oldnulls);
+			break;
+		default:
+			break;
+	}
+
+done:
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(data->change_cxt);
+}
+
+static void
+w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			 int nrelations, Relation relations[],
+			 ReorderBufferChange *change)
+{
+	W2SData    *data = ctx->output_plugin_private;
+	MemoryContext oldcxt;
+	StringInfoData stmt;
+	int			n = 0;
+	int			i;
+
+	w2s_flush_batch(ctx, txn);
+	oldcxt = MemoryContextSwitchTo(data->change_cxt);
+
+	initStringInfo(&stmt);
+	appendStringInfoString(&stmt, "TRUNCATE ");
+	for (i = 0; i < nrelations; i++)
+	{
+		W2SRelEntry *entry = w2s_get_entry(relations[i]);
+
+		/* partitioned parents are left out: their leaves are listed */
+		if (entry->is_queue || entry->ignore ||
+			entry->relkind != RELKIND_RELATION)
+			continue;
+		if (n > 0)
+			appendStringInfoString(&stmt, ", ");
+		appendStringInfo(&stmt, "ONLY %s", entry->qualname);
+		n++;
+	}
+	if (change->data.truncate.restart_seqs)
+		appendStringInfoString(&stmt, " RESTART IDENTITY");
+	if (change->data.truncate.cascade)
+		appendStringInfoString(&stmt, " CASCADE");
+	appendStringInfoChar(&stmt, ';');
+
+	if (n > 0)
+	{
+		w2s_ensure_begin(ctx, txn);
+		w2s_write_line(ctx, stmt.data, stmt.len);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(data->change_cxt);
+}
