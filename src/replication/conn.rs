@@ -248,6 +248,10 @@ impl ReplConn {
         self.tls
     }
 
+    pub(crate) fn read_buffer_capacity(&self) -> usize {
+        self.read_buf.capacity()
+    }
+
     /// The target this connection reached, as shown in messages.
     pub fn target(&self) -> &str {
         &self.target

@@ -156,6 +156,12 @@ impl ReplicationStream {
         self.last_received
     }
 
+    /// Bytes currently allocated for the receive buffer: bounded by the largest single message
+    /// plus a read chunk, never by transaction size (for monitoring and the memory test).
+    pub fn receive_buffer_capacity(&self) -> usize {
+        self.conn.read_buffer_capacity()
+    }
+
     /// The walsender's process id.
     pub fn backend_pid(&self) -> i32 {
         self.conn.backend_pid()

@@ -195,6 +195,65 @@ async fn exported_snapshot_and_stream_split_exactly_at_the_consistent_point() {
     .await;
 }
 
+/// A 40 MB transaction streams through a receive buffer that stays small: messages are handed
+/// over one by one, never collected per transaction.
+#[tokio::test]
+async fn memory_stays_flat_while_streaming_a_large_transaction() {
+    let pg = Cluster::start();
+    within(120, async {
+        let sql = sql_client(&pg).await;
+        sql.batch_execute("CREATE TABLE big (id int, v text)")
+            .await
+            .unwrap();
+        let mut repl = ReplConn::connect(&params(&pg)).await.unwrap();
+        repl.create_logical_slot("big", PLUGIN, false, false)
+            .await
+            .unwrap();
+        sql.batch_execute(
+            "INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g",
+        )
+        .await
+        .unwrap();
+        let mut stream = repl
+            .start_replication("big", Lsn::INVALID, OPTIONS)
+            .await
+            .unwrap();
+        let (mut rows, mut bytes, mut max_capacity) = (0usize, 0usize, 0usize);
+        loop {
+            match stream.next_message().await.unwrap() {
+                ReplMessage::XLogData(x) => {
+                    bytes += x.data.len();
+                    max_capacity = max_capacity.max(stream.receive_buffer_capacity());
+                    if x.data.starts_with(b"table") {
+                        rows += 1;
+                    } else if x.data.starts_with(b"COMMIT") {
+                        break;
+                    }
+                }
+                ReplMessage::Keepalive(k) if k.reply_requested => {
+                    let pos = stream.last_received();
+                    stream
+                        .send_status(pos, Lsn(0), Lsn(0), false)
+                        .await
+                        .unwrap();
+                }
+                ReplMessage::Keepalive(_) => {}
+            }
+        }
+        eprintln!(
+            "streamed {rows} rows, {bytes} bytes; receive buffer peaked at {max_capacity} bytes"
+        );
+        assert_eq!(rows, 300_000);
+        assert!(bytes > 40_000_000);
+        assert!(
+            max_capacity < 1 << 20,
+            "receive buffer grew to {max_capacity}"
+        );
+        stream.finish(Duration::from_secs(5)).await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn status_updates_move_confirmed_flush_exactly() {
     let pg = Cluster::start();
