@@ -182,9 +182,14 @@ impl ReplicationStream {
             return Ok(());
         }
         frontend::copy_done(self.conn.write_buf());
+        let server_ended = self.state == State::ServerEnded;
         let conn = &mut self.conn;
         let drain = async {
-            conn.flush().await?;
+            // After the server ended the stream it may already have closed the socket; then
+            // there is nothing left to say goodbye to.
+            if let Err(e) = conn.flush().await {
+                return if server_ended { Ok(()) } else { Err(e) };
+            }
             let mut error = None;
             loop {
                 let frame = match conn.read_frame().await {
