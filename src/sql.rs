@@ -2,9 +2,9 @@
 //! in order as libpq does, server and network failures turned into connection errors worded
 //! like libpq's, and a password prompt when the server asks for one and `-w` was not given.
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
-use crate::conninfo::{ConnParams, Host, SslMode, Target};
+use crate::conninfo::{ConnParams, Host, Target};
 use crate::error::{Error, Result};
 
 /// An open SQL session and the target it reached (subprocesses must use the same one).
@@ -37,12 +37,11 @@ fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> C
     if let Some(options) = &params.options {
         config.options(options);
     }
-    config.ssl_mode(match (params.sslmode, target.is_unix()) {
-        (_, true) | (SslMode::Disable | SslMode::Allow, _) => {
-            tokio_postgres::config::SslMode::Disable
-        }
-        (SslMode::Prefer, _) => tokio_postgres::config::SslMode::Prefer,
-        _ => tokio_postgres::config::SslMode::Require,
+    // Unix sockets never use TLS, whatever sslmode says (libpq does the same).
+    config.ssl_mode(if target.is_unix() {
+        tokio_postgres::config::SslMode::Disable
+    } else {
+        crate::tls::tokio_postgres_ssl_mode(params.sslmode)
     });
     config
 }
@@ -71,9 +70,10 @@ pub async fn connect(params: &ConnParams) -> Result<Session> {
 
 async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session> {
     let mut password = params.password_for(target);
+    let tls = crate::tls::make_tls(params).map_err(|e| Error::connection(e.to_string()))?;
     loop {
         let config = config_for(params, target, password.as_deref());
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, connection)) => {
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
