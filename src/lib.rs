@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod backup_dir;
+pub mod base;
 pub mod chain_error;
 pub mod checks;
 pub mod cli;

@@ -15,6 +15,19 @@ pub struct Session {
     pub password: Option<String>,
 }
 
+impl Session {
+    /// The connection description narrowed to the server this session reached, with the
+    /// password that worked: what a replication connection or a child program must use to
+    /// reach the very same server (an exported snapshot lives there only).
+    pub fn params(&self, params: &ConnParams) -> ConnParams {
+        let mut narrowed = params.for_target(&self.target);
+        if self.password.is_some() {
+            narrowed.password = self.password.clone();
+        }
+        narrowed
+    }
+}
+
 fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> Config {
     let mut config = Config::new();
     config

@@ -112,8 +112,31 @@ pub fn say(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+/// A byte count the way people read it: `512 B`, `12.3 MB`, `2.1 GB` (powers of 1024).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_read_like_the_spec() {
+        assert_eq!(super::size(0), "0 B");
+        assert_eq!(super::size(1536), "1.5 kB");
+        assert_eq!(super::size(12_900_000), "12.3 MB");
+        assert_eq!(super::size(2_254_857_830), "2.1 GB");
+    }
+
     use super::*;
 
     #[test]

@@ -1,6 +1,8 @@
 //! One module per action of the spec; [`run`] dispatches a validated invocation to it. Each
 //! action returns how the process should exit, or an error rendered once by `main`.
 
+mod init;
+
 use crate::cli::{Action, Invocation};
 use crate::conninfo::{self, Environment};
 use crate::error::{Error, Result};
@@ -28,6 +30,9 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     let mut params = conninfo::resolve(&invocation.conn, &env)?;
     if invocation.conn.force_prompt {
         params.password = Some(conninfo::prompt_password("Password: ")?);
+    }
+    if invocation.action == Action::Init {
+        return init::run(&invocation, &params).await;
     }
     // Every action but --rotate-diff talks to the server; reaching it is their first step, so
     // a wrong host or password is reported as such before anything else happens.

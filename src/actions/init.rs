@@ -1,0 +1,209 @@
+//! `--init`: validate the server (phase 1), then create the extension, the slot with an
+//! exported snapshot and the first chain's base at exactly that snapshot (phase 2). Anything
+//! that fails after the slot exists — including Ctrl-C — drops the slot and removes what was
+//! written, so a failed init leaves nothing behind.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use crate::backup_dir::BackupDir;
+use crate::base::{self, BaseRequest, DatabaseFacts};
+use crate::checks;
+use crate::cli::{DEFAULT_SLOT, Invocation};
+use crate::compress::Compression;
+use crate::conninfo::ConnParams;
+use crate::error::{Error, Result};
+use crate::replication::{DEFAULT_PLUGIN, ReplConn};
+use crate::sql::{self, query_error};
+use crate::ui;
+
+use super::Outcome;
+
+pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
+    let root = inv
+        .backup_dir
+        .as_deref()
+        .expect("cli requires --backup-dir for --init");
+    let session = sql::connect(params).await?;
+    let client = &session.client;
+
+    ui::say("Validating server configuration");
+    let results = checks::run_all(client).await?;
+    let failed = checks::report(&results);
+    if failed > 0 {
+        if !inv.force {
+            return Err(checks::failed_error(failed));
+        }
+        ui::warning(&format!(
+            "continuing despite {failed} failed check(s) because --force was given"
+        ));
+    }
+    ui::say("\nSetting up");
+
+    let dir = BackupDir::new(root);
+    if !dir.is_missing_or_empty()? {
+        return Err(Error::validation(format!(
+            "backup directory \"{}\" exists and is not empty",
+            root.display()
+        ))
+        .with_hint(
+            "--init needs a new or empty directory; use --new-chain to add a chain to an existing backup directory.",
+        ));
+    }
+    let exists_sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
+    let existing = client
+        .query(exists_sql, &[&inv.slot])
+        .await
+        .map_err(|e| query_error(exists_sql, &e))?;
+    if !existing.is_empty() {
+        return Err(slot_exists(&inv.slot));
+    }
+
+    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql";
+    client
+        .batch_execute(create)
+        .await
+        .map_err(|e| query_error(create, &e))?;
+    let version = sql::query_text(
+        client,
+        "SELECT extversion FROM pg_extension WHERE extname = 'wal2sql'",
+    )
+    .await?;
+    ui::done(&format!(
+        "Extension wal2sql {version} ready (DDL capture on)"
+    ));
+
+    let facts = DatabaseFacts::read(client).await?;
+    let narrowed = session.params(params);
+    let created_root = !root.exists();
+    dir.create_root()?;
+
+    let mut repl = ReplConn::connect(&narrowed).await?;
+    let system = repl.identify_system().await?;
+    let slot = match repl
+        .create_logical_slot(&inv.slot, DEFAULT_PLUGIN, false, true)
+        .await
+    {
+        Ok(slot) => slot,
+        Err(err) => {
+            remove_root_if_ours(root, created_root);
+            if err.sqlstate() == Some("42710") {
+                return Err(slot_exists(&inv.slot));
+            }
+            return Err(err.into());
+        }
+    };
+    let snapshot = slot.snapshot_name.clone().unwrap_or_default();
+    ui::done(&format!(
+        "Replication slot '{}' created at LSN {} (snapshot {snapshot})",
+        inv.slot, slot.consistent_point
+    ));
+
+    let compression = inv.compress.unwrap_or(Compression::NONE);
+    let work = async {
+        let chain = dir.create_chain(OffsetDateTime::now_utc())?;
+        let request = BaseRequest {
+            params: &narrowed,
+            facts: &facts,
+            system: &system,
+            slot: &inv.slot,
+            snapshot: &snapshot,
+            start_lsn: slot.consistent_point,
+            compression,
+        };
+        let outcome = base::take(&chain, &request).await;
+        Ok::<_, Error>((chain, outcome))
+    };
+    // The replication connection stays idle (holding the snapshot) until the base is taken.
+    let result = tokio::select! {
+        r = work => r,
+        signal = base::interrupted() => Err(Error::backup(format!("initialization interrupted by {signal}"))),
+    };
+    repl.close().await;
+
+    match result {
+        Ok((chain, Ok(_metadata))) => {
+            ui::done(&format!("Initial chain created: {}", chain.id));
+            ui::say(&format!("Location: {}/", chain.dir.display()));
+            ui::say("\nNext step: Start streaming with:");
+            ui::say(&format!(
+                "pg_scribe --start -d {} --backup-dir {}{}",
+                shell_word(&facts.database),
+                shell_word(&root.display().to_string()),
+                if inv.slot == DEFAULT_SLOT {
+                    String::new()
+                } else {
+                    format!(" --slot {}", inv.slot)
+                }
+            ));
+            Ok(Outcome::Success)
+        }
+        Ok((chain, Err(err))) => {
+            let _ = std::fs::remove_dir_all(&chain.dir);
+            Err(cleanup(&narrowed, &inv.slot, root, created_root, err).await)
+        }
+        Err(err) => Err(cleanup(&narrowed, &inv.slot, root, created_root, err).await),
+    }
+}
+
+fn slot_exists(slot: &str) -> Error {
+    Error::slot(format!("replication slot \"{slot}\" already exists")).with_hint(format!(
+        "Choose another --slot, or drop it if nothing uses it: SELECT pg_drop_replication_slot('{slot}');"
+    ))
+}
+
+/// Undo phase 2 after the slot was created: drop the slot (waiting for our own walsender to
+/// let go of it), remove every chain written, and the backup directory if we made it.
+async fn cleanup(
+    params: &ConnParams,
+    slot: &str,
+    root: &Path,
+    created_root: bool,
+    err: Error,
+) -> Error {
+    let dir = BackupDir::new(root);
+    if let Ok(chains) = dir.chains() {
+        for info in chains {
+            let _ = std::fs::remove_dir_all(&info.chain.dir);
+        }
+    }
+    remove_root_if_ours(root, created_root);
+    let dropped = async {
+        let mut conn = ReplConn::connect(params).await?;
+        conn.drop_slot(slot, true).await?;
+        conn.close().await;
+        Ok::<_, crate::replication::ReplicationError>(())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(30), dropped).await {
+        Ok(Ok(())) => ui::say(&format!(
+            "Cleaned up: dropped slot '{slot}' and removed the partial backup"
+        )),
+        Ok(Err(drop_err)) => ui::warning(&format!(
+            "could not drop replication slot \"{slot}\": {drop_err}; drop it by hand: SELECT pg_drop_replication_slot('{slot}');"
+        )),
+        Err(_) => ui::warning(&format!(
+            "timed out dropping replication slot \"{slot}\"; drop it by hand: SELECT pg_drop_replication_slot('{slot}');"
+        )),
+    }
+    err
+}
+
+fn remove_root_if_ours(root: &Path, created_root: bool) {
+    if created_root {
+        let _ = std::fs::remove_dir_all(root);
+    }
+}
+
+/// Quote a word for a shell command line shown to the user, only when it needs it.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}

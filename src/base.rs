@@ -1,0 +1,169 @@
+//! A chain's base, taken at an exported snapshot: `pg_dump` into `base.sql`, `pg_dumpall
+//! --globals-only` into `globals.sql`, the facts `--restore` needs into `metadata.json`, and the
+//! completion marker last, so a chain is either whole or recognisably unfinished. Shared by
+//! `--init` and `--new-chain`.
+
+use time::OffsetDateTime;
+use tokio_postgres::Client;
+
+use crate::backup_dir::Chain;
+use crate::compress::{Compression, WrittenFile};
+use crate::conninfo::ConnParams;
+use crate::dump;
+use crate::error::Result;
+use crate::lsn::Lsn;
+use crate::metadata::{Extension, FileRecord, Metadata};
+use crate::replication::SystemIdentification;
+use crate::sql::query_error;
+use crate::ui;
+
+/// What the server says about the database being backed up.
+pub struct DatabaseFacts {
+    pub server_version: String,
+    pub server_version_num: u32,
+    pub database: String,
+    pub encoding: String,
+    pub lc_collate: String,
+    pub lc_ctype: String,
+    pub locale_provider: Option<String>,
+    pub icu_locale: Option<String>,
+    pub extensions: Vec<Extension>,
+}
+
+impl DatabaseFacts {
+    pub async fn read(client: &Client) -> Result<DatabaseFacts> {
+        // Through to_jsonb so the same query works on servers with and without ICU columns
+        // (daticulocale became datlocale in 17).
+        let sql = "SELECT current_setting('server_version'),
+                          current_setting('server_version_num')::int,
+                          current_database()::text,
+                          pg_encoding_to_char(d.encoding)::text,
+                          d.datcollate::text, d.datctype::text,
+                          to_jsonb(d) ->> 'datlocprovider',
+                          coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')
+                     FROM pg_database d WHERE d.datname = current_database()";
+        let row = client
+            .query_one(sql, &[])
+            .await
+            .map_err(|e| query_error(sql, &e))?;
+        let ext_sql = "SELECT extname::text, extversion FROM pg_extension ORDER BY 1";
+        let extensions = client
+            .query(ext_sql, &[])
+            .await
+            .map_err(|e| query_error(ext_sql, &e))?
+            .iter()
+            .map(|r| Extension {
+                name: r.get(0),
+                version: r.get(1),
+            })
+            .collect();
+        Ok(DatabaseFacts {
+            server_version: row.get(0),
+            server_version_num: row.get::<_, i32>(1) as u32,
+            database: row.get(2),
+            encoding: row.get(3),
+            lc_collate: row.get(4),
+            lc_ctype: row.get(5),
+            locale_provider: row.get(6),
+            icu_locale: row.get(7),
+            extensions,
+        })
+    }
+
+    pub fn server_major(&self) -> u32 {
+        self.server_version_num / 10000
+    }
+}
+
+/// Everything that pins a base to its place in the stream.
+pub struct BaseRequest<'a> {
+    /// Narrowed to the server holding the snapshot (see [`crate::sql::Session::params`]).
+    pub params: &'a ConnParams,
+    pub facts: &'a DatabaseFacts,
+    pub system: &'a SystemIdentification,
+    pub slot: &'a str,
+    pub snapshot: &'a str,
+    pub start_lsn: Lsn,
+    pub compression: Compression,
+}
+
+fn record(file: &WrittenFile) -> FileRecord {
+    FileRecord {
+        name: file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+    }
+}
+
+/// Fill `chain` with a complete base. On error the caller removes the chain directory.
+pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> {
+    let major = request.facts.server_major();
+    let base = dump::dump_base(
+        request.params,
+        major,
+        request.snapshot,
+        &chain.base_path(request.compression),
+        request.compression,
+    )
+    .await?;
+    ui::done(&format!(
+        "Base backup written: {} ({})",
+        base.path.display(),
+        ui::size(base.size)
+    ));
+    let globals = dump::dump_globals(
+        request.params,
+        major,
+        &chain.globals_path(request.compression),
+        request.compression,
+    )
+    .await?;
+    ui::done(&format!("Globals written: {}", globals.path.display()));
+
+    let facts = request.facts;
+    let metadata = Metadata {
+        format: crate::metadata::FORMAT_VERSION,
+        pg_scribe_version: crate::cli::VERSION.to_string(),
+        chain_id: chain.id.to_string(),
+        server_version: facts.server_version.clone(),
+        server_version_num: facts.server_version_num,
+        database: facts.database.clone(),
+        encoding: facts.encoding.clone(),
+        lc_collate: facts.lc_collate.clone(),
+        lc_ctype: facts.lc_ctype.clone(),
+        locale_provider: facts.locale_provider.clone(),
+        icu_locale: facts.icu_locale.clone(),
+        extensions: facts.extensions.clone(),
+        slot: request.slot.to_string(),
+        start_lsn: request.start_lsn,
+        system_identifier: request.system.systemid.clone(),
+        timeline: request.system.timeline,
+        compression: request.compression,
+        files: vec![record(&base), record(&globals)],
+        created_at: OffsetDateTime::now_utc(),
+    };
+    chain.write_metadata(&metadata)?;
+    chain.mark_complete()?;
+    Ok(metadata)
+}
+
+/// Resolves when the user asks us to stop (SIGINT or SIGTERM).
+pub async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    let mut int = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
