@@ -403,3 +403,49 @@ pub fn pg_scribe(args: &[&str], env: &[(String, String)]) -> Output {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+impl Cluster {
+    /// Run an SQL file with psql, stopping at the first error; `options` become PGOPTIONS.
+    pub fn psql_file(&self, dbname: &str, file: &Path, options: Option<&str>) -> Output {
+        let mut cmd = Command::new(bindir().join("psql"));
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                dbname,
+                "-f",
+            ])
+            .arg(file)
+            .env_remove("PGPASSWORD");
+        if let Some(options) = options {
+            cmd.env("PGOPTIONS", options);
+        }
+        cmd.output().expect("psql -f")
+    }
+
+    /// One line per ordinary table of `dbname` (outside system schemas): name, row count and an
+    /// md5 over its rows in a stable order. Two databases are equal when these lists are.
+    pub fn table_digests(&self, dbname: &str) -> String {
+        self.psql(
+            dbname,
+            "CREATE FUNCTION pg_temp.rows_md5(r regclass) RETURNS text LANGUAGE plpgsql AS $$
+               DECLARE h text;
+               BEGIN
+                 EXECUTE format('SELECT count(*) || '' '' || md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) FROM ONLY %s t', r) INTO h;
+                 RETURN h;
+               END $$;
+             SELECT c.oid::regclass::text || ' ' || pg_temp.rows_md5(c.oid)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'wal2sql')
+                AND n.nspname NOT LIKE 'pg\\_%'
+              ORDER BY 1",
+        )
+    }
+}
+
+/// The replay session settings a restore uses: no triggers fire twice, DDL is not captured again.
+pub const REPLAY_OPTIONS: &str = "-c session_replication_role=replica -c wal2sql.capture=off";
