@@ -231,6 +231,35 @@ impl From<super::codec::CodecError> for ReplicationError {
     }
 }
 
+/// How the CLI reports a replication failure: the slot's exit code for slot trouble, the
+/// connection's for reaching the server, a backup error otherwise; server errors keep their
+/// DETAIL and HINT as separate lines.
+impl From<ReplicationError> for crate::error::Error {
+    fn from(err: ReplicationError) -> Self {
+        use crate::error::{Error, Situation};
+        let situation = if err.is_slot_error() {
+            Situation::Slot
+        } else if err.is_connection_error() {
+            Situation::Connection
+        } else {
+            Situation::Backup
+        };
+        match &err {
+            ReplicationError::Server(db) => {
+                let mut out = Error::new(situation, db.message.clone());
+                if let Some(detail) = &db.detail {
+                    out = out.with_detail(detail.clone());
+                }
+                if let Some(hint) = &db.hint {
+                    out = out.with_hint(hint.clone());
+                }
+                out
+            }
+            _ => Error::new(situation, err.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,34 +305,5 @@ mod tests {
             e.to_string(),
             "ERROR:  replication slot \"x\" does not exist\nHINT:  Create it."
         );
-    }
-}
-
-/// How the CLI reports a replication failure: the slot's exit code for slot trouble, the
-/// connection's for reaching the server, a backup error otherwise; server errors keep their
-/// DETAIL and HINT as separate lines.
-impl From<ReplicationError> for crate::error::Error {
-    fn from(err: ReplicationError) -> Self {
-        use crate::error::{Error, Situation};
-        let situation = if err.is_slot_error() {
-            Situation::Slot
-        } else if err.is_connection_error() {
-            Situation::Connection
-        } else {
-            Situation::Backup
-        };
-        match &err {
-            ReplicationError::Server(db) => {
-                let mut out = Error::new(situation, db.message.clone());
-                if let Some(detail) = &db.detail {
-                    out = out.with_detail(detail.clone());
-                }
-                if let Some(hint) = &db.hint {
-                    out = out.with_hint(hint.clone());
-                }
-                out
-            }
-            _ => Error::new(situation, err.to_string()),
-        }
     }
 }
