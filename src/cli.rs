@@ -154,6 +154,8 @@ pub struct Invocation {
     pub verbose: u8,
     pub backup_dir: Option<PathBuf>,
     pub slot: String,
+    /// Whether `--slot` was given (actions that find the slot in a chain check it agrees).
+    pub slot_explicit: bool,
     pub force: bool,
     pub compress: Option<Compression>,
     pub status_interval: Duration,
@@ -388,6 +390,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         return Err(Error::usage("database name must not be empty"));
     }
 
+    let slot_explicit = raw.slot.is_some();
     let slot = raw.slot.unwrap_or_else(|| DEFAULT_SLOT.to_string());
     check_slot_name(&slot)?;
     if let Some(port) = &raw.port {
@@ -419,6 +422,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         verbose: raw.verbose,
         backup_dir,
         slot,
+        slot_explicit,
         force: raw.force,
         compress,
         status_interval,

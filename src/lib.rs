@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod pidfile;
 pub mod replication;
 pub mod sql;
+pub mod streamer;
 pub mod tls;
 pub mod ui;
 pub mod writer;

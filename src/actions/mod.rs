@@ -2,6 +2,8 @@
 //! action returns how the process should exit, or an error rendered once by `main`.
 
 mod init;
+mod rotate;
+mod start;
 
 use crate::cli::{Action, Invocation};
 use crate::conninfo::{self, Environment};
@@ -26,6 +28,11 @@ impl Outcome {
 }
 
 pub async fn run(invocation: Invocation) -> Result<Outcome> {
+    match invocation.action {
+        Action::Start => return start::run(&invocation).await,
+        Action::RotateDiff => return rotate::run(&invocation).await,
+        _ => {}
+    }
     let env = Environment::from_process();
     let mut params = conninfo::resolve(&invocation.conn, &env)?;
     if invocation.conn.force_prompt {
