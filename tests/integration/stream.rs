@@ -394,3 +394,95 @@ fn server_restarts_mid_stream_are_survived() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+/// Runs only as root (it mounts a small tmpfs): a full disk stops the streamer with exit 4 and
+/// nothing reported that is not on disk; with space freed, a restart resumes and loses nothing.
+#[test]
+fn a_full_disk_stops_the_streamer_and_a_restart_loses_nothing() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let cluster = Cluster::start();
+    source(&cluster);
+    let mount = scratch_dir("diskfull");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let dir = mount.join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &scratch_dir("diskfull-log").join("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    cluster.psql(
+        "app",
+        "CREATE TABLE filler (id int PRIMARY KEY, payload text)",
+    );
+    cluster.psql(
+        "app",
+        "INSERT INTO filler SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 100000) g",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = streamer.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streamer did not stop on a full disk:\n{}",
+            streamer.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let log = streamer.log_text();
+    assert_eq!(code, Some(4), "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("hint: Free some space"), "{log}");
+    // What the server holds as confirmed must be in the files.
+    let confirmed = cluster.psql(
+        "postgres",
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's'",
+    );
+    let held: Vec<String> = chain_transactions(&chain);
+    let confirmed: pg_scribe::lsn::Lsn = confirmed.trim().parse().unwrap();
+    let last_end = held
+        .last()
+        .and_then(|h| h.split("end_lsn=").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .map(|l| l.parse::<pg_scribe::lsn::Lsn>().unwrap());
+    // An idle stream may confirm its keepalive position, recorded first in .pg_scribe.flushed.
+    let recorded = std::fs::read_to_string(dir.join(".pg_scribe.flushed"))
+        .ok()
+        .and_then(|t| t.trim().parse::<pg_scribe::lsn::Lsn>().ok());
+    let holds = last_end.max(recorded).expect("something was streamed");
+    assert!(
+        confirmed <= holds,
+        "the server confirmed {confirmed}, past what the files hold ({holds})"
+    );
+
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=400m"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let streamer = start(&cluster, &dir, &scratch_dir("diskfull-log2").join("log"));
+    settle(&cluster, &chain, "after-disk-full");
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
