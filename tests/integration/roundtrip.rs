@@ -487,6 +487,12 @@ fn round_trip(workload: &[&str]) {
         "pg_logical_slot_get_changes",
         ", 'batch-inserts', '100'",
     );
+    // WAL2SQL_ROUNDTRIP_KEEP=dir keeps the outputs for a look
+    if let Ok(dir) = std::env::var("WAL2SQL_ROUNDTRIP_KEEP") {
+        let n = workload.len();
+        std::fs::write(format!("{dir}/plain-{n}.sql"), &plain).expect("keep output");
+        std::fs::write(format!("{dir}/batched-{n}.sql"), &batched).expect("keep output");
+    }
     assert!(
         !plain.contains("wal2sql: cannot replay"),
         "the output holds an unreplayable marker:\n{}",
