@@ -9,7 +9,7 @@
 -- superuser who created the extension) may write it: keep it so, and
 -- do not add indexes, triggers or rules to it.
 CREATE TABLE @extschema@.ddl_queue (
-    kind        text NOT NULL,  -- 'ddl', 'sql', 'rewrite' or 'unreplayable'
+    kind        text NOT NULL,  -- 'ddl', 'sql', 'rewrite', 'missing' or 'unreplayable'
     search_path text,           -- value for SET LOCAL search_path
     role_name   text,           -- role to run the statement as
     settings    text,           -- extra SET LOCAL statement, if any

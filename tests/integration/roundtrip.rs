@@ -273,6 +273,15 @@ ALTER TABLE public.vol_txn ADD COLUMN r2 float8 DEFAULT random();
 DELETE FROM public.vol_txn WHERE id = 5;
 COMMIT;
 
+-- columns added with a stable default: existing rows keep the value of the ALTER's time
+CREATE TABLE public.stable_def (id int PRIMARY KEY);
+INSERT INTO public.stable_def SELECT generate_series(1, 3);
+SET my.setting = 'from the source session';
+ALTER TABLE public.stable_def ADD COLUMN at timestamptz DEFAULT now(),
+  ADD COLUMN s text DEFAULT current_setting('my.setting', true), ADD COLUMN k int DEFAULT 5;
+INSERT INTO public.stable_def (id) VALUES (4);
+ALTER TABLE public.parted ADD COLUMN added_at timestamptz DEFAULT now();
+
 -- a table that loses its primary key, or its replica identity index
 CREATE TABLE public.losepk (id int PRIMARY KEY, v text);
 INSERT INTO public.losepk VALUES (1, 'a'), (2, 'b');

@@ -47,6 +47,17 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT * FROM changes('rewrite');
 
+-- columns added with a stable default: the rows that existed get the
+-- value computed at the ALTER (attmissingval), not the replay's
+CREATE TABLE rw_stable (id int PRIMARY KEY);
+INSERT INTO rw_stable VALUES (1);
+SET rw.setting = 'source value';
+SELECT count(*) > 0 FROM changes('rewrite');
+ALTER TABLE rw_stable ADD COLUMN s text DEFAULT current_setting('rw.setting'),
+  ADD COLUMN n int DEFAULT 5, ADD COLUMN z text DEFAULT current_setting('rw.none', true);
+INSERT INTO rw_stable (id) VALUES (2);
+SELECT * FROM changes('rewrite') WHERE changes !~ '^(-- |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
+
 -- tables that lose their primary key or replica identity index get FULL
 CREATE TABLE rw_losepk (id int PRIMARY KEY, v text);
 CREATE TABLE rw_loseidx (id int NOT NULL, v text);

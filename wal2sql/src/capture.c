@@ -801,6 +801,63 @@ w2s_sets_replica_identity(Node *parsetree)
 	return false;
 }
 
+/*
+ * ALTER TABLE ... ADD COLUMN with a stable default (now(), current_user
+ * ...): the existing rows read the value computed once into
+ * attmissingval, which the replay would compute again, differently.  Queue
+ * a 'missing' entry per such column: the output plugin writes an UPDATE of
+ * the table's rows to the stored value.  Immutable defaults are left to
+ * the replay; volatile ones rewrite the table (see w2s_table_rewrite).
+ */
+static void
+w2s_queue_missing_values(Node *parsetree, List *relids)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		const char *colname;
+		ListCell   *lr;
+
+		if (cmd->subtype != AT_AddColumn || cmd->def == NULL ||
+			!IsA(cmd->def, ColumnDef))
+			continue;
+		colname = ((ColumnDef *) cmd->def)->colname;
+		foreach(lr, relids)
+		{
+			Oid			relid = lfirst_oid(lr);
+			Relation	rel = RelationIdGetRelation(relid);
+			TupleDesc	desc;
+			AttrNumber	attnum;
+			bool		queue = false;
+			int			i;
+
+			if (!RelationIsValid(rel))
+				continue;
+			desc = RelationGetDescr(rel);
+			attnum = get_attnum(relid, colname);
+			if (rel->rd_rel->relkind == RELKIND_RELATION &&
+				rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
+				attnum > 0 && TupleDescAttr(desc, attnum - 1)->atthasmissing &&
+				desc->constr != NULL)
+			{
+				for (i = 0; i < desc->constr->num_defval; i++)
+				{
+					if (desc->constr->defval[i].adnum == attnum)
+						queue = contain_mutable_functions(stringToNode(desc->constr->defval[i].adbin));
+				}
+			}
+			RelationClose(rel);
+			if (queue)
+				w2s_queue_insert("missing", NULL, NULL, NULL,
+								 psprintf("%u %d", relid, (int) attnum));
+		}
+	}
+}
+
 /* The tables and their partitions / children. */
 static List *
 w2s_with_inheritors(List *relids)
@@ -914,6 +971,7 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (!all_temp)
 	{
 		w2s_queue_statement(trigdata, tag);
+		w2s_queue_missing_values(parsetree, w2s_with_inheritors(altered));
 
 		if (wal2sql_auto_replica_identity)
 		{

@@ -52,6 +52,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "utils/array.h"
 #include "utils/datum.h"
 
 #include "wal2sql.h"
@@ -139,6 +140,8 @@ static void w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						 int nrelations, Relation relations[],
 						 ReorderBufferChange *change);
 static bool w2s_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id);
+static void w2s_pin_money(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						  struct W2SRelEntry *entry);
 
 void
 _PG_output_plugin_init(OutputPluginCallbacks *cb)
@@ -697,6 +700,73 @@ w2s_append_row(StringInfo out, W2SRelEntry *entry, Datum *values, bool *nulls)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A column added with a stable default: the rows that existed then hold
+ * the value stored in attmissingval.  "relid attnum" comes from the queue.
+ */
+static void
+w2s_write_missing_value(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						const char *spec)
+{
+	unsigned int relid;
+	int			attnum;
+	Relation	rel;
+	W2SRelEntry *entry;
+	HeapTuple	atttup;
+	Form_pg_attribute att;
+	Datum		missing;
+	Datum		value = (Datum) 0;
+	bool		isnull = true;
+	StringInfoData stmt;
+
+	if (sscanf(spec, "%u %d", &relid, &attnum) != 2 ||
+		!RelationIsValid(rel = RelationIdGetRelation((Oid) relid)))
+	{
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: "
+								  "the default of added column \"%s\" is unknown",
+								  txn->xid, spec));
+		return;
+	}
+	entry = w2s_get_entry(rel);
+	atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	if (attnum < 1 || attnum > entry->natts || !HeapTupleIsValid(atttup))
+	{
+		if (HeapTupleIsValid(atttup))
+			ReleaseSysCache(atttup);
+		RelationClose(rel);
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: "
+								  "the added column %d of table %s is unknown",
+								  txn->xid, attnum, entry->qualname));
+		return;
+	}
+	att = (Form_pg_attribute) GETSTRUCT(atttup);
+	if (!att->atthasmissing || entry->cols[attnum - 1].skip)
+	{
+		ReleaseSysCache(atttup);
+		RelationClose(rel);
+		return;
+	}
+	missing = SysCacheGetAttr(ATTNUM, atttup, Anum_pg_attribute_attmissingval, &isnull);
+	if (!isnull)
+	{
+		int			idx = 1;
+
+		value = array_get_element(missing, 1, &idx, -1, att->attlen,
+								  att->attbyval, att->attalign, &isnull);
+	}
+	w2s_pin_money(ctx, txn, entry);
+	initStringInfo(&stmt);
+	appendStringInfo(&stmt, "UPDATE ONLY %s SET %s = ", entry->qualname,
+					 entry->cols[attnum - 1].qname);
+	w2s_append_value(&stmt, &entry->cols[attnum - 1], value, isnull);
+	appendStringInfoChar(&stmt, ';');
+	w2s_write_line(ctx, stmt.data, stmt.len);
+	ReleaseSysCache(atttup);
+	RelationClose(rel);
+}
+
 static char *
 w2s_queue_text(Datum *values, bool *nulls, int attnum)
 {
@@ -742,6 +812,11 @@ w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	if (strcmp(kind, "sql") == 0)
 	{
 		w2s_write_line(ctx, command, strlen(command));
+		return;
+	}
+	if (strcmp(kind, "missing") == 0)
+	{
+		w2s_write_missing_value(ctx, txn, command);
 		return;
 	}
 	if (strcmp(kind, "rewrite") == 0)
