@@ -7,4 +7,5 @@ mod cli;
 mod connection;
 mod init;
 mod replication;
+mod roundtrip;
 mod stream;
