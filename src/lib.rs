@@ -12,6 +12,7 @@ pub mod diff_format;
 pub mod dump;
 pub mod durable;
 pub mod error;
+pub mod handover;
 pub mod logging;
 pub mod lsn;
 pub mod metadata;

@@ -2,6 +2,7 @@
 //! action returns how the process should exit, or an error rendered once by `main`.
 
 mod init;
+mod new_chain;
 mod rotate;
 mod start;
 
@@ -31,6 +32,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     match invocation.action {
         Action::Start => return start::run(&invocation).await,
         Action::RotateDiff => return rotate::run(&invocation).await,
+        Action::NewChain => return new_chain::run(&invocation).await,
         _ => {}
     }
     let env = Environment::from_process();

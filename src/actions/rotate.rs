@@ -65,55 +65,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         }
     };
 
-    let id = format!(
-        "{}-{}",
-        std::process::id(),
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
-    );
-    control::write_request(root, &RotateRequest { id: id.clone() })?;
-    // SAFETY: kill(2) with a PID the pidfile probe verified to be our streamer.
-    if unsafe { libc::kill(info.pid, libc::SIGHUP) } != 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(Error::backup(format!(
-            "could not signal the streamer (process {}): {}",
-            info.pid,
-            crate::error::io_reason(&err)
-        )));
-    }
-
-    let mut deadline = Instant::now() + ACK_TIMEOUT;
-    let mut told_pending = false;
-    let answer = loop {
-        match control::read_answer(root) {
-            Some(answer) if answer.id() == id => match answer {
-                RotateAnswer::Pending { xid, .. } => {
-                    if !told_pending {
-                        ui::say(&format!(
-                            "Waiting for transaction {xid} to commit (a differential always holds whole transactions)"
-                        ));
-                        told_pending = true;
-                        deadline = Instant::now() + COMMIT_TIMEOUT;
-                    }
-                }
-                done => break done,
-            },
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            return Err(Error::backup(if told_pending {
-                "timed out waiting for the open transaction to commit".to_string()
-            } else {
-                format!(
-                    "timed out waiting for the streamer (process {}) to rotate",
-                    info.pid
-                )
-            })
-            .with_hint(
-                "The rotation stays requested and happens at the next transaction boundary.",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let answer = ask_streamer(root, info.pid).await?;
 
     match answer {
         RotateAnswer::Sealed {
@@ -167,4 +119,58 @@ async fn compress_sealed(chain_dir: &Path, sealed: &str, c: Compression) -> Resu
         .map_err(|e| Error::io(crate::error::Situation::Backup, "remove file", &plain, &e))?;
     durable::fsync_dir(chain_dir)?;
     Ok((name, written.size))
+}
+
+/// Ask the streamer (verified by the caller) to rotate, and wait for its final answer. With a
+/// new chain waiting, the streamer answers with the hand-over's seal of the old chain.
+pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    control::write_request(root, &RotateRequest { id: id.clone() })?;
+    // SAFETY: kill(2) with a PID the pidfile probe verified to be our streamer.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(Error::backup(format!(
+            "could not signal the streamer (process {}): {}",
+            pid,
+            crate::error::io_reason(&err)
+        )));
+    }
+
+    let mut deadline = Instant::now() + ACK_TIMEOUT;
+    let mut told_pending = false;
+    let answer = loop {
+        match control::read_answer(root) {
+            Some(answer) if answer.id() == id => match answer {
+                RotateAnswer::Pending { reason, .. } => {
+                    if !told_pending {
+                        ui::say(&format!("Waiting for {reason}"));
+                        told_pending = true;
+                        deadline = Instant::now() + COMMIT_TIMEOUT;
+                    }
+                }
+                done => break done,
+            },
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            return Err(Error::backup(if told_pending {
+                "timed out waiting for the streamer to reach a transaction boundary".to_string()
+            } else {
+                format!(
+                    "timed out waiting for the streamer (process {}) to rotate",
+                    pid
+                )
+            })
+            .with_hint(
+                "The rotation stays requested and happens at the next transaction boundary.",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    Ok(answer)
 }

@@ -6,6 +6,7 @@ use crate::backup_dir::{BackupDir, Chain};
 use crate::cli::Invocation;
 use crate::conninfo::{ConnParams, Environment};
 use crate::error::{Error, Result};
+use crate::handover;
 use crate::lsn::Lsn;
 use crate::metadata::Metadata;
 use crate::pidfile::PidFile;
@@ -175,6 +176,46 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     result
 }
 
+/// A `--new-chain` made while no streamer ran (or one that died mid-way) leaves the older
+/// chain with its `active.sql`: move its transactions past the new start over and seal it.
+fn finish_hand_over(dir: &BackupDir, chain: &Chain, metadata: &Metadata) -> Result<()> {
+    let chains = dir.chains()?;
+    let Some(old) = chains
+        .iter()
+        .rev()
+        .map(|info| &info.chain)
+        .find(|c| c.id < chain.id && c.active_path().exists())
+    else {
+        return Ok(());
+    };
+    let (mut old_writer, _) = DiffWriter::open(old)?;
+    let (_, report) = handover::hand_over(&mut old_writer, old, chain, metadata.start_lsn)?;
+    match &report.sealed {
+        Some(sealed) => ui::done(&format!(
+            "Sealed old chain {}: {}",
+            old.id,
+            sealed
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+        )),
+        None => ui::done(&format!(
+            "Closed old chain {} (nothing left to seal)",
+            old.id
+        )),
+    }
+    if report.copied_txns > 0 {
+        ui::done(&format!(
+            "Copied {} transaction(s) ({}) past chain {}'s start into it",
+            report.copied_txns,
+            ui::size(report.copied_bytes),
+            chain.id
+        ));
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn stream(
     inv: &Invocation,
@@ -186,6 +227,7 @@ async fn stream(
     session: sql::Session,
     slot_state: SlotState,
 ) -> Result<Outcome> {
+    finish_hand_over(dir, &chain, metadata)?;
     let resume = resume_position(dir, &chain)?;
     let (writer, recovery) = DiffWriter::open(&chain)?;
     if recovery.cut_bytes > 0 {

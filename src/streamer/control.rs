@@ -31,8 +31,8 @@ pub struct RotateRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RotateAnswer {
-    /// Seen; the rotation waits for the open transaction to commit.
-    Pending { id: String, xid: u32 },
+    /// Seen; the rotation waits for `reason` (e.g. "transaction 750 to commit").
+    Pending { id: String, reason: String },
     /// `active.sql` was sealed as `sealed` (a file name in `chain`).
     Sealed {
         id: String,

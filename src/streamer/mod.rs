@@ -86,6 +86,12 @@ struct Streamer {
     /// A rotation handed to the writer, waiting for its event.
     rotating: Option<Option<String>>,
     reply_after_fsync: bool,
+    /// A newer complete chain to move to, and where it starts.
+    next_chain: Option<(Chain, Lsn)>,
+    /// The rotation request the hand-over will answer.
+    handover_request: Option<String>,
+    /// A hand-over handed to the writer: (request id, old chain ID).
+    handing_over: Option<(Option<String>, String)>,
     txns: u64,
     bytes: u64,
 }
@@ -109,6 +115,9 @@ pub async fn run(
         rotate_wanted: None,
         rotating: None,
         reply_after_fsync: false,
+        next_chain: None,
+        handover_request: None,
+        handing_over: None,
         txns: 0,
         bytes: 0,
         cfg,
@@ -161,6 +170,7 @@ impl Streamer {
                 _ = int.recv() => return self.shutdown(stream, "SIGINT", &mut int).await,
                 _ = hup.recv() => {
                     let id = control::take_request(self.cfg.dir.root()).map(|r| r.id);
+                    self.check_new_chain();
                     self.rotate_wanted = Some(id);
                     self.maybe_rotate(&mut stream).await?;
                 }
@@ -199,6 +209,7 @@ impl Streamer {
                         Ok(ReplMessage::XLogData(x)) => self.on_data(x.data, &mut stream).await?,
                         Ok(ReplMessage::Keepalive(k)) => {
                             self.server_end = self.server_end.max(k.wal_end);
+                            self.maybe_hand_over(&mut stream).await?;
                             if k.reply_requested {
                                 if self.written > self.durable {
                                     self.reply_after_fsync = true;
@@ -220,7 +231,11 @@ impl Streamer {
                         Err(err) => return Err(err.into()),
                     }
                 }
-                _ = status_tick.tick() => self.send_status(&mut stream, false).await,
+                _ = status_tick.tick() => {
+                    self.check_new_chain();
+                    self.maybe_hand_over(&mut stream).await?;
+                    self.send_status(&mut stream, false).await;
+                }
                 _ = fsync_tick.tick() => {
                     if self.written > self.durable {
                         self.push(Command::Fsync, &mut stream).await?;
@@ -266,6 +281,11 @@ impl Streamer {
                     ))
                     .with_detail(format!("Message: {}", truncate(line, 200)))
                 })?;
+                // The server has reached this commit: the hand-over may need to happen first.
+                self.server_end = self.server_end.max(header.commit_lsn);
+                if self.next_chain.is_some() {
+                    self.maybe_hand_over(stream).await?;
+                }
                 let already_have = self.written.is_some_and(|w| header.end_lsn <= w);
                 if already_have || header.commit_lsn < self.cfg.chain_start {
                     self.txn = Txn::Skipping(header);
@@ -292,6 +312,7 @@ impl Streamer {
                         self.push(Command::Fsync, stream).await?;
                     }
                     self.maybe_rotate(stream).await?;
+                    self.maybe_hand_over(stream).await?;
                 } else {
                     self.bytes += data.len() as u64 + 1;
                     self.chunk.extend_from_slice(&data);
@@ -390,7 +411,45 @@ impl Streamer {
                     });
                 }
             }
-            Event::Switched => {}
+            Event::HandedOver(report) => {
+                let (request, old_chain) =
+                    self.handing_over.take().unwrap_or((None, String::new()));
+                self.active_has_data = report.copied_txns > 0;
+                let sealed = report.sealed.as_ref().map(|s| {
+                    s.path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+                match &sealed {
+                    Some(name) => ui::done(&format!("Sealed old chain {old_chain}: {name}")),
+                    None => ui::done(&format!(
+                        "Closed old chain {old_chain} (nothing left to seal)"
+                    )),
+                }
+                if report.copied_txns > 0 {
+                    ui::done(&format!(
+                        "Copied {} transaction(s) ({}) past the new chain's start into it",
+                        report.copied_txns,
+                        ui::size(report.copied_bytes)
+                    ));
+                }
+                ui::done(&format!("Streaming to new chain: {}", self.cfg.chain.id));
+                if let Some(id) = request {
+                    self.answer(match sealed {
+                        Some(name) => RotateAnswer::Sealed {
+                            id,
+                            chain: old_chain,
+                            sealed: name,
+                            size: report.sealed.map(|s| s.size).unwrap_or(0),
+                        },
+                        None => RotateAnswer::Empty {
+                            id,
+                            chain: old_chain,
+                        },
+                    });
+                }
+            }
             Event::Failed(err) => {
                 let disk_full = err.is_disk_full();
                 let mut error = Error::from(err);
@@ -415,10 +474,29 @@ impl Streamer {
         if self.rotating.is_some() {
             return Ok(());
         }
+        if self.handing_over.is_some() {
+            return Ok(());
+        }
+        if let Some((_, start)) = &self.next_chain {
+            // With a new chain waiting, the rotation is the hand-over: it seals the old chain.
+            let start = *start;
+            self.rotate_wanted = None;
+            if let Some(id) = &id {
+                self.answer(RotateAnswer::Pending {
+                    id: id.clone(),
+                    reason: format!("the stream to reach {start}, where the new chain starts"),
+                });
+            }
+            self.handover_request = id;
+            return self.maybe_hand_over(stream).await;
+        }
         if let Txn::Writing(header) = &self.txn {
             if let Some(id) = id {
-                let xid = header.xid;
-                self.answer(RotateAnswer::Pending { id, xid });
+                let reason = format!(
+                    "transaction {} to commit (a differential holds whole transactions)",
+                    header.xid
+                );
+                self.answer(RotateAnswer::Pending { id, reason });
             }
             return Ok(());
         }
@@ -454,6 +532,63 @@ impl Streamer {
         self.push(Command::Rotate(chain, name), stream).await
     }
 
+    /// Look for a complete chain newer than ours (made by `--new-chain`).
+    fn check_new_chain(&mut self) {
+        if self.next_chain.is_some() || self.handing_over.is_some() {
+            return;
+        }
+        let newest = match self.cfg.dir.latest_complete_chain() {
+            Ok(Some(chain)) if chain.id > self.cfg.chain.id => chain,
+            Ok(_) => return,
+            Err(err) => {
+                ui::warning(&format!("could not look for a new chain: {err}"));
+                return;
+            }
+        };
+        match newest.read_metadata() {
+            Ok(meta) => {
+                ui::say(&format!(
+                    "New chain {} found (starts at {}); moving the stream to it",
+                    newest.id, meta.start_lsn
+                ));
+                self.next_chain = Some((newest, meta.start_lsn));
+            }
+            Err(err) => ui::warning(&format!("could not read the new chain's metadata: {err}")),
+        }
+    }
+
+    /// Hand over to the waiting new chain once the stream is between transactions and has
+    /// reached the new chain's start (so every older transaction went to the old chain).
+    async fn maybe_hand_over(&mut self, stream: &mut Option<ReplicationStream>) -> Result<()> {
+        let Some((_, start)) = &self.next_chain else {
+            return Ok(());
+        };
+        let start = *start;
+        if !matches!(self.txn, Txn::Idle) || self.rotating.is_some() || self.handing_over.is_some()
+        {
+            return Ok(());
+        }
+        let reached = self.written.is_some_and(|w| w > start) || self.server_end >= start;
+        if !reached {
+            // Ask the server where it is; its keepalive answer lets an idle stream switch.
+            self.send_status(stream, true).await;
+            return Ok(());
+        }
+        let (new, start) = self.next_chain.take().expect("checked above");
+        let old = std::mem::replace(&mut self.cfg.chain, new.clone());
+        self.cfg.chain_start = start;
+        self.handing_over = Some((self.handover_request.take(), old.id.to_string()));
+        self.push(
+            Command::HandOver {
+                old: Box::new(old),
+                new: Box::new(new),
+                cut: start,
+            },
+            stream,
+        )
+        .await
+    }
+
     fn answer(&self, answer: RotateAnswer) {
         if let Err(err) = control::write_answer(self.cfg.dir.root(), &answer) {
             ui::warning(&format!("could not answer the rotation request: {err}"));
@@ -482,7 +617,8 @@ impl Streamer {
         let settled = matches!(self.txn, Txn::Idle)
             && self.chunk.is_empty()
             && self.written <= self.durable
-            && self.rotating.is_none();
+            && self.rotating.is_none()
+            && self.handing_over.is_none();
         if !settled || self.server_end <= durable {
             return durable;
         }
@@ -499,6 +635,7 @@ impl Streamer {
         self.server_end
     }
 
+    /// Report positions; `reply` asks the server to answer at once with a keepalive.
     async fn send_status(&mut self, stream: &mut Option<ReplicationStream>, reply: bool) {
         let flush = self.flush_position();
         if let Some(s) = stream.as_mut() {

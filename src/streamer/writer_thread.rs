@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::backup_dir::{Chain, DiffName};
 use crate::chain_error::ChainError;
 use crate::diff_format::TxnHeader;
+use crate::handover::{HandOver, hand_over};
 use crate::lsn::Lsn;
 use crate::writer::{DiffWriter, Sealed};
 
@@ -26,8 +27,12 @@ pub enum Command {
     Fsync,
     /// Seal `active.sql` under this name and continue in a fresh one.
     Rotate(Box<Chain>, DiffName),
-    /// Close this chain's `active.sql` and continue in another chain's (new-chain hand-over).
-    Switch(Box<Chain>),
+    /// Move to a new chain starting at `cut` (see [`crate::handover`]).
+    HandOver {
+        old: Box<Chain>,
+        new: Box<Chain>,
+        cut: Lsn,
+    },
 }
 
 #[derive(Debug)]
@@ -35,7 +40,7 @@ pub enum Event {
     /// Everything committed up to this `end_lsn` is on disk.
     Durable(Option<Lsn>),
     Rotated(Sealed),
-    Switched,
+    HandedOver(HandOver),
     /// The writer stopped; nothing after the last `Durable` is on disk.
     Failed(ChainError),
 }
@@ -83,26 +88,24 @@ fn run(
     events: mpsc::UnboundedSender<Event>,
 ) -> Option<Lsn> {
     while let Some(command) = commands.blocking_recv() {
-        let result =
-            match command {
-                Command::Begin(header) => writer.begin(&header),
-                Command::Body(bytes) => writer.write_body(&bytes),
-                Command::Commit => writer.commit().map(|_| ()),
-                Command::Abort => writer.abort(),
-                Command::Fsync => writer.fsync().map(|lsn| {
-                    let _ = events.send(Event::Durable(lsn));
-                }),
-                Command::Rotate(chain, name) => writer.rotate(&chain, name).map(|sealed| {
-                    let _ = events.send(Event::Rotated(sealed));
-                }),
-                Command::Switch(chain) => writer
-                    .fsync()
-                    .and_then(|_| DiffWriter::open(&chain))
-                    .map(|(next, _)| {
-                        writer = next;
-                        let _ = events.send(Event::Switched);
-                    }),
-            };
+        let result = match command {
+            Command::Begin(header) => writer.begin(&header),
+            Command::Body(bytes) => writer.write_body(&bytes),
+            Command::Commit => writer.commit().map(|_| ()),
+            Command::Abort => writer.abort(),
+            Command::Fsync => writer.fsync().map(|lsn| {
+                let _ = events.send(Event::Durable(lsn));
+            }),
+            Command::Rotate(chain, name) => writer.rotate(&chain, name).map(|sealed| {
+                let _ = events.send(Event::Rotated(sealed));
+            }),
+            Command::HandOver { old, new, cut } => {
+                hand_over(&mut writer, &old, &new, cut).map(|(next, report)| {
+                    writer = next;
+                    let _ = events.send(Event::HandedOver(report));
+                })
+            }
+        };
         if let Err(err) = result {
             let _ = events.send(Event::Failed(err));
             return writer.durable_lsn();

@@ -71,13 +71,38 @@ fn check(output: Output, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+static SCRATCH: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Remove every scratch directory when the test binary exits, unless PG_SCRIBE_KEEP_TEST_DIRS
+/// is set (to look at what a failing test left).
+extern "C" fn remove_scratch_dirs() {
+    if std::env::var_os("PG_SCRIBE_KEEP_TEST_DIRS").is_some() {
+        return;
+    }
+    if let Ok(dirs) = SCRATCH.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// A fresh directory under the system temp dir that the server user can enter.
 pub fn scratch_dir(label: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    if n == 0 {
+        // SAFETY: registering a plain extern "C" function with no captured state.
+        unsafe {
+            libc::atexit(remove_scratch_dirs);
+        }
+    }
     let dir = std::env::temp_dir().join(format!("pg_scribe-{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
+    SCRATCH
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.clone());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     dir
