@@ -44,6 +44,8 @@ wal_level = logical
 shared_preload_libraries = 'wal2sql'
 max_wal_size = 8GB
 synchronous_commit = off
+# Keep big transactions in memory on the server, so the clients' own cost shows.
+logical_decoding_work_mem = 1GB
 CONF
 if "$bindir/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
 	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'" >>"$tmp/data/postgresql.conf"
@@ -68,6 +70,9 @@ psql -c "UPDATE big SET a = 'u' WHERE id % 2 = 0"
 psql -c "DELETE FROM big WHERE id % 2 = 1"
 psql -c "INSERT INTO marker VALUES ('drained')"
 
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
 # Wait until a file's last bytes hold the marker's INSERT (the last transaction).
 wait_for_marker() {
 	while ! tail -c 400 "$1" 2>/dev/null | grep "'drained'" >/dev/null; do sleep 0.05; done
@@ -78,6 +83,7 @@ t2=$(now)
 recv=$!; pids="$recv"
 wait_for_marker "$tmp/recvlogical.sql"
 t3=$(now)
+recv_cpu=$(cpu "$recv")
 kill -TERM "$recv"; wait "$recv" || true; pids=""
 
 t0=$(now)
@@ -85,13 +91,16 @@ t0=$(now)
 scribe=$!; pids="$scribe"
 wait_for_marker "$chain/active.sql"
 t1=$(now)
+scribe_cpu=$(cpu "$scribe")
 kill -TERM "$scribe"; wait "$scribe" || true; pids=""
 
 scribe_s=$(python3 -c "print('%.2f' % ($t1 - $t0))")
 recv_s=$(python3 -c "print('%.2f' % ($t3 - $t2))")
-echo "pg_scribe --start:  ${scribe_s} s ($(wc -c <"$chain/active.sql") bytes)"
-echo "pg_recvlogical:     ${recv_s} s ($(wc -c <"$tmp/recvlogical.sql") bytes)"
+echo "pg_scribe --start:  ${scribe_s} s, client CPU ${scribe_cpu} s ($(wc -c <"$chain/active.sql") bytes)"
+echo "pg_recvlogical:     ${recv_s} s, client CPU ${recv_cpu} s ($(wc -c <"$tmp/recvlogical.sql") bytes)"
+if cmp -s "$chain/active.sql" "$tmp/recvlogical.sql"; then echo "outputs: identical"; else echo "outputs: DIFFER"; fi
 python3 -c "print('throughput ratio pg_scribe/pg_recvlogical: %.2f (target >= 1.0)' % ($recv_s / $scribe_s))"
+python3 -c "print('client CPU ratio pg_recvlogical/pg_scribe: %.2f' % ($recv_cpu / max($scribe_cpu, 0.01)))"
 
 echo "memory: one transaction of $BIG rows"
 "$PG_SCRIBE" --start -d src --backup-dir "$tmp/backups" -F 10 2>>"$tmp/scribe.log" &
