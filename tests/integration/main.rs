@@ -7,5 +7,6 @@ mod cli;
 mod connection;
 mod init;
 mod replication;
+mod restore;
 mod roundtrip;
 mod stream;
