@@ -106,7 +106,7 @@ struct InFlight {
     stream: Pin<Box<SimpleQueryStream>>,
     text: String,
     /// Statements of `text` that belong to the transaction (offsets in `text`).
-    stmts: Vec<Stmt>,
+    pieces: Vec<Piece>,
     /// Statements before them (the commit check).
     prefix: usize,
     header: TxnHeader,
@@ -115,7 +115,8 @@ struct InFlight {
 
 /// A statement that failed: where, and what the server said.
 struct Failure {
-    number: Option<usize>,
+    /// First and last statement number (1-based; several when INSERTs were merged).
+    number: Option<(usize, usize)>,
     excerpt: Option<String>,
     err: tokio_postgres::Error,
 }
@@ -168,28 +169,115 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-/// Which of `stmts` (offsets in `text`) failed: the one holding the server's error position, else
-/// the one after the `completed` ones.
+/// A statement of a message: `[start, end)` in its text, and the index of the first statement
+/// of the transaction it came from (consecutive INSERTs into one table are merged into one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    start: usize,
+    end: usize,
+    first: usize,
+    last: usize,
+}
+
+/// A merged INSERT stays below this size.
+const MERGE_MAX: usize = 1 << 20;
+
+/// Where the row list of a wal2sql INSERT starts: the `(` after ` VALUES ` (outside quoted
+/// identifiers; nothing before it is a string literal).
+fn insert_split(stmt: &str) -> Option<usize> {
+    let b = stmt.as_bytes();
+    if !stmt.starts_with("INSERT INTO ") || !stmt.ends_with(");") {
+        return None;
+    }
+    let mut i = "INSERT INTO ".len();
+    let mut quoted = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => quoted = !quoted,
+            b' ' if !quoted && b[i..].starts_with(b" VALUES (") => {
+                return Some(i + " VALUES ".len());
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The text of a message holding `stmts` (offsets in `body`), one statement per line, with
+/// consecutive INSERTs into the same table and columns merged into one multi-row INSERT
+/// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements).
+fn build_message(body: &str, stmts: &[Stmt], out: &mut String, pieces: &mut Vec<Piece>) {
+    let mut i = 0;
+    while i < stmts.len() {
+        let s = &body[stmts[i].start..stmts[i].end];
+        let start = out.len();
+        match insert_split(s) {
+            Some(k) if stmts[i].kind == Kind::Dml => {
+                let prefix = &s[..k];
+                out.push_str(&s[..s.len() - 1]);
+                let mut j = i + 1;
+                while j < stmts.len() {
+                    let t = &body[stmts[j].start..stmts[j].end];
+                    if out.len() - start + t.len() > MERGE_MAX
+                        || !t.starts_with(prefix)
+                        || insert_split(t) != Some(k)
+                    {
+                        break;
+                    }
+                    out.push_str(", ");
+                    out.push_str(&t[k..t.len() - 1]);
+                    j += 1;
+                }
+                out.push(';');
+                pieces.push(Piece {
+                    start,
+                    end: out.len(),
+                    first: i,
+                    last: j - 1,
+                });
+                i = j;
+            }
+            _ => {
+                out.push_str(s);
+                pieces.push(Piece {
+                    start,
+                    end: out.len(),
+                    first: i,
+                    last: i,
+                });
+                i += 1;
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Which piece failed: the one holding the server's error position, else the one after the
+/// `completed` ones. Returns the index of its first statement in the transaction's list.
 fn locate(
     text: &str,
-    stmts: &[Stmt],
+    pieces: &[Piece],
     prefix: usize,
     completed: usize,
     err: &tokio_postgres::Error,
-) -> (Option<usize>, Option<String>) {
+) -> (Option<(usize, usize)>, Option<String>) {
     let by_position = err.as_db_error().and_then(|db| match db.position() {
         Some(ErrorPosition::Original(p)) => {
             let byte = text
                 .char_indices()
                 .nth((*p as usize).saturating_sub(1))
                 .map(|(i, _)| i)?;
-            stmts.iter().position(|s| s.start <= byte && byte < s.end)
+            pieces.iter().position(|s| s.start <= byte && byte < s.end)
         }
         _ => None,
     });
-    let index = by_position.or_else(|| completed.checked_sub(prefix).filter(|i| *i < stmts.len()));
+    let index = by_position.or_else(|| completed.checked_sub(prefix).filter(|i| *i < pieces.len()));
     match index {
-        Some(i) => (Some(i), Some(excerpt(&text[stmts[i].start..stmts[i].end]))),
+        Some(i) => (
+            Some((pieces[i].first, pieces[i].last)),
+            Some(excerpt(&text[pieces[i].start..pieces[i].end])),
+        ),
         None => (None, None),
     }
 }
@@ -258,7 +346,12 @@ impl<'a> Engine<'a> {
             format_commit_time(h.commit_time)
         );
         let statement = match (f.number, &f.excerpt) {
-            (Some(n), Some(text)) => format!("Statement {n} of the transaction: {text}"),
+            (Some((n, m)), Some(text)) if n == m => {
+                format!("Statement {n} of the transaction: {text}")
+            }
+            (Some((n, m)), Some(text)) => format!(
+                "Statements {n} to {m} of the transaction (row inserts merged into one statement): {text}"
+            ),
             _ => "The failing statement could not be located.".into(),
         };
         let Some(db) = f.err.as_db_error() else {
@@ -476,16 +569,11 @@ impl<'a> Engine<'a> {
                 self.token
             );
             let body = self.utf8(&t, &t.buf)?;
-            let text = format!("{check}{body}SET pg_scribe.applied = '{token}';");
-            let stmts = t
-                .stmts
-                .iter()
-                .map(|s| Stmt {
-                    start: s.start + check.len(),
-                    end: s.end + check.len(),
-                    kind: s.kind,
-                })
-                .collect();
+            let mut text = String::with_capacity(check.len() + body.len() + 64);
+            text.push_str(&check);
+            let mut pieces = Vec::with_capacity(t.stmts.len());
+            build_message(body, &t.stmts, &mut text, &mut pieces);
+            text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
             let stream = self.client.simple_query_raw(&text).await.map_err(|e| {
                 self.txn_error(
                     t.file,
@@ -502,7 +590,7 @@ impl<'a> Engine<'a> {
             self.inflight.push_back(InFlight {
                 stream: Box::pin(stream),
                 text,
-                stmts,
+                pieces,
                 prefix: 1,
                 header: t.header,
                 file: t.file,
@@ -541,12 +629,12 @@ impl<'a> Engine<'a> {
                 Ok(())
             }
             Err((completed, err)) => {
-                let (i, text) = locate(&f.text, &f.stmts, f.prefix, completed, &err);
+                let (i, text) = locate(&f.text, &f.pieces, f.prefix, completed, &err);
                 Err(self.txn_error(
                     f.file,
                     &f.header,
                     Failure {
-                        number: i.map(|i| i + 1),
+                        number: i.map(|(a, b)| (a + 1, b + 1)),
                         excerpt: text,
                         err,
                     },
@@ -613,12 +701,7 @@ impl<'a> Engine<'a> {
             }
             let from = t.stmts[i].start;
             let to = t.stmts[j - 1].end;
-            let mut text = self.utf8(t, &t.buf[from..to])?.to_string();
-            if j == n
-                && let Some(token) = token
-            {
-                text.push_str(&format!("\nSET pg_scribe.applied = '{token}';"));
-            }
+            let body = self.utf8(t, &t.buf[from..to])?;
             let stmts: Vec<Stmt> = t.stmts[i..j]
                 .iter()
                 .map(|s| Stmt {
@@ -627,6 +710,14 @@ impl<'a> Engine<'a> {
                     kind: s.kind,
                 })
                 .collect();
+            let mut text = String::with_capacity(body.len() + 64);
+            let mut pieces = Vec::with_capacity(stmts.len());
+            build_message(body, &stmts, &mut text, &mut pieces);
+            if j == n
+                && let Some(token) = token
+            {
+                text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
+            }
             let result = match self.client.simple_query_raw(&text).await {
                 Ok(stream) => {
                     let mut stream = Box::pin(stream);
@@ -635,12 +726,12 @@ impl<'a> Engine<'a> {
                 Err(e) => Err((0, e)),
             };
             if let Err((completed, err)) = result {
-                let (k, excerpt) = locate(&text, &stmts, 0, completed, &err);
+                let (k, excerpt) = locate(&text, &pieces, 0, completed, &err);
                 return Err(self.txn_error(
                     t.file,
                     &t.header,
                     Failure {
-                        number: k.map(|k| t.sent + i + k + 1),
+                        number: k.map(|(a, b)| (t.sent + i + a + 1, t.sent + i + b + 1)),
                         excerpt,
                         err,
                     },
@@ -774,6 +865,27 @@ mod tests {
         let long = "x".repeat(300);
         assert_eq!(excerpt(&long).chars().count(), 201);
         assert_eq!(excerpt("a\nb"), "a b");
+    }
+
+    #[test]
+    fn consecutive_inserts_are_merged() {
+        use super::super::lexer::statements;
+        let body = "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y');\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n";
+        let stmts = statements(body.as_bytes());
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces);
+        assert_eq!(
+            text,
+            "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n"
+        );
+        assert_eq!(
+            pieces.iter().map(|p| p.first).collect::<Vec<_>>(),
+            vec![0, 1, 3, 4, 5, 6]
+        );
+        assert_eq!(
+            &text[pieces[1].start..pieces[1].end],
+            "INSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');"
+        );
     }
 
     #[test]

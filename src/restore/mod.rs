@@ -479,6 +479,7 @@ async fn restore_into(
         Limits::default(),
         total,
     );
+    let apply_started = Instant::now();
     let applied = async {
         for file in &plan.diffs {
             if !engine.apply_file(file).await? {
@@ -498,10 +499,11 @@ async fn restore_into(
     }
     let report = &engine.report;
     ui::done(&format!(
-        "Applied {} differentials ({} transactions, {})",
+        "Applied {} differentials ({} transactions, {} in {})",
         report.files.len(),
         thousands(report.txns),
-        ui::size(report.bytes)
+        ui::size(report.bytes),
+        duration_text(apply_started.elapsed())
     ));
     for (name, txns) in &report.files {
         ui::say(&format!("  - {name} ({txns} transactions)"));

@@ -500,7 +500,7 @@ fn a_marker_or_a_failing_statement_stops_the_restore_and_drops_the_new_database(
     assert!(err.contains("diff-20300101T000000Z.sql"), "{err}");
     assert!(
         err.contains(
-            "Statement 3 of the transaction: INSERT INTO public.t (id, v) VALUES ('1', 'dup');"
+            "Statements 2 to 3 of the transaction (row inserts merged into one statement): INSERT INTO public.t (id, v) VALUES ('1', 'a'), ('1', 'dup');"
         ),
         "{err}"
     );
