@@ -427,7 +427,15 @@ async fn restore_into(
     let major = server_num / 10000;
 
     // Globals: statement by statement (no ON_ERROR_STOP); an object that exists is a note.
-    let (_, run) = psql::run(params, major, &plan.globals, false, false).await?;
+    let (ok, run) = psql::run(params, major, &plan.globals, false, false).await?;
+    if !ok {
+        // Without ON_ERROR_STOP, psql fails only when it could not run the script at all.
+        return Err(Error::backup(format!(
+            "restoring globals \"{}\" failed",
+            plan.globals.display()
+        ))
+        .with_detail(psql::tail(&run.stderr, 20)));
+    }
     let errors = psql::errors(&run.stderr);
     let (existing, fatal): (Vec<_>, Vec<_>) = errors.into_iter().partition(|e| e.code == "42710");
     for e in &existing {
