@@ -43,6 +43,9 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     if invocation.action == Action::Init {
         return init::run(&invocation, &params).await;
     }
+    if invocation.action == Action::Restore {
+        return crate::restore::run(&invocation, &params).await;
+    }
     // Every action but --rotate-diff talks to the server; reaching it is their first step, so
     // a wrong host or password is reported as such before anything else happens.
     if invocation.action != Action::RotateDiff {

@@ -8,5 +8,6 @@ mod connection;
 mod init;
 mod new_chain;
 mod replication;
+mod restore;
 mod roundtrip;
 mod stream;
