@@ -264,6 +264,7 @@ async fn stream(
         chain,
         status_interval: inv.status_interval,
         fsync_interval: inv.fsync_interval,
+        server_major: metadata.server_version_num / 10000,
         plugin_options: PLUGIN_OPTIONS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

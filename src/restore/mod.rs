@@ -60,8 +60,33 @@ struct Plan {
     chain: Chain,
     metadata: Metadata,
     base: PathBuf,
-    globals: PathBuf,
+    /// `globals.sql` of the base, then the `globals-<stamp>.sql` the streamer saved at each
+    /// rotation (roles created since the base), oldest first.
+    globals: Vec<PathBuf>,
     diffs: Vec<DiffFile>,
+}
+
+/// The streamer's later role dumps, `globals-<stamp>.sql`, in name (= time) order.
+fn later_globals(chain: &Chain) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(&chain.dir).map_err(|e| {
+        Error::io(
+            crate::error::Situation::Backup,
+            "open directory",
+            &chain.dir,
+            &e,
+        )
+    })?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("globals-") && n.ends_with(".sql"))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 fn describe_chains(dir: &BackupDir) -> String {
@@ -179,6 +204,8 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
             compressed: false,
         });
     }
+    let mut globals = vec![globals];
+    globals.extend(later_globals(&chain)?);
     Ok(Plan {
         chain,
         metadata,
@@ -418,6 +445,36 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     }
 }
 
+async fn restore_globals(
+    params: &ConnParams,
+    major: u32,
+    file: &std::path::Path,
+    note_existing: bool,
+) -> Result<()> {
+    let (ok, run) = psql::run(params, major, file, false, false).await?;
+    if !ok {
+        // Without ON_ERROR_STOP, psql fails only when it could not run the script at all.
+        return Err(
+            Error::backup(format!("restoring globals \"{}\" failed", file.display()))
+                .with_detail(psql::tail(&run.stderr, 20)),
+        );
+    }
+    let errors = psql::errors(&run.stderr);
+    let (existing, fatal): (Vec<_>, Vec<_>) = errors.into_iter().partition(|e| e.code == "42710");
+    if note_existing {
+        for e in &existing {
+            crate::ui::say(&format!("{}: note: {} (kept)", ui::PROGNAME, e.message));
+        }
+    }
+    if !fatal.is_empty() {
+        return Err(
+            Error::backup(format!("restoring globals failed: {}", fatal[0].message))
+                .with_detail(psql::tail(&run.stderr, 20)),
+        );
+    }
+    Ok(())
+}
+
 async fn restore_into(
     inv: &Invocation,
     plan: &Plan,
@@ -427,25 +484,9 @@ async fn restore_into(
     let major = server_num / 10000;
 
     // Globals: statement by statement (no ON_ERROR_STOP); an object that exists is a note.
-    let (ok, run) = psql::run(params, major, &plan.globals, false, false).await?;
-    if !ok {
-        // Without ON_ERROR_STOP, psql fails only when it could not run the script at all.
-        return Err(Error::backup(format!(
-            "restoring globals \"{}\" failed",
-            plan.globals.display()
-        ))
-        .with_detail(psql::tail(&run.stderr, 20)));
-    }
-    let errors = psql::errors(&run.stderr);
-    let (existing, fatal): (Vec<_>, Vec<_>) = errors.into_iter().partition(|e| e.code == "42710");
-    for e in &existing {
-        crate::ui::say(&format!("{}: note: {} (kept)", ui::PROGNAME, e.message));
-    }
-    if !fatal.is_empty() {
-        return Err(
-            Error::backup(format!("restoring globals failed: {}", fatal[0].message))
-                .with_detail(psql::tail(&run.stderr, 20)),
-        );
+    for (i, file) in plan.globals.iter().enumerate() {
+        // Later dumps repeat every role: only the first file's "already exists" is news.
+        restore_globals(params, major, file, i == 0).await?;
     }
     ui::done("Restored globals (roles and tablespaces)");
 

@@ -58,6 +58,18 @@ pub struct Config {
     pub status_interval: Duration,
     pub fsync_interval: Duration,
     pub plugin_options: Vec<(String, String)>,
+    /// For `pg_dumpall` of the right version at each rotation.
+    pub server_major: u32,
+}
+
+/// Sequence values are recorded into the stream just before a rotation, so every sealed diff
+/// ends with them; the rotation waits until the stream has passed that record.
+enum Barrier {
+    None,
+    /// The recording query is running.
+    Recording,
+    /// Rotate once the stream has reached this position.
+    At(Lsn),
 }
 
 enum Txn {
@@ -85,6 +97,9 @@ struct Streamer {
     rotate_wanted: Option<Option<String>>,
     /// A rotation handed to the writer, waiting for its event.
     rotating: Option<Option<String>>,
+    barrier: Barrier,
+    barrier_tx: tokio::sync::mpsc::UnboundedSender<Option<Lsn>>,
+    sql: Option<std::sync::Arc<tokio_postgres::Client>>,
     reply_after_fsync: bool,
     /// A newer complete chain to move to, and where it starts.
     next_chain: Option<(Chain, Lsn)>,
@@ -103,6 +118,7 @@ pub async fn run(
     sql: Option<tokio_postgres::Client>,
 ) -> Result<()> {
     let flushed_file = control::read_flushed(cfg.dir.root()).unwrap_or(Lsn::INVALID);
+    let (barrier_tx, barrier_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut streamer = Streamer {
         writer: WriterHandle::spawn(writer),
         txn: Txn::Idle,
@@ -114,6 +130,9 @@ pub async fn run(
         active_has_data: cfg.active_has_data,
         rotate_wanted: None,
         rotating: None,
+        barrier: Barrier::None,
+        barrier_tx,
+        sql: sql.map(std::sync::Arc::new),
         reply_after_fsync: false,
         next_chain: None,
         handover_request: None,
@@ -122,7 +141,7 @@ pub async fn run(
         bytes: 0,
         cfg,
     };
-    let result = streamer.main_loop(sql).await;
+    let result = streamer.main_loop(barrier_rx).await;
     let durable = streamer.writer.close().await;
     if let (Ok(()), Some(lsn)) = (&result, durable) {
         tracing::debug!("writer closed; durable up to {lsn}");
@@ -135,7 +154,10 @@ fn sig(kind: SignalKind) -> Result<tokio::signal::unix::Signal> {
 }
 
 impl Streamer {
-    async fn main_loop(&mut self, sql: Option<tokio_postgres::Client>) -> Result<()> {
+    async fn main_loop(
+        &mut self,
+        mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Option<Lsn>>,
+    ) -> Result<()> {
         let mut term = sig(SignalKind::terminate())?;
         let mut int = sig(SignalKind::interrupt())?;
         let mut hup = sig(SignalKind::hangup())?;
@@ -154,7 +176,6 @@ impl Streamer {
         let mut fsync_tick = every(self.cfg.fsync_interval);
         let mut sequence_tick = every(SEQUENCE_SNAPSHOT_EVERY);
         let mut progress_tick = every(PROGRESS_EVERY);
-        let sql = sql.map(std::sync::Arc::new);
 
         let mut stream: Option<ReplicationStream> = None;
         let mut backoff = Duration::from_secs(1);
@@ -172,6 +193,14 @@ impl Streamer {
                     let id = control::take_request(self.cfg.dir.root()).map(|r| r.id);
                     self.check_new_chain();
                     self.rotate_wanted = Some(id);
+                    self.record_sequences_for_rotation();
+                    self.maybe_rotate(&mut stream).await?;
+                }
+                Some(recorded) = barrier_rx.recv() => {
+                    self.barrier = match recorded {
+                        Some(lsn) => Barrier::At(lsn),
+                        None => Barrier::None,
+                    };
                     self.maybe_rotate(&mut stream).await?;
                 }
                 event = self.writer.events.recv() => {
@@ -210,6 +239,7 @@ impl Streamer {
                         Ok(ReplMessage::Keepalive(k)) => {
                             self.server_end = self.server_end.max(k.wal_end);
                             self.maybe_hand_over(&mut stream).await?;
+                            self.maybe_rotate(&mut stream).await?;
                             if k.reply_requested {
                                 if self.written > self.durable {
                                     self.reply_after_fsync = true;
@@ -241,7 +271,7 @@ impl Streamer {
                         self.push(Command::Fsync, &mut stream).await?;
                     }
                 }
-                _ = sequence_tick.tick() => snapshot_sequences(sql.clone()),
+                _ = sequence_tick.tick() => snapshot_sequences(self.sql.clone(), None),
                 _ = progress_tick.tick() => {
                     if last_progress.0 != self.written || last_progress.1.elapsed() > Duration::from_secs(3600) {
                         self.log_progress(stream.as_ref());
@@ -390,6 +420,7 @@ impl Streamer {
                     ui::size(sealed.size)
                 ));
                 self.active_has_data = false;
+                self.dump_globals_for(&name);
                 // active.sql is empty now: remember where the files end without reading the
                 // sealed diff back (it may be compressed by the time we restart).
                 if let Some(end) = sealed.last_end_lsn
@@ -490,6 +521,29 @@ impl Streamer {
             self.handover_request = id;
             return self.maybe_hand_over(stream).await;
         }
+        let waiting = match self.barrier {
+            Barrier::None => None,
+            Barrier::Recording => Some("the sequence values to be recorded".to_string()),
+            Barrier::At(lsn)
+                if self.server_end >= lsn || self.written.is_some_and(|w| w >= lsn) =>
+            {
+                self.barrier = Barrier::None;
+                None
+            }
+            Barrier::At(lsn) => {
+                // Ask the server where it is, so an idle stream learns it has passed the record.
+                self.send_status(stream, true).await;
+                Some(format!(
+                    "the stream to reach {lsn}, past the recorded sequence values"
+                ))
+            }
+        };
+        if let Some(reason) = waiting {
+            if let Some(id) = id {
+                self.answer(RotateAnswer::Pending { id, reason });
+            }
+            return Ok(());
+        }
         if let Txn::Writing(header) = &self.txn {
             if let Some(id) = id {
                 let reason = format!(
@@ -530,6 +584,50 @@ impl Streamer {
         self.rotating = Some(id);
         let chain = Box::new(self.cfg.chain.clone());
         self.push(Command::Rotate(chain, name), stream).await
+    }
+
+    /// Start recording sequence values ahead of a rotation (not for a hand-over, whose old
+    /// chain ends where the new base begins).
+    fn record_sequences_for_rotation(&mut self) {
+        if self.next_chain.is_some() || !matches!(self.barrier, Barrier::None) {
+            return;
+        }
+        if self.sql.is_some() {
+            self.barrier = Barrier::Recording;
+            snapshot_sequences(self.sql.clone(), Some(self.barrier_tx.clone()));
+        }
+    }
+
+    /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
+    /// since the base exist when the chain is restored on a fresh server.
+    fn dump_globals_for(&self, sealed_name: &str) {
+        let Some(stamp) = sealed_name
+            .strip_prefix("diff-")
+            .and_then(|rest| rest.split('.').next())
+        else {
+            return;
+        };
+        let dir = self.cfg.chain.dir.clone();
+        let params = self.cfg.params.clone();
+        let major = self.cfg.server_major;
+        let name = format!("globals-{stamp}.sql");
+        tokio::spawn(async move {
+            let temp = dir.join(format!(".{name}.tmp"));
+            let _ = std::fs::remove_file(&temp);
+            let result = async {
+                crate::dump::dump_globals(&params, major, &temp, Compression::NONE).await?;
+                crate::durable::rename_durable(&temp, &dir.join(&name))?;
+                Ok::<_, Error>(())
+            }
+            .await;
+            if let Err(err) = result {
+                let _ = std::fs::remove_file(&temp);
+                ui::warning(&format!(
+                    "could not save the roles beside the sealed differential: {}",
+                    err.message
+                ));
+            }
+        });
     }
 
     /// Look for a complete chain newer than ours (made by `--new-chain`).
@@ -725,18 +823,37 @@ fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
             == Some(end_lsn)
 }
 
-/// Record every sequence's value into the stream (as its own transaction), in the background.
-fn snapshot_sequences(sql: Option<std::sync::Arc<tokio_postgres::Client>>) {
-    if let Some(client) = sql {
-        tokio::spawn(async move {
-            if let Err(err) = client
+/// Record every sequence's value into the stream (as its own transaction), in the background;
+/// `done` hears the WAL position after the record (or `None` if recording failed).
+fn snapshot_sequences(
+    sql: Option<std::sync::Arc<tokio_postgres::Client>>,
+    done: Option<tokio::sync::mpsc::UnboundedSender<Option<Lsn>>>,
+) {
+    let Some(client) = sql else {
+        return;
+    };
+    tokio::spawn(async move {
+        let recorded = async {
+            client
                 .simple_query("SELECT wal2sql.snapshot_sequences()")
-                .await
-            {
-                tracing::warn!("could not record sequence values: {err}");
+                .await?;
+            let row = client
+                .query_one("SELECT pg_current_wal_lsn()::text", &[])
+                .await?;
+            Ok::<_, tokio_postgres::Error>(row.get::<_, String>(0))
+        }
+        .await;
+        let lsn = match recorded {
+            Ok(text) => text.parse::<Lsn>().ok(),
+            Err(err) => {
+                ui::warning(&format!("could not record sequence values: {err}"));
+                None
             }
-        });
-    }
+        };
+        if let Some(done) = done {
+            let _ = done.send(lsn);
+        }
+    });
 }
 
 fn first_line(text: &str) -> &str {
