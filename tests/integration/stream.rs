@@ -486,3 +486,80 @@ fn a_full_disk_stops_the_streamer_and_a_restart_loses_nothing() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+/// Disaster recovery: a fresh server that never saw the source gets the roles created after the
+/// base (saved at rotation), their ownerships and grants, and the sequence values recorded
+/// before the seal.
+#[test]
+fn restore_on_a_fresh_server_has_later_roles_and_sequences() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("disaster").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let streamer = start(&cluster, &dir, &dir.with_extension("log"));
+    cluster.psql(
+        "app",
+        "CREATE ROLE late_owner LOGIN;
+         CREATE ROLE late_reader;
+         CREATE TABLE owned (id serial PRIMARY KEY, v text);
+         ALTER TABLE owned OWNER TO late_owner;
+         GRANT SELECT ON owned TO late_reader;
+         INSERT INTO owned (v) SELECT 'v' || g FROM generate_series(1, 20) g;
+         SELECT nextval('owned_id_seq') FROM generate_series(1, 5);",
+    );
+    settle(&cluster, &chain, "before-rotation");
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The role dump is written in the background right after the seal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_dir(&chain).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("globals-")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no globals-<stamp>.sql after rotation"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let sealed = crate::harness::chain_diffs(&chain, false);
+    let text = std::fs::read_to_string(sealed.last().unwrap()).unwrap();
+    assert!(
+        text.contains("setval('public.owned_id_seq', 25, true)"),
+        "the sealed diff lacks the sequence record"
+    );
+    assert_eq!(streamer.stop(), Some(0));
+
+    let fresh = Cluster::start();
+    let out = pg_scribe(
+        &[
+            "--restore",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "-d",
+            "recovered",
+            "--create",
+        ],
+        &fresh.env("postgres"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let facts = fresh.psql(
+        "recovered",
+        "SELECT pg_get_userbyid(relowner) || ' ' || has_table_privilege('late_reader', 'owned', 'SELECT')
+           FROM pg_class WHERE relname = 'owned'",
+    );
+    assert_eq!(facts.trim(), "late_owner true");
+    assert_eq!(
+        fresh
+            .psql("recovered", "SELECT last_value FROM owned_id_seq")
+            .trim(),
+        "25"
+    );
+    assert_eq!(
+        cluster.table_digests("app"),
+        fresh.table_digests("recovered")
+    );
+}
