@@ -2,6 +2,7 @@
 //! action returns how the process should exit, or an error rendered once by `main`.
 
 mod init;
+mod status;
 
 use crate::cli::{Action, Invocation};
 use crate::conninfo::{self, Environment};
@@ -33,6 +34,9 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     }
     if invocation.action == Action::Init {
         return init::run(&invocation, &params).await;
+    }
+    if invocation.action == Action::Status {
+        return status::run(&invocation, &params, &env).await;
     }
     // Every action but --rotate-diff talks to the server; reaching it is their first step, so
     // a wrong host or password is reported as such before anything else happens.
