@@ -7,3 +7,4 @@ mod cli;
 mod connection;
 mod init;
 mod replication;
+mod status;

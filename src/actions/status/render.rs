@@ -48,6 +48,15 @@ fn opt_lsn(l: Option<crate::lsn::Lsn>) -> String {
     l.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// `442.9 kB (453528 bytes)`; small sizes are exact already (`288 B`).
+fn exact_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        ui::size(bytes)
+    } else {
+        format!("{} ({bytes} bytes)", ui::size(bytes))
+    }
+}
+
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
@@ -93,10 +102,10 @@ fn slot_section(out: &mut String, server: &ServerFacts, s: &SlotFacts) {
     let _ = writeln!(out, "  Confirmed LSN: {}", opt_lsn(s.confirmed_flush_lsn));
     let _ = writeln!(out, "  Restart LSN: {}", opt_lsn(s.restart_lsn));
     if let Some(lag) = s.lag_bytes {
-        let _ = writeln!(out, "  Lag: {} ({lag} bytes)", ui::size(lag));
+        let _ = writeln!(out, "  Lag: {}", exact_size(lag));
     }
     if let Some(kept) = s.retained_bytes {
-        let _ = writeln!(out, "  WAL retained: {} ({kept} bytes)", ui::size(kept));
+        let _ = writeln!(out, "  WAL retained: {}", exact_size(kept));
     }
     let safe = match s.safe_wal_size_bytes {
         Some(b) if b >= 0 => ui::size(b as u64),
