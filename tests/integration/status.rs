@@ -444,6 +444,28 @@ fn an_unreachable_server_exits_2() {
 }
 
 #[test]
+fn a_server_that_never_answers_is_a_connection_error_not_a_hang() {
+    // Accepts TCP connections (the kernel does) but never speaks.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let started = Instant::now();
+    let out = pg_scribe(
+        &["--status", "-h", "127.0.0.1", "-p", &port],
+        &[("PGCONNECT_TIMEOUT".into(), "2".into())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "pg_scribe: error: connection to server at \"127.0.0.1\", port {port} failed: timeout expired after 2 seconds\n"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    drop(listener);
+}
+
+#[test]
 fn offline_directory_report_flags_incomplete_chains() {
     let (mut cluster, dir) = initialized();
     let chain = only_chain(&dir);
