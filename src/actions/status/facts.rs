@@ -5,7 +5,7 @@
 //! These structs are also the `--json` report: field names are the documented, stable schema of
 //! `doc/status.md` — rename nothing without bumping `format`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -123,7 +123,8 @@ impl StreamerFacts {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainFacts {
     pub id: String,
-    pub path: PathBuf,
+    /// Displayed (lossy for non-UTF-8 names, so the report always serializes).
+    pub path: String,
     /// Carries its `COMPLETE` marker: usable by `--start` and `--restore`.
     pub complete: bool,
     /// The chain `--start` streams into: the newest complete chain.
@@ -156,7 +157,8 @@ pub struct ChainFacts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DirFacts {
-    pub path: PathBuf,
+    /// Absolute, displayed like [`ChainFacts::path`].
+    pub path: String,
     pub streamer: StreamerFacts,
     /// ID of the active chain (the newest complete one), if any.
     pub active_chain: Option<String>,
@@ -357,7 +359,7 @@ fn chain_facts(info: &ChainInfo) -> Result<ChainFacts> {
         .max();
     Ok(ChainFacts {
         id: chain.id.to_string(),
-        path: chain.dir.clone(),
+        path: chain.dir.display().to_string(),
         complete: info.complete,
         active: false,
         streaming: false,
@@ -402,7 +404,10 @@ pub fn directory(root: &Path) -> Result<DirFacts> {
         chains[i].streaming = streamer.is_running();
     }
     Ok(DirFacts {
-        path: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+        path: std::fs::canonicalize(root)
+            .unwrap_or_else(|_| root.to_path_buf())
+            .display()
+            .to_string(),
         streamer,
         active_chain: active_chain.map(|i| chains[i].id.clone()),
         total_bytes: chains.iter().map(|c| c.total_bytes).sum(),

@@ -125,7 +125,7 @@ fn slot_section(out: &mut String, server: &ServerFacts, s: &SlotFacts) {
 }
 
 fn dir_section(out: &mut String, d: &DirFacts, now: OffsetDateTime) {
-    let _ = writeln!(out, "Backup Directory: {}", d.path.display());
+    let _ = writeln!(out, "Backup Directory: {}", d.path);
     let st = &d.streamer;
     let pid = st.pid.map(|p| format!("PID {p}")).unwrap_or_default();
     let since = st

@@ -104,7 +104,7 @@ fn dir_warnings(
     now: OffsetDateTime,
     out: &mut Vec<Warning>,
 ) {
-    let root = d.path.display();
+    let root = &d.path;
     let st = &d.streamer;
     match st.state {
         "not_running" => out.push(warn(
@@ -191,7 +191,7 @@ mod tests {
     fn chain(id: &str, complete: bool, active: bool) -> ChainFacts {
         ChainFacts {
             id: id.into(),
-            path: format!("/b/chain-{id}").into(),
+            path: format!("/b/chain-{id}"),
             complete,
             active,
             streaming: active,
