@@ -167,7 +167,8 @@ pub struct Invocation {
     pub verbose: u8,
     pub backup_dir: Option<PathBuf>,
     pub slot: String,
-    /// Whether `--slot` was typed (`--status` otherwise takes the slot from the chains' metadata).
+    /// Whether `--slot` was given (actions that find the slot in a chain check it agrees;
+    /// `--status` otherwise takes the slot from the newest chain's metadata).
     pub slot_explicit: bool,
     pub force: bool,
     pub compress: Option<Compression>,

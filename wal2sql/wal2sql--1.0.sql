@@ -9,7 +9,7 @@
 -- superuser who created the extension) may write it: keep it so, and
 -- do not add indexes, triggers or rules to it.
 CREATE TABLE @extschema@.ddl_queue (
-    kind        text NOT NULL,  -- 'ddl', 'sql' or 'unreplayable'
+    kind        text NOT NULL,  -- 'ddl', 'sql', 'rewrite', 'missing' or 'unreplayable'
     search_path text,           -- value for SET LOCAL search_path
     role_name   text,           -- role to run the statement as
     settings    text,           -- extra SET LOCAL statement, if any
@@ -25,7 +25,9 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'wal2sql_capture_ddl';
 
 CREATE EVENT TRIGGER wal2sql_ddl_start ON ddl_command_start
-    WHEN TAG IN ('CREATE TABLE AS', 'SELECT INTO')
+    WHEN TAG IN ('CREATE TABLE AS', 'SELECT INTO', 'DROP INDEX')
+    EXECUTE FUNCTION @extschema@.capture_ddl();
+CREATE EVENT TRIGGER wal2sql_table_rewrite ON table_rewrite
     EXECUTE FUNCTION @extschema@.capture_ddl();
 CREATE EVENT TRIGGER wal2sql_sql_drop ON sql_drop
     EXECUTE FUNCTION @extschema@.capture_ddl();
@@ -35,6 +37,7 @@ CREATE EVENT TRIGGER wal2sql_ddl_end ON ddl_command_end
 -- Fire also under session_replication_role = replica.
 ALTER EVENT TRIGGER wal2sql_ddl_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER wal2sql_sql_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER wal2sql_table_rewrite ENABLE ALWAYS;
 ALTER EVENT TRIGGER wal2sql_ddl_end ENABLE ALWAYS;
 
 -- Record the current value of every permanent sequence in the stream, as

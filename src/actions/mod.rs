@@ -2,6 +2,9 @@
 //! action returns how the process should exit, or an error rendered once by `main`.
 
 mod init;
+mod new_chain;
+mod rotate;
+mod start;
 mod status;
 
 use crate::cli::{Action, Invocation};
@@ -27,6 +30,12 @@ impl Outcome {
 }
 
 pub async fn run(invocation: Invocation) -> Result<Outcome> {
+    match invocation.action {
+        Action::Start => return start::run(&invocation).await,
+        Action::RotateDiff => return rotate::run(&invocation).await,
+        Action::NewChain => return new_chain::run(&invocation).await,
+        _ => {}
+    }
     let env = Environment::from_process();
     let mut params = conninfo::resolve(&invocation.conn, &env)?;
     if invocation.conn.force_prompt {

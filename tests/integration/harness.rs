@@ -71,13 +71,38 @@ fn check(output: Output, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+static SCRATCH: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Remove every scratch directory when the test binary exits, unless PG_SCRIBE_KEEP_TEST_DIRS
+/// is set (to look at what a failing test left).
+extern "C" fn remove_scratch_dirs() {
+    if std::env::var_os("PG_SCRIBE_KEEP_TEST_DIRS").is_some() {
+        return;
+    }
+    if let Ok(dirs) = SCRATCH.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// A fresh directory under the system temp dir that the server user can enter.
 pub fn scratch_dir(label: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    if n == 0 {
+        // SAFETY: registering a plain extern "C" function with no captured state.
+        unsafe {
+            libc::atexit(remove_scratch_dirs);
+        }
+    }
     let dir = std::env::temp_dir().join(format!("pg_scribe-{label}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
+    SCRATCH
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.clone());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     dir
@@ -449,3 +474,174 @@ impl Cluster {
 
 /// The replay session settings a restore uses: no triggers fire twice, DDL is not captured again.
 pub const REPLAY_OPTIONS: &str = "-c session_replication_role=replica -c wal2sql.capture=off";
+
+/// A `pg_scribe --start` running in the background, its stderr in a file.
+pub struct Streamer {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Streamer {
+    pub fn start(args: &[&str], env: &[(String, String)], log: &Path) -> Streamer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg_scribe"));
+        cmd.arg("--start").args(args);
+        for var in pg_scribe::conninfo::SUBPROCESS_CLEARED_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("streamer log");
+        cmd.stdin(std::process::Stdio::null()).stderr(file);
+        Streamer {
+            child: cmd.spawn().expect("spawn pg_scribe --start"),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `text` (panics after `secs`).
+    pub fn wait_log(&mut self, text: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !self.log_text().contains(text) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "streamer exited ({status}) before logging {text:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "streamer never logged {text:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.signal(libc::SIGTERM);
+        self.child.wait().expect("wait streamer").code()
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until some file of `chain_dir` contains `text` (a marker a test wrote into the source).
+pub fn wait_for_text(chain_dir: &Path, text: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let found = std::fs::read_dir(chain_dir).expect("chain dir").any(|e| {
+            let path = e.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name == "active.sql" || name.starts_with("diff-"))
+                && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(text))
+        });
+        if found {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text:?} never reached {}",
+            chain_dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The chain directory of `dir` (the only, or the newest, `chain-*`).
+pub fn newest_chain(dir: &Path) -> PathBuf {
+    let mut chains: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("backup dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("chain-")
+        })
+        .collect();
+    chains.sort();
+    chains.pop().expect("a chain")
+}
+
+/// The differentials of a chain in replay order: sealed diffs by name, then `active.sql`.
+pub fn chain_diffs(chain: &Path, with_active: bool) -> Vec<PathBuf> {
+    let mut diffs: Vec<PathBuf> = std::fs::read_dir(chain)
+        .expect("chain dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("diff-") && name.ends_with(".sql")
+        })
+        .collect();
+    diffs.sort();
+    if with_active && chain.join("active.sql").exists() {
+        diffs.push(chain.join("active.sql"));
+    }
+    diffs
+}
+
+impl Cluster {
+    /// Replay a chain by hand the way the design says it can be: globals, base, then every
+    /// differential with psql, into a new database `target`.
+    pub fn replay_chain(&self, chain: &Path, target: &str, with_active: bool) {
+        self.create_database(target);
+        let _ = self.psql_file("postgres", &chain.join("globals.sql"), None);
+        let out = self.psql_file(
+            target,
+            &chain.join("base.sql"),
+            Some("-c wal2sql.capture=off"),
+        );
+        assert!(
+            out.status.success(),
+            "base: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for diff in chain_diffs(chain, with_active) {
+            let out = self.psql_file(target, &diff, Some(REPLAY_OPTIONS));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                diff.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Every transaction header in the chain's differentials (xid and end LSN), in file order.
+pub fn chain_transactions(chain: &Path) -> Vec<String> {
+    chain_diffs(chain, true)
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("-- wal2sql begin "))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

@@ -6,5 +6,8 @@ mod harness;
 mod cli;
 mod connection;
 mod init;
+mod new_chain;
 mod replication;
+mod roundtrip;
 mod status;
+mod stream;

@@ -17,7 +17,7 @@ use pg_scribe::backup_dir::BackupDir;
 use pg_scribe::pidfile::PidFile;
 use serde_json::Value;
 
-use crate::harness::{Cluster, SUPERUSER, bindir, pg_scribe, scratch_dir, stderr};
+use crate::harness::{Cluster, SUPERUSER, Streamer, bindir, pg_scribe, scratch_dir, stderr};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -308,6 +308,61 @@ fn healthy_streaming_reports_every_section_and_exits_0() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn the_real_streamer_is_seen_running_and_then_stopped() {
+    let (cluster, dir) = initialized();
+    let d = dir.to_str().unwrap();
+    let log = dir.parent().unwrap().join("streamer.log");
+    let mut streamer = Streamer::start(
+        &["--backup-dir", d, "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &log,
+    );
+    streamer.wait_log("Writing to:", 30);
+    cluster.psql("app", "INSERT INTO t VALUES (5000, 'streamed')");
+    let target = cluster.psql("app", "SELECT pg_current_wal_lsn()");
+    wait_for(
+        &cluster,
+        "the streamer to confirm the insert",
+        &format!(
+            "SELECT active AND confirmed_flush_lsn >= '{}' FROM pg_replication_slots WHERE slot_name = 's'",
+            target.trim()
+        ),
+    );
+    let out = status(&cluster, &["--backup-dir", d, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let r = json(&out);
+    assert_eq!(r["slot"]["active"], true);
+    assert_eq!(r["backup_dir"]["streamer"]["state"], "running");
+    assert_eq!(
+        r["backup_dir"]["streamer"]["pid"].as_i64().unwrap(),
+        i64::from(streamer.child.id())
+    );
+    let c = &r["backup_dir"]["chains"][0];
+    assert_eq!(c["streaming"], true);
+    assert!(c["active_sql_bytes"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["last_activity_at"].is_string());
+
+    // A clean stop removes the pidfile: nothing streams any more.
+    assert_eq!(streamer.stop(), Some(0));
+    wait_for(
+        &cluster,
+        "the slot to be released",
+        "SELECT NOT active FROM pg_replication_slots WHERE slot_name = 's'",
+    );
+    let out = status(&cluster, &["--backup-dir", d, "--json"]);
+    assert_eq!(out.status.code(), Some(10));
+    let r = json(&out);
+    assert_eq!(codes(&r), ["slot_inactive", "streamer_not_running"]);
+    assert_eq!(r["backup_dir"]["streamer"]["state"], "not_running");
 }
 
 #[test]

@@ -28,8 +28,10 @@
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/xlog.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "commands/defrem.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
@@ -38,6 +40,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
 #include "parser/scansup.h"
@@ -60,6 +63,7 @@ typedef struct W2SFrame
 	int			location;
 	int			len;
 	NodeTag		tag;			/* node type of the utility statement */
+	bool		queued;			/* its text is queued already (table_rewrite) */
 } W2SFrame;
 
 static W2SFrame *w2s_frames = NULL;
@@ -72,6 +76,12 @@ static bool w2s_internal = false;
 /* set by the sql_drop firing: were all dropped objects temporary? */
 static bool w2s_drop_seen = false;
 static bool w2s_drop_all_temp = false;
+
+/* the same as W2SFrame.queued, for a statement run without the hook */
+static bool w2s_nohook_queued = false;
+
+/* tables of the indexes a DROP INDEX drops (seen at ddl_command_start) */
+static List *w2s_dropped_index_tables = NIL;
 
 static ProcessUtility_hook_type w2s_prev_utility = NULL;
 
@@ -477,6 +487,7 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
 	w2s_frames[w2s_depth].location = pstmt->stmt_location;
 	w2s_frames[w2s_depth].len = pstmt->stmt_len;
 	w2s_frames[w2s_depth].tag = nodeTag(parsetree);
+	w2s_frames[w2s_depth].queued = false;
 	w2s_depth++;
 
 	PG_TRY();
@@ -498,7 +509,11 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
  * ---------------------------------------------------------------------
  */
 
-/* Tables just created without a primary key get REPLICA IDENTITY FULL. */
+/*
+ * Tables without a usable replica identity (created without a primary key,
+ * or that lost it or their identity index) get REPLICA IDENTITY FULL, so
+ * that their UPDATEs and DELETEs can be replayed.
+ */
 static void
 w2s_auto_replica_identity(List *relids)
 {
@@ -517,8 +532,10 @@ w2s_auto_replica_identity(List *relids)
 		wanted = (rel->rd_rel->relkind == RELKIND_RELATION ||
 				  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) &&
 			rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
-			rel->rd_rel->relreplident == REPLICA_IDENTITY_DEFAULT &&
-			!OidIsValid(rel->rd_pkindex);
+			((rel->rd_rel->relreplident == REPLICA_IDENTITY_DEFAULT &&
+			  !OidIsValid(rel->rd_pkindex)) ||
+			 (rel->rd_rel->relreplident == REPLICA_IDENTITY_INDEX &&
+			  !OidIsValid(rel->rd_replidindex)));
 		sql = psprintf("ALTER TABLE %s REPLICA IDENTITY FULL;",
 					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												  RelationGetRelationName(rel)));
@@ -546,7 +563,7 @@ w2s_auto_replica_identity(List *relids)
  * and which tables did it create?
  */
 static void
-w2s_collected_commands(bool *all_temp, List **created)
+w2s_collected_commands(bool *all_temp, List **created, List **altered)
 {
 	int			ret;
 	uint64		i;
@@ -555,6 +572,7 @@ w2s_collected_commands(bool *all_temp, List **created)
 
 	*all_temp = false;
 	*created = NIL;
+	*altered = NIL;
 	ret = SPI_execute("SELECT objid, object_type, command_tag, schema_name "
 					  "FROM pg_catalog.pg_event_trigger_ddl_commands()",
 					  true, 0);
@@ -587,6 +605,14 @@ w2s_collected_commands(bool *all_temp, List **created)
 			*created = lappend_oid(*created, DatumGetObjectId(objid));
 			MemoryContextSwitchTo(old);
 		}
+		else if (objtype != NULL && strcmp(objtype, "table") == 0 &&
+				 cmdtag != NULL && strcmp(cmdtag, "ALTER TABLE") == 0 && !isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+			*altered = list_append_unique_oid(*altered, DatumGetObjectId(objid));
+			MemoryContextSwitchTo(old);
+		}
 	}
 	*all_temp = (n > 0 && ntemp == n);
 }
@@ -605,6 +631,252 @@ w2s_skipped_statement(Node *parsetree)
 	}
 }
 
+/* Has the statement of this DDL event been queued already? */
+static bool *
+w2s_queued_flag(void)
+{
+	if (w2s_depth > 0)
+		return &w2s_frames[w2s_depth - 1].queued;
+	return &w2s_nohook_queued;
+}
+
+/* Queue the text of the statement being executed, once. */
+static void
+w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
+{
+	bool	   *queued = w2s_queued_flag();
+	Node	   *parsetree = trigdata->parsetree;
+	char	   *text;
+
+	if (*queued)
+		return;
+	*queued = true;
+	if (w2s_ctas_is_table(parsetree))
+		return;					/* written at ddl_command_start */
+	if ((text = w2s_current_statement(trigdata->tag)) == NULL)
+		w2s_queue_unreplayable(tag, W2S_REASON_NO_TEXT,
+							   debug_query_string ? debug_query_string : "");
+	else
+	{
+		if (w2s_is_concurrent(parsetree))
+			text = w2s_strip_concurrently(text);
+		w2s_queue_ddl(text);
+	}
+}
+
+/* Does a raw expression call a function or hold a subquery? */
+static bool
+w2s_raw_call_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncCall) || IsA(node, SubLink))
+		return true;
+	return raw_expression_tree_walker(node, w2s_raw_call_walker, context);
+}
+
+/*
+ * May an ALTER COLUMN ... TYPE ... USING of this statement compute
+ * different values on replay?  Raw expressions count as volatile as soon
+ * as they call a function.
+ */
+static bool
+w2s_volatile_using(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (parsetree == NULL || !IsA(parsetree, AlterTableStmt))
+		return true;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		ColumnDef  *def;
+
+		if (cmd->subtype != AT_AlterColumnType || cmd->def == NULL ||
+			!IsA(cmd->def, ColumnDef))
+			continue;
+		def = (ColumnDef *) cmd->def;
+		if (def->cooked_default != NULL)
+		{
+			if (contain_volatile_functions(def->cooked_default))
+				return true;
+		}
+		else if (def->raw_default != NULL &&
+				 w2s_raw_call_walker(def->raw_default, NULL))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * table_rewrite: an ALTER TABLE is about to fill a new copy of a table.
+ * Its rows are not replayed by recomputing when the result is not
+ * deterministic (volatile default, identity or serial added to existing
+ * rows, ALTER TYPE USING a volatile expression) or the old rows were never
+ * decoded (SET LOGGED).  Then the statement is queued now, followed by a
+ * 'rewrite' entry: the output plugin writes DELETE FROM ONLY the table and
+ * the rewritten rows as INSERTs, so the replay ends with the exact rows.
+ */
+static void
+w2s_table_rewrite(EventTriggerData *trigdata, const char *tag)
+{
+	Oid			relid;
+	int			reason;
+	bool		isnull;
+	Relation	rel;
+	char		persistence;
+	bool		rows;
+
+	if (SPI_execute("SELECT pg_catalog.pg_event_trigger_table_rewrite_oid(), "
+					"pg_catalog.pg_event_trigger_table_rewrite_reason()",
+					true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "wal2sql: could not read the table_rewrite event");
+	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	reason = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 2, &isnull));
+
+	rel = RelationIdGetRelation(relid);
+	if (!RelationIsValid(rel))
+		return;
+	persistence = rel->rd_rel->relpersistence;
+	RelationClose(rel);
+
+	if (persistence == RELPERSISTENCE_TEMP)
+		return;
+	if ((reason & AT_REWRITE_ALTER_PERSISTENCE) &&
+		persistence == RELPERSISTENCE_UNLOGGED)
+		rows = true;			/* SET LOGGED: these rows were never decoded */
+	else if (persistence != RELPERSISTENCE_PERMANENT)
+		rows = false;			/* stays or becomes unlogged */
+	else
+		rows = (reason & AT_REWRITE_DEFAULT_VAL) != 0 ||
+			((reason & AT_REWRITE_COLUMN_REWRITE) != 0 &&
+			 w2s_volatile_using(trigdata->parsetree));
+	if (!rows)
+		return;
+
+	w2s_queue_statement(trigdata, tag);
+	w2s_queue_insert("rewrite", NULL, NULL, NULL, psprintf("%u", relid));
+}
+
+/* ddl_command_start of DROP INDEX: remember the tables of the indexes. */
+static void
+w2s_drop_index_start(DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	w2s_dropped_index_tables = NIL;
+	foreach(lc, stmt->objects)
+	{
+		RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+		Oid			indexid = RangeVarGetRelid(rv, NoLock, true);
+		Oid			relid;
+		MemoryContext old;
+
+		if (!OidIsValid(indexid))
+			continue;
+		relid = IndexGetRelation(indexid, true);
+		if (!OidIsValid(relid))
+			continue;
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		w2s_dropped_index_tables = lappend_oid(w2s_dropped_index_tables, relid);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Does this ALTER TABLE set the replica identity itself? */
+static bool
+w2s_sets_replica_identity(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return false;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		if (lfirst_node(AlterTableCmd, lc)->subtype == AT_ReplicaIdentity)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * ALTER TABLE ... ADD COLUMN with a stable default (now(), current_user
+ * ...): the existing rows read the value computed once into
+ * attmissingval, which the replay would compute again, differently.  Queue
+ * a 'missing' entry per such column: the output plugin writes an UPDATE of
+ * the table's rows to the stored value.  Immutable defaults are left to
+ * the replay; volatile ones rewrite the table (see w2s_table_rewrite).
+ */
+static void
+w2s_queue_missing_values(Node *parsetree, List *relids)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		const char *colname;
+		ListCell   *lr;
+
+		if (cmd->subtype != AT_AddColumn || cmd->def == NULL ||
+			!IsA(cmd->def, ColumnDef))
+			continue;
+		colname = ((ColumnDef *) cmd->def)->colname;
+		foreach(lr, relids)
+		{
+			Oid			relid = lfirst_oid(lr);
+			Relation	rel = RelationIdGetRelation(relid);
+			TupleDesc	desc;
+			AttrNumber	attnum;
+			bool		queue = false;
+			int			i;
+
+			if (!RelationIsValid(rel))
+				continue;
+			desc = RelationGetDescr(rel);
+			attnum = get_attnum(relid, colname);
+			if (rel->rd_rel->relkind == RELKIND_RELATION &&
+				rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
+				attnum > 0 && TupleDescAttr(desc, attnum - 1)->atthasmissing &&
+				desc->constr != NULL)
+			{
+				for (i = 0; i < desc->constr->num_defval; i++)
+				{
+					if (desc->constr->defval[i].adnum == attnum)
+						queue = contain_mutable_functions(stringToNode(desc->constr->defval[i].adbin));
+				}
+			}
+			RelationClose(rel);
+			if (queue)
+				w2s_queue_insert("missing", NULL, NULL, NULL,
+								 psprintf("%u %d", relid, (int) attnum));
+		}
+	}
+}
+
+/* The tables and their partitions / children. */
+static List *
+w2s_with_inheritors(List *relids)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (get_rel_relkind(relid) == '\0')
+			continue;
+		result = list_concat_unique_oid(result,
+										find_all_inheritors(relid, NoLock, NULL));
+	}
+	return result;
+}
+
 Datum
 wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 {
@@ -613,7 +885,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	const char *tag;
 	bool		all_temp;
 	List	   *created;
-	char	   *text;
+	List	   *altered;
+	List	   *dropped_index_tables;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -630,8 +903,21 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (strcmp(trigdata->event, "ddl_command_start") == 0)
 	{
 		w2s_drop_seen = false;
+		w2s_dropped_index_tables = NIL;
 		if (w2s_ctas_is_table(parsetree))
 			w2s_queue_ctas((CreateTableAsStmt *) parsetree, tag);
+		else if (IsA(parsetree, DropStmt) &&
+				 ((DropStmt *) parsetree)->removeType == OBJECT_INDEX)
+			w2s_drop_index_start((DropStmt *) parsetree);
+		PG_RETURN_NULL();
+	}
+
+	if (strcmp(trigdata->event, "table_rewrite") == 0)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "wal2sql: SPI_connect failed");
+		w2s_table_rewrite(trigdata, tag);
+		SPI_finish();
 		PG_RETURN_NULL();
 	}
 
@@ -659,6 +945,13 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (strcmp(trigdata->event, "ddl_command_end") != 0)
 		PG_RETURN_NULL();
 
+	/* tables of a DROP INDEX, noted at ddl_command_start */
+	dropped_index_tables = NIL;
+	if (IsA(parsetree, DropStmt) &&
+		((DropStmt *) parsetree)->removeType == OBJECT_INDEX)
+		dropped_index_tables = w2s_dropped_index_tables;
+	w2s_dropped_index_tables = NIL;
+
 	if (w2s_skipped_statement(parsetree))
 		PG_RETURN_NULL();
 
@@ -669,7 +962,7 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wal2sql: SPI_connect failed");
-	w2s_collected_commands(&all_temp, &created);
+	w2s_collected_commands(&all_temp, &created, &altered);
 
 	if (IsA(parsetree, DropStmt) && w2s_drop_seen && w2s_drop_all_temp)
 		all_temp = true;
@@ -677,21 +970,21 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (!all_temp)
 	{
-		if (w2s_ctas_is_table(parsetree))
-			text = NULL;		/* written at ddl_command_start */
-		else if ((text = w2s_current_statement(trigdata->tag)) == NULL)
-			w2s_queue_unreplayable(tag, W2S_REASON_NO_TEXT,
-								   debug_query_string ? debug_query_string : "");
-		else
-		{
-			if (w2s_is_concurrent(parsetree))
-				text = w2s_strip_concurrently(text);
-			w2s_queue_ddl(text);
-		}
+		w2s_queue_statement(trigdata, tag);
+		w2s_queue_missing_values(parsetree, w2s_with_inheritors(altered));
 
 		if (wal2sql_auto_replica_identity)
-			w2s_auto_replica_identity(created);
+		{
+			List	   *check = created;
+
+			if (!w2s_sets_replica_identity(parsetree))
+				check = list_concat_unique_oid(check,
+											   w2s_with_inheritors(list_concat_unique_oid(altered,
+																						  dropped_index_tables)));
+			w2s_auto_replica_identity(check);
+		}
 	}
+	*w2s_queued_flag() = false;
 
 	SPI_finish();
 	PG_RETURN_NULL();

@@ -52,6 +52,8 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "utils/array.h"
+#include "utils/datum.h"
 
 #include "wal2sql.h"
 
@@ -70,7 +72,10 @@ typedef struct W2SColumn
 	char	   *qname;			/* quoted column name */
 	bool		skip;			/* dropped or generated: never written */
 	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
+	bool		is_key;			/* column of the DEFAULT/INDEX identity key */
 	bool		varlena;
+	bool		byval;
+	int16		typlen;
 	FmgrInfo	out;			/* type output function */
 	W2SEqKind	eq_kind;
 	char	   *eq_operator;	/* "OPERATOR(nsp.=)" for W2S_EQ_OPERATOR */
@@ -92,6 +97,7 @@ typedef struct W2SRelEntry
 	int			nkeys;			/* key columns of DEFAULT/INDEX identity */
 	AttrNumber *keys;
 	char	   *insert_prefix;	/* "INSERT INTO t (a, b) [OVERRIDING ...] VALUES " */
+	bool		uses_money;		/* a column's output depends on lc_monetary */
 	bool		default_values; /* no writable column: "... DEFAULT VALUES" */
 } W2SRelEntry;
 
@@ -108,6 +114,8 @@ typedef struct W2SData
 	/* per transaction */
 	bool		xact_written;	/* header and BEGIN already written */
 	char	   *search_path;	/* last SET LOCAL search_path, or NULL */
+	bool		money_set;		/* SET LOCAL lc_monetary written */
+	List	   *rewrites;		/* tables whose rewritten rows are written */
 
 	/* pending multi-row INSERT */
 	StringInfoData batch;
@@ -132,6 +140,8 @@ static void w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						 int nrelations, Relation relations[],
 						 ReorderBufferChange *change);
 static bool w2s_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id);
+static void w2s_pin_money(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						  struct W2SRelEntry *entry);
 
 void
 _PG_output_plugin_init(OutputPluginCallbacks *cb)
@@ -237,6 +247,57 @@ w2s_fill_equality(W2SColumn *col, Oid typid)
 	ReleaseSysCache(optup);
 }
 
+/*
+ * Does the text form of a value of this type depend on lc_monetary?  True
+ * for money and anything built on it (arrays, domains, composites, ranges).
+ */
+static bool
+w2s_type_uses_money(Oid typid, int depth)
+{
+	char		typtype;
+	Oid			elem;
+
+	if (depth > 32)
+		return true;			/* be safe rather than sorry */
+	if (typid == CASHOID)
+		return true;
+	if (typid < FirstGenbkiObjectId && typid != RECORDOID)
+	{
+		/* built-in: only arrays of money contain money */
+		elem = get_element_type(typid);
+		return OidIsValid(elem) && w2s_type_uses_money(elem, depth + 1);
+	}
+	typtype = get_typtype(typid);
+	switch (typtype)
+	{
+		case TYPTYPE_DOMAIN:
+			return w2s_type_uses_money(getBaseType(typid), depth + 1);
+		case TYPTYPE_RANGE:
+			return w2s_type_uses_money(get_range_subtype(typid), depth + 1);
+		case TYPTYPE_MULTIRANGE:
+			return w2s_type_uses_money(get_multirange_range(typid), depth + 1);
+		case TYPTYPE_COMPOSITE:
+			{
+				TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
+				bool		found = false;
+				int			i;
+
+				for (i = 0; i < desc->natts && !found; i++)
+				{
+					Form_pg_attribute att = TupleDescAttr(desc, i);
+
+					if (!att->attisdropped)
+						found = w2s_type_uses_money(att->atttypid, depth + 1);
+				}
+				ReleaseTupleDesc(desc);
+				return found;
+			}
+		default:
+			elem = get_element_type(typid);
+			return OidIsValid(elem) && w2s_type_uses_money(elem, depth + 1);
+	}
+}
+
 static void
 w2s_build_entry(W2SRelEntry *entry, Relation rel)
 {
@@ -267,6 +328,7 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 					 entry->relkind != RELKIND_PARTITIONED_TABLE);
 
 	entry->natts = desc->natts;
+	entry->uses_money = false;
 	entry->cols = palloc0(sizeof(W2SColumn) * Max(desc->natts, 1));
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -283,6 +345,9 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 		getTypeOutputInfo(att->atttypid, &outfn, &col->varlena);
 		fmgr_info_cxt(outfn, &col->out, entry->cxt);
 		w2s_fill_equality(col, att->atttypid);
+		col->byval = att->attbyval;
+		col->typlen = att->attlen;
+		entry->uses_money |= w2s_type_uses_money(att->atttypid, 0);
 	}
 
 	/* key columns of DEFAULT and USING INDEX identities */
@@ -301,7 +366,10 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 
 			if (attnum > 0 && attnum <= desc->natts &&
 				!entry->cols[attnum - 1].skip)
+			{
 				entry->keys[entry->nkeys++] = attnum;
+				entry->cols[attnum - 1].is_key = true;
+			}
 		}
 	}
 
@@ -632,6 +700,73 @@ w2s_append_row(StringInfo out, W2SRelEntry *entry, Datum *values, bool *nulls)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A column added with a stable default: the rows that existed then hold
+ * the value stored in attmissingval.  "relid attnum" comes from the queue.
+ */
+static void
+w2s_write_missing_value(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						const char *spec)
+{
+	unsigned int relid;
+	int			attnum;
+	Relation	rel;
+	W2SRelEntry *entry;
+	HeapTuple	atttup;
+	Form_pg_attribute att;
+	Datum		missing;
+	Datum		value = (Datum) 0;
+	bool		isnull = true;
+	StringInfoData stmt;
+
+	if (sscanf(spec, "%u %d", &relid, &attnum) != 2 ||
+		!RelationIsValid(rel = RelationIdGetRelation((Oid) relid)))
+	{
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: "
+								  "the default of added column \"%s\" is unknown",
+								  txn->xid, spec));
+		return;
+	}
+	entry = w2s_get_entry(rel);
+	atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	if (attnum < 1 || attnum > entry->natts || !HeapTupleIsValid(atttup))
+	{
+		if (HeapTupleIsValid(atttup))
+			ReleaseSysCache(atttup);
+		RelationClose(rel);
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: "
+								  "the added column %d of table %s is unknown",
+								  txn->xid, attnum, entry->qualname));
+		return;
+	}
+	att = (Form_pg_attribute) GETSTRUCT(atttup);
+	if (!att->atthasmissing || entry->cols[attnum - 1].skip)
+	{
+		ReleaseSysCache(atttup);
+		RelationClose(rel);
+		return;
+	}
+	missing = SysCacheGetAttr(ATTNUM, atttup, Anum_pg_attribute_attmissingval, &isnull);
+	if (!isnull)
+	{
+		int			idx = 1;
+
+		value = array_get_element(missing, 1, &idx, -1, att->attlen,
+								  att->attbyval, att->attalign, &isnull);
+	}
+	w2s_pin_money(ctx, txn, entry);
+	initStringInfo(&stmt);
+	appendStringInfo(&stmt, "UPDATE ONLY %s SET %s = ", entry->qualname,
+					 entry->cols[attnum - 1].qname);
+	w2s_append_value(&stmt, &entry->cols[attnum - 1], value, isnull);
+	appendStringInfoChar(&stmt, ';');
+	w2s_write_line(ctx, stmt.data, stmt.len);
+	ReleaseSysCache(atttup);
+	RelationClose(rel);
+}
+
 static char *
 w2s_queue_text(Datum *values, bool *nulls, int attnum)
 {
@@ -677,6 +812,39 @@ w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	if (strcmp(kind, "sql") == 0)
 	{
 		w2s_write_line(ctx, command, strlen(command));
+		return;
+	}
+	if (strcmp(kind, "missing") == 0)
+	{
+		w2s_write_missing_value(ctx, txn, command);
+		return;
+	}
+	if (strcmp(kind, "rewrite") == 0)
+	{
+		/*
+		 * The table is being rewritten with contents the replay cannot
+		 * recompute (volatile default, SET LOGGED ...): its rows are
+		 * replaced by the rewritten rows that follow.
+		 */
+		Oid			relid = atooid(command);
+		Relation	target = RelationIdGetRelation(relid);
+		W2SRelEntry *entry;
+		MemoryContext old;
+
+		if (!RelationIsValid(target))
+		{
+			w2s_write_marker(ctx, txn,
+							 psprintf("wal2sql: cannot replay transaction %u: "
+									  "rewritten table %u not found", txn->xid, relid));
+			return;
+		}
+		entry = w2s_get_entry(target);
+		appendStringInfo(&buf, "DELETE FROM ONLY %s;", entry->qualname);
+		w2s_write_line(ctx, buf.data, buf.len);
+		RelationClose(target);
+		old = MemoryContextSwitchTo(data->context);
+		data->rewrites = lappend_oid(data->rewrites, relid);
+		MemoryContextSwitchTo(old);
 		return;
 	}
 	if (strcmp(kind, "ddl") != 0)
@@ -751,6 +919,7 @@ static const char *const w2s_pinned_settings[][2] = {
 	{"bytea_output", "hex"},
 	{"TimeZone", "UTC"},
 	{"search_path", "pg_catalog"},
+	{"lc_monetary", "C"},
 };
 
 static void
@@ -771,7 +940,8 @@ w2s_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 	data->guc_nestlevel = -1;
 
 	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
-	opt->receive_rewrites = false;
+	/* rows of table rewrites: written when the capture asks for it */
+	opt->receive_rewrites = true;
 
 	foreach(lc, ctx->output_plugin_options)
 	{
@@ -846,6 +1016,9 @@ w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	if (data->search_path)
 		pfree(data->search_path);
 	data->search_path = NULL;
+	data->money_set = false;
+	list_free(data->rewrites);
+	data->rewrites = NIL;
 	data->batch_count = 0;
 	data->batch_relid = InvalidOid;
 	resetStringInfo(&data->batch);
@@ -917,6 +1090,47 @@ w2s_insert(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	OutputPluginWrite(ctx, true);
 }
 
+/*
+ * May the value of a GENERATED ALWAYS identity column have changed in this
+ * UPDATE (SET col = DEFAULT)?  Known when the old value was logged (FULL
+ * identity, or a key column whose key changed); a key column without old
+ * key data kept its value; any other column may have changed.
+ */
+static bool
+w2s_identity_changed(W2SRelEntry *entry, int i, Datum *oldvals, bool *oldnulls,
+					 Datum *newvals, bool *newnulls)
+{
+	W2SColumn  *col = &entry->cols[i];
+
+	if (oldvals != NULL &&
+		(entry->replident == REPLICA_IDENTITY_FULL || col->is_key))
+	{
+		if (oldnulls[i] || newnulls[i])
+			return oldnulls[i] != newnulls[i];
+		return !datumIsEqual(oldvals[i], newvals[i], col->byval, col->typlen);
+	}
+	if (col->is_key)
+		return false;
+	return true;
+}
+
+/* ALTER TABLE ... ALTER COLUMN ... SET GENERATED ... for every column in list */
+static void
+w2s_write_set_generated(LogicalDecodingContext *ctx, W2SRelEntry *entry,
+						List *cols, const char *how)
+{
+	ListCell   *lc;
+
+	foreach(lc, cols)
+	{
+		char	   *stmt = psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET GENERATED %s;",
+									entry->qualname,
+									entry->cols[lfirst_int(lc)].qname, how);
+
+		w2s_write_line(ctx, stmt, strlen(stmt));
+	}
+}
+
 static void
 w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   W2SRelEntry *entry, Datum *oldvals, bool *oldnulls,
@@ -924,6 +1138,7 @@ w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 {
 	StringInfoData stmt;
 	bool		first = true;
+	List	   *always = NIL;	/* GENERATED ALWAYS columns set */
 	int			i;
 
 	initStringInfo(&stmt);
@@ -932,9 +1147,20 @@ w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	{
 		W2SColumn  *col = &entry->cols[i];
 
-		if (col->skip || col->identity_always ||
+		if (col->skip ||
 			w2s_is_unchanged_toast(col, newvals[i], newnulls[i]))
 			continue;
+		if (col->identity_always)
+		{
+			/*
+			 * UPDATE ... SET id = DEFAULT: the new value can only be set
+			 * while the column is GENERATED BY DEFAULT.
+			 */
+			if (!w2s_identity_changed(entry, i, oldvals, oldnulls,
+									  newvals, newnulls))
+				continue;
+			always = lappend_int(always, i);
+		}
 		if (!first)
 			appendStringInfoString(&stmt, ", ");
 		appendStringInfoString(&stmt, col->qname);
@@ -952,7 +1178,9 @@ w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	}
 	appendStringInfoChar(&stmt, ';');
 	w2s_ensure_begin(ctx, txn);
+	w2s_write_set_generated(ctx, entry, always, "BY DEFAULT");
 	w2s_write_line(ctx, stmt.data, stmt.len);
+	w2s_write_set_generated(ctx, entry, always, "ALWAYS");
 }
 
 static void
@@ -974,6 +1202,61 @@ w2s_delete(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	w2s_write_line(ctx, stmt.data, stmt.len);
 }
 
+/*
+ * money values are written in the C locale: the replay must read them in
+ * it too, whatever its lc_monetary (written once per transaction).
+ */
+static void
+w2s_pin_money(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			  W2SRelEntry *entry)
+{
+	W2SData    *data = ctx->output_plugin_private;
+	const char *set = "SET LOCAL lc_monetary = 'C';";
+
+	if (!entry->uses_money || data->money_set)
+		return;
+	w2s_ensure_begin(ctx, txn);
+	w2s_write_line(ctx, set, strlen(set));
+	data->money_set = true;
+}
+
+/* A row of a table rewrite the capture asked for: an INSERT into the table. */
+static void
+w2s_rewritten_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+				  Relation transient, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(transient);
+	Relation	target = RelationIdGetRelation(transient->rd_rel->relrewrite);
+	W2SRelEntry *entry;
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (!RelationIsValid(target))
+	{
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: "
+								  "rewritten table %u not found",
+								  txn->xid, transient->rd_rel->relrewrite));
+		return;
+	}
+	entry = w2s_get_entry(target);
+	if (entry->natts != desc->natts)
+	{
+		w2s_write_marker(ctx, txn,
+						 psprintf("wal2sql: cannot replay transaction %u: "
+								  "the rewritten rows of table %s do not match its columns",
+								  txn->xid, entry->qualname));
+		RelationClose(target);
+		return;
+	}
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(tuple, desc, values, nulls);
+	w2s_pin_money(ctx, txn, entry);
+	w2s_insert(ctx, txn, entry, values, nulls);
+	RelationClose(target);
+}
+
 static void
 w2s_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   Relation relation, ReorderBufferChange *change)
@@ -991,9 +1274,19 @@ w2s_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 	oldcxt = MemoryContextSwitchTo(data->change_cxt);
 
-	entry = w2s_get_entry(relation);
 	oldtuple = W2S_CHANGE_TUPLE(change->data.tp.oldtuple);
 	newtuple = W2S_CHANGE_TUPLE(change->data.tp.newtuple);
+
+	/* the transient table of a rewrite (ALTER TABLE, REFRESH ...) */
+	if (OidIsValid(relation->rd_rel->relrewrite))
+	{
+		if (change->action == REORDER_BUFFER_CHANGE_INSERT && newtuple != NULL &&
+			list_member_oid(data->rewrites, relation->rd_rel->relrewrite))
+			w2s_rewritten_row(ctx, txn, relation, newtuple);
+		goto done;
+	}
+
+	entry = w2s_get_entry(relation);
 
 	if (entry->is_queue)
 	{
@@ -1006,6 +1299,7 @@ w2s_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	}
 	if (entry->ignore)
 		goto done;
+	w2s_pin_money(ctx, txn, entry);
 
 	if (oldtuple != NULL)
 	{

@@ -28,7 +28,7 @@
 #define WAL2SQL_QUEUE		"ddl_queue"
 
 /* Columns of wal2sql.ddl_queue (1-based attribute numbers). */
-#define QUEUE_ATT_KIND			1	/* 'ddl', 'sql' or 'unreplayable' */
+#define QUEUE_ATT_KIND			1	/* 'ddl', 'sql', 'rewrite', 'missing' or 'unreplayable' */
 #define QUEUE_ATT_SEARCH_PATH	2	/* SET search_path value, or NULL */
 #define QUEUE_ATT_ROLE			3	/* role to run the command as, or NULL */
 #define QUEUE_ATT_SETTINGS		4	/* extra "SET LOCAL ..." text, or NULL */

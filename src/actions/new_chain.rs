@@ -1,0 +1,130 @@
+//! `--new-chain`: a fresh base in a new chain, cut exactly at a temporary slot's exported
+//! snapshot, then the stream handed over to it — by the running streamer itself (same PID, no
+//! restart), or by the next `--start` when none runs. Each chain restores exactly on its own:
+//! see [`crate::handover`].
+
+use time::OffsetDateTime;
+
+use crate::backup_dir::BackupDir;
+use crate::base::{self, BaseRequest, DatabaseFacts};
+use crate::cli::Invocation;
+use crate::compress::Compression;
+use crate::error::{Error, Result};
+use crate::pidfile::{self, Streamer};
+use crate::replication::{DEFAULT_PLUGIN, ReplConn};
+use crate::sql;
+use crate::streamer::control::RotateAnswer;
+use crate::ui;
+
+use super::Outcome;
+use super::rotate::ask_streamer;
+use super::start::{chain_params, check_same_source, latest_chain};
+
+pub async fn run(inv: &Invocation) -> Result<Outcome> {
+    let root = inv
+        .backup_dir
+        .as_deref()
+        .expect("cli requires --backup-dir");
+    let dir = BackupDir::new(root);
+    let (old_chain, old_meta) = latest_chain(&dir)?;
+    let params = chain_params(inv, &old_meta)?;
+    let session = sql::connect(&params).await?;
+    check_same_source(&session.client, &old_meta).await?;
+    let facts = DatabaseFacts::read(&session.client).await?;
+    let narrowed = session.params(&params);
+
+    ui::say("Taking new base backup...");
+    let mut repl = ReplConn::connect(&narrowed).await?;
+    let system = repl.identify_system().await?;
+    // A temporary slot only lends its exported snapshot and consistent point: it disappears
+    // with this connection, while streaming stays on the backup's own slot.
+    let temp_slot = format!("pg_scribe_new_chain_{}", std::process::id());
+    let slot = repl
+        .create_logical_slot(&temp_slot, DEFAULT_PLUGIN, true, true)
+        .await?;
+    let snapshot = slot.snapshot_name.clone().unwrap_or_default();
+    let compression = inv.compress.unwrap_or(Compression::NONE);
+
+    let work = async {
+        let chain = dir.create_chain(OffsetDateTime::now_utc())?;
+        let request = BaseRequest {
+            params: &narrowed,
+            facts: &facts,
+            system: &system,
+            slot: &old_meta.slot,
+            snapshot: &snapshot,
+            start_lsn: slot.consistent_point,
+            compression,
+        };
+        let outcome = base::take(&chain, &request).await;
+        Ok::<_, Error>((chain, outcome))
+    };
+    let result = tokio::select! {
+        r = work => r,
+        signal = base::interrupted() => Err(Error::backup(format!("new chain interrupted by {signal}"))),
+    };
+    repl.close().await;
+    let chain = match result {
+        Ok((chain, Ok(metadata))) => {
+            let size: u64 = metadata.files.iter().map(|f| f.size).sum();
+            ui::done(&format!(
+                "Base backup complete: chain-{} ({}), starting at {}",
+                chain.id,
+                ui::size(size),
+                metadata.start_lsn
+            ));
+            chain
+        }
+        Ok((chain, Err(err))) => {
+            let _ = std::fs::remove_dir_all(&chain.dir);
+            return Err(err);
+        }
+        Err(err) => {
+            // The chain directory (if any) is incomplete; remove every such leftover of ours.
+            if let Ok(chains) = dir.chains() {
+                for info in chains
+                    .iter()
+                    .filter(|i| !i.complete && i.chain.id > old_chain.id)
+                {
+                    let _ = std::fs::remove_dir_all(&info.chain.dir);
+                }
+            }
+            return Err(err);
+        }
+    };
+
+    ui::say(&format!("\nTransitioning from chain-{}...", old_chain.id));
+    match pidfile::probe(&dir)? {
+        Streamer::Running(info) => match ask_streamer(root, info.pid).await? {
+            RotateAnswer::Sealed { sealed, .. } => {
+                ui::done(&format!("Sealed old chain: {sealed}"));
+                ui::done("Stopped streaming to old chain");
+                ui::done(&format!(
+                    "Started streaming to new chain: {} (same process, PID {})",
+                    chain.id, info.pid
+                ));
+            }
+            RotateAnswer::Empty { .. } => {
+                ui::done("Old chain had nothing left to seal");
+                ui::done(&format!(
+                    "Started streaming to new chain: {} (same process, PID {})",
+                    chain.id, info.pid
+                ));
+            }
+            RotateAnswer::Failed { message, .. } => {
+                return Err(Error::backup(format!(
+                    "the streamer could not move to the new chain: {message}"
+                ))
+                .with_hint("The new chain is complete; restart the streamer with pg_scribe --start to finish the hand-over."));
+            }
+            RotateAnswer::Pending { .. } => unreachable!("only final answers are returned"),
+        },
+        _ => {
+            ui::say(&format!(
+                "No streamer is running: the next pg_scribe --start streams into chain {} and seals chain {}",
+                chain.id, old_chain.id
+            ));
+        }
+    }
+    Ok(Outcome::Success)
+}

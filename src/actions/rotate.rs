@@ -1,0 +1,176 @@
+//! `--rotate-diff`: ask the running streamer to seal `active.sql` at the next transaction
+//! boundary, wait for its answer, and optionally compress the sealed file. The streamer does the
+//! sealing itself (fsync, rename, directory fsync, fresh `active.sql`), so a sealed diff always
+//! holds whole transactions.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::backup_dir::BackupDir;
+use crate::cli::Invocation;
+use crate::compress::{self, Compression, Method};
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::pidfile::{self, Streamer};
+use crate::streamer::control::{self, RotateAnswer, RotateRequest};
+use crate::ui;
+
+use super::Outcome;
+
+/// How long to wait for the streamer to acknowledge the request.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for an acknowledged rotation that waits for a transaction to commit.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub async fn run(inv: &Invocation) -> Result<Outcome> {
+    let root = inv
+        .backup_dir
+        .as_deref()
+        .expect("cli requires --backup-dir");
+    let dir = BackupDir::new(root);
+    if !root.is_dir() {
+        return Err(Error::backup(format!(
+            "backup directory \"{}\" does not exist",
+            root.display()
+        )));
+    }
+    let info = match pidfile::probe(&dir)? {
+        Streamer::Running(info) => info,
+        Streamer::Absent => {
+            return Err(Error::backup(format!(
+                "no streamer is running for backup directory \"{}\"",
+                root.display()
+            ))
+            .with_hint("Start one with pg_scribe --start; rotation happens inside the streamer."));
+        }
+        Streamer::Stale(info) => {
+            let pid = info
+                .map(|i| i.pid.to_string())
+                .unwrap_or_else(|| "?".into());
+            return Err(Error::backup(format!(
+                "pidfile \"{}\" is stale: process {pid} is not running",
+                dir.pidfile_path().display()
+            ))
+            .with_hint("The streamer stopped; start it again with pg_scribe --start."));
+        }
+        Streamer::Unverified { info, reason } => {
+            let pid = info
+                .map(|i| i.pid.to_string())
+                .unwrap_or_else(|| "?".into());
+            return Err(Error::backup(format!(
+                "process {pid} named in \"{}\" is not a pg_scribe streamer for this directory: {reason}",
+                dir.pidfile_path().display()
+            ))
+            .with_hint("Nothing was signalled. Check the process and the pidfile by hand."));
+        }
+    };
+
+    let answer = ask_streamer(root, info.pid).await?;
+
+    match answer {
+        RotateAnswer::Sealed {
+            chain,
+            sealed,
+            size,
+            ..
+        } => {
+            ui::done(&format!("Found active chain: {chain}"));
+            let chain_dir = root.join(format!("chain-{chain}"));
+            let (name, size) = match inv.compress {
+                Some(c) if c.method != Method::None => {
+                    compress_sealed(&chain_dir, &sealed, c).await?
+                }
+                _ => (sealed, size),
+            };
+            ui::done(&format!(
+                "Rotated differential: {name} ({})",
+                ui::size(size)
+            ));
+            ui::done("New differential started");
+            Ok(Outcome::Success)
+        }
+        RotateAnswer::Empty { chain, .. } => {
+            ui::done(&format!("Found active chain: {chain}"));
+            ui::say("Nothing to rotate: active.sql holds no transaction since the last rotation");
+            Ok(Outcome::Success)
+        }
+        RotateAnswer::Failed { message, .. } => Err(Error::backup(format!(
+            "the streamer could not rotate: {message}"
+        ))),
+        RotateAnswer::Pending { .. } => unreachable!("pending answers keep the loop waiting"),
+    }
+}
+
+/// Replace a sealed diff by its compressed form: write beside it under a temporary name,
+/// make it durable, rename, then remove the plain file. A crash in between leaves the plain
+/// file, which is what readers prefer when both exist.
+async fn compress_sealed(chain_dir: &Path, sealed: &str, c: Compression) -> Result<(String, u64)> {
+    let plain = chain_dir.join(sealed);
+    let name = format!("{sealed}{}", c.extension());
+    let target = chain_dir.join(&name);
+    let temp = chain_dir.join(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&temp);
+    let mut input = tokio::fs::File::open(&plain)
+        .await
+        .map_err(|e| Error::io(crate::error::Situation::Backup, "open file", &plain, &e))?;
+    let written = compress::write_stream(&mut input, &temp, c).await?;
+    durable::rename_durable(&temp, &target)?;
+    std::fs::remove_file(&plain)
+        .map_err(|e| Error::io(crate::error::Situation::Backup, "remove file", &plain, &e))?;
+    durable::fsync_dir(chain_dir)?;
+    Ok((name, written.size))
+}
+
+/// Ask the streamer (verified by the caller) to rotate, and wait for its final answer. With a
+/// new chain waiting, the streamer answers with the hand-over's seal of the old chain.
+pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    control::write_request(root, &RotateRequest { id: id.clone() })?;
+    // SAFETY: kill(2) with a PID the pidfile probe verified to be our streamer.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(Error::backup(format!(
+            "could not signal the streamer (process {}): {}",
+            pid,
+            crate::error::io_reason(&err)
+        )));
+    }
+
+    let mut deadline = Instant::now() + ACK_TIMEOUT;
+    let mut told_pending = false;
+    let answer = loop {
+        match control::read_answer(root) {
+            Some(answer) if answer.id() == id => match answer {
+                RotateAnswer::Pending { reason, .. } => {
+                    if !told_pending {
+                        ui::say(&format!("Waiting for {reason}"));
+                        told_pending = true;
+                        deadline = Instant::now() + COMMIT_TIMEOUT;
+                    }
+                }
+                done => break done,
+            },
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            return Err(Error::backup(if told_pending {
+                "timed out waiting for the streamer to reach a transaction boundary".to_string()
+            } else {
+                format!(
+                    "timed out waiting for the streamer (process {}) to rotate",
+                    pid
+                )
+            })
+            .with_hint(
+                "The rotation stays requested and happens at the next transaction boundary.",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    Ok(answer)
+}

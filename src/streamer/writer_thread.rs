@@ -1,0 +1,125 @@
+//! The streamer's disk side: one OS thread owns the chain's [`DiffWriter`] and does every write,
+//! fsync and rotation, so the async side keeps answering the server while the disk is slow.
+//! Commands arrive in order on a bounded channel (its bound is the streamer's memory bound);
+//! results come back as events.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::backup_dir::{Chain, DiffName};
+use crate::chain_error::ChainError;
+use crate::diff_format::TxnHeader;
+use crate::handover::{HandOver, hand_over};
+use crate::lsn::Lsn;
+use crate::writer::{DiffWriter, Sealed};
+
+/// Queue depth in commands; body chunks are at most [`super::CHUNK_BYTES`], so this bounds the
+/// bytes in flight.
+const QUEUE: usize = 16;
+
+#[derive(Debug)]
+pub enum Command {
+    Begin(TxnHeader),
+    Body(Bytes),
+    Commit,
+    /// Cut the open transaction (the connection dropped; the server will send it again).
+    Abort,
+    Fsync,
+    /// Seal `active.sql` under this name and continue in a fresh one.
+    Rotate(Box<Chain>, DiffName),
+    /// Move to a new chain starting at `cut` (see [`crate::handover`]).
+    HandOver {
+        old: Box<Chain>,
+        new: Box<Chain>,
+        cut: Lsn,
+    },
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// Everything committed up to this `end_lsn` is on disk.
+    Durable(Option<Lsn>),
+    Rotated(Sealed),
+    HandedOver(HandOver),
+    /// The writer stopped; nothing after the last `Durable` is on disk.
+    Failed(ChainError),
+}
+
+pub struct WriterHandle {
+    commands: mpsc::Sender<Command>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    thread: Option<std::thread::JoinHandle<Option<Lsn>>>,
+}
+
+impl WriterHandle {
+    pub fn spawn(writer: DiffWriter) -> WriterHandle {
+        let (commands, rx) = mpsc::channel(QUEUE);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("pg_scribe-writer".into())
+            .spawn(move || run(writer, rx, events_tx))
+            .expect("spawn writer thread");
+        WriterHandle {
+            commands,
+            events,
+            thread: Some(thread),
+        }
+    }
+
+    /// The queue; reserve a place before sending so waiting for one can race timers.
+    pub fn sender(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// Stop the thread after it has done everything queued; returns the durable `end_lsn`.
+    pub async fn close(mut self) -> Option<Lsn> {
+        drop(self.commands);
+        let thread = self.thread.take()?;
+        tokio::task::spawn_blocking(move || thread.join().ok().flatten())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+fn run(
+    mut writer: DiffWriter,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) -> Option<Lsn> {
+    while let Some(command) = commands.blocking_recv() {
+        let result = match command {
+            Command::Begin(header) => writer.begin(&header),
+            Command::Body(bytes) => writer.write_body(&bytes),
+            Command::Commit => writer.commit().map(|_| ()),
+            Command::Abort => writer.abort(),
+            Command::Fsync => writer.fsync().map(|lsn| {
+                let _ = events.send(Event::Durable(lsn));
+            }),
+            Command::Rotate(chain, name) => writer.rotate(&chain, name).map(|sealed| {
+                let _ = events.send(Event::Rotated(sealed));
+            }),
+            Command::HandOver { old, new, cut } => {
+                hand_over(&mut writer, &old, &new, cut).map(|(next, report)| {
+                    writer = next;
+                    let _ = events.send(Event::HandedOver(report));
+                })
+            }
+        };
+        if let Err(err) = result {
+            let _ = events.send(Event::Failed(err));
+            return writer.durable_lsn();
+        }
+    }
+    // Closing: make what was committed durable, drop an unfinished transaction.
+    match writer.close() {
+        Ok(lsn) => {
+            let _ = events.send(Event::Durable(lsn));
+            lsn
+        }
+        Err(err) => {
+            let _ = events.send(Event::Failed(err));
+            None
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! `--start` and `--rotate-diff` end to end: what the streamer writes replays to a database
+//! equal to the source — after rotations, during large transactions, across `kill -9` of the
+//! streamer and restarts of the server — and the rotation and pidfile refusals.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{
+    Cluster, Streamer, bindir, chain_transactions, newest_chain, pg_scribe, scratch_dir, stderr,
+    wait_for_text,
+};
+
+/// A database with the extension (so new tables get a replica identity) and pgbench's tables.
+fn source(cluster: &Cluster) {
+    cluster.create_database("app");
+    cluster.psql("app", "CREATE EXTENSION wal2sql");
+    let out = Command::new(bindir().join("pgbench"))
+        .args(["-q", "-i", "-s", "1"])
+        .envs(cluster.env("app"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster.psql(
+        "app",
+        "CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text, tags text[], price numeric, at timestamptz DEFAULT now());
+         INSERT INTO notes (body, tags, price) SELECT 'note ' || g, ARRAY['x', 'y''' || g], g / 7.0 FROM generate_series(1, 300) g;",
+    );
+}
+
+fn init(cluster: &Cluster, dir: &Path) {
+    let out = pg_scribe(
+        &[
+            "--init",
+            "-d",
+            "app",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "--slot",
+            "s",
+        ],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+fn start(cluster: &Cluster, dir: &Path, log: &Path) -> Streamer {
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        log,
+    );
+    streamer.wait_log("Writing to:", 30);
+    streamer
+}
+
+fn pgbench(cluster: &Cluster, transactions: u32) {
+    let out = Command::new(bindir().join("pgbench"))
+        .args(["-n", "-c", "2", "-t", &transactions.to_string()])
+        .envs(cluster.env("app"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ddl_and_dml(cluster: &Cluster, round: u32) {
+    cluster.psql(
+        "app",
+        &format!(
+            "ALTER TABLE notes ADD COLUMN IF NOT EXISTS rating int DEFAULT 3;
+             UPDATE notes SET rating = id % 5, body = body || '!' WHERE id % 7 = {m};
+             DELETE FROM notes WHERE id % 11 = {m};
+             INSERT INTO notes (body, price) VALUES ('round {round}', 'NaN');
+             CREATE TABLE IF NOT EXISTS r{round} (k int PRIMARY KEY, v text);
+             INSERT INTO r{round} SELECT g, md5(g::text) FROM generate_series(1, 50) g;
+             BEGIN; INSERT INTO r{round} VALUES (1000, 'rolled back'); ROLLBACK;",
+            m = round % 7
+        ),
+    );
+}
+
+/// Write a marker row and wait until the streamer has it on disk.
+fn settle(cluster: &Cluster, chain: &Path, label: &str) {
+    cluster.psql(
+        "app",
+        "CREATE TABLE IF NOT EXISTS marker (label text PRIMARY KEY)",
+    );
+    cluster.psql("app", &format!("INSERT INTO marker VALUES ('{label}')"));
+    wait_for_text(chain, label, 60);
+}
+
+fn assert_replays_equal(cluster: &Cluster, chain: &Path, target: &str) {
+    cluster.replay_chain(chain, target, true);
+    assert_eq!(
+        cluster.table_digests("app"),
+        cluster.table_digests(target),
+        "{target} differs from the source"
+    );
+    let txns = chain_transactions(chain);
+    let mut unique = txns.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), txns.len(), "a transaction was written twice");
+}
+
+fn rotate(dir: &Path) -> std::process::Output {
+    pg_scribe(
+        &["--rotate-diff", "--backup-dir", dir.to_str().unwrap()],
+        &[],
+    )
+}
+
+#[test]
+fn streamed_chain_with_rotations_replays_to_the_source() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("stream").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let streamer = start(&cluster, &dir, &dir.with_extension("log"));
+
+    pgbench(&cluster, 200);
+    ddl_and_dml(&cluster, 1);
+    settle(&cluster, &chain, "first");
+    let out = rotate(&dir);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("✓ Found active chain: "), "{err}");
+    assert!(err.contains("✓ Rotated differential: diff-"), "{err}");
+    assert!(err.contains("✓ New differential started"), "{err}");
+
+    pgbench(&cluster, 100);
+    ddl_and_dml(&cluster, 2);
+    settle(&cluster, &chain, "second");
+    let out = pg_scribe(
+        &[
+            "--rotate-diff",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "--compress",
+            "zstd",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(".sql.zst ("), "{}", stderr(&out));
+    // Nothing new since: a rotation seals nothing and says so.
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("Nothing to rotate"),
+        "{}",
+        stderr(&out)
+    );
+
+    ddl_and_dml(&cluster, 3);
+    settle(&cluster, &chain, "third");
+    assert_eq!(
+        streamer.stop(),
+        Some(0),
+        "SIGTERM must end the streamer with exit 0"
+    );
+    assert!(
+        !dir.join(".pg_scribe.pid").exists(),
+        "pidfile left after a clean stop"
+    );
+
+    for file in std::fs::read_dir(&chain).unwrap() {
+        let path = file.unwrap().path();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        ) & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    // Unpack the compressed diff for the psql replay.
+    let packed: Vec<PathBuf> = std::fs::read_dir(&chain)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".sql.zst"))
+        .collect();
+    assert_eq!(packed.len(), 1);
+    let plain = PathBuf::from(
+        packed[0]
+            .to_string_lossy()
+            .trim_end_matches(".zst")
+            .to_string(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bytes = rt.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let mut r = pg_scribe::compress::open_decompressed(&packed[0])
+            .await
+            .unwrap();
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).await.unwrap();
+        v
+    });
+    std::fs::write(&plain, bytes).unwrap();
+    std::fs::remove_file(&packed[0]).unwrap();
+    assert_replays_equal(&cluster, &chain, "restored");
+
+    // A restart after SIGTERM writes nothing twice.
+    let streamer = start(&cluster, &dir, &dir.with_extension("log2"));
+    ddl_and_dml(&cluster, 4);
+    settle(&cluster, &chain, "fourth");
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored2");
+}
+
+#[test]
+fn a_rotation_during_a_large_transaction_keeps_it_whole() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("bigtxn").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let streamer = start(&cluster, &dir, &dir.with_extension("log"));
+    cluster.psql("app", "CREATE TABLE big (id int PRIMARY KEY, payload text)");
+    cluster.psql(
+        "app",
+        "INSERT INTO big SELECT g, repeat('x', 100) || g FROM generate_series(1, 400000) g",
+    );
+    // The commit is decoded and streamed now; rotate while it is under way.
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    settle(&cluster, &chain, "after-big");
+    assert_eq!(streamer.stop(), Some(0));
+    for diff in crate::harness::chain_diffs(&chain, true) {
+        let mut scanner = pg_scribe::diff_format::DiffScanner::open(&diff).unwrap();
+        while scanner.next_txn().unwrap().is_some() {}
+        scanner
+            .finish_complete()
+            .unwrap_or_else(|e| panic!("{}: {e}", diff.display()));
+    }
+    assert_replays_equal(&cluster, &chain, "restored");
+}
+
+#[test]
+fn rotation_refusals_and_a_second_streamer() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("refuse").join("backups");
+    init(&cluster, &dir);
+
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("no streamer is running for backup directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A pidfile nobody holds.
+    std::fs::write(
+        dir.join(".pg_scribe.pid"),
+        format!(
+            "999999\n{}\n2026-01-01T00:00:00Z\npg_scribe\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("is stale: process 999999 is not running"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A pidfile locked by something that is not pg_scribe.
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(dir.join(".pg_scribe.pid"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("is not a pg_scribe streamer for this directory"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+
+    // The stale pidfile is taken over with a warning; a second streamer is refused.
+    let first = start(&cluster, &dir, &dir.with_extension("log1"));
+    assert!(
+        first.log_text().contains("took over a stale pidfile"),
+        "{}",
+        first.log_text()
+    );
+    let second = pg_scribe(
+        &["--start", "--backup-dir", dir.to_str().unwrap()],
+        &cluster.env("app"),
+    );
+    assert_eq!(second.status.code(), Some(4), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another pg_scribe streamer (PID "),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(first.stop(), Some(0));
+}
+
+/// A tiny deterministic generator, so a failing run can be repeated.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("crash").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let seed = std::process::id() as u64;
+    let mut rng = Lcg(seed);
+    let mut load = Command::new(bindir().join("pgbench"))
+        .args(["-n", "-c", "2", "-T", "60"])
+        .envs(cluster.env("app"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for round in 0..20 {
+        let streamer = Streamer::start(
+            &[
+                "--backup-dir",
+                dir.to_str().unwrap(),
+                "-s",
+                "1",
+                "-F",
+                if round % 2 == 0 { "0" } else { "1" },
+            ],
+            &cluster.env("app"),
+            &dir.with_extension(format!("log{round}")),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200 + rng.next(900)));
+        if round % 5 == 4 {
+            ddl_and_dml(&cluster, round);
+        }
+        streamer.kill9();
+    }
+    let _ = load.kill();
+    let _ = load.wait();
+    let streamer = start(&cluster, &dir, &dir.with_extension("final"));
+    settle(&cluster, &chain, "after-crashes");
+    assert_eq!(streamer.stop(), Some(0));
+    assert!(
+        chain_transactions(&chain).len() > 50,
+        "the load barely reached the chain (seed {seed})"
+    );
+    assert_replays_equal(&cluster, &chain, "restored");
+}
+
+#[test]
+fn server_restarts_mid_stream_are_survived() {
+    let mut cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("restart").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = start(&cluster, &dir, &dir.with_extension("log"));
+    pgbench(&cluster, 100);
+    cluster.restart();
+    pgbench(&cluster, 100);
+    ddl_and_dml(&cluster, 1);
+    cluster.stop("immediate");
+    cluster.restart();
+    pgbench(&cluster, 100);
+    settle(&cluster, &chain, "after-restarts");
+    streamer.wait_log("Reconnected", 30);
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
+
+/// Runs only as root (it mounts a small tmpfs): a full disk stops the streamer with exit 4 and
+/// nothing reported that is not on disk; with space freed, a restart resumes and loses nothing.
+#[test]
+fn a_full_disk_stops_the_streamer_and_a_restart_loses_nothing() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let cluster = Cluster::start();
+    source(&cluster);
+    let mount = scratch_dir("diskfull");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let dir = mount.join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &scratch_dir("diskfull-log").join("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    cluster.psql(
+        "app",
+        "CREATE TABLE filler (id int PRIMARY KEY, payload text)",
+    );
+    cluster.psql(
+        "app",
+        "INSERT INTO filler SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 100000) g",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = streamer.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streamer did not stop on a full disk:\n{}",
+            streamer.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let log = streamer.log_text();
+    assert_eq!(code, Some(4), "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("hint: Free some space"), "{log}");
+    // What the server holds as confirmed must be in the files.
+    let confirmed = cluster.psql(
+        "postgres",
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's'",
+    );
+    let held: Vec<String> = chain_transactions(&chain);
+    let confirmed: pg_scribe::lsn::Lsn = confirmed.trim().parse().unwrap();
+    let last_end = held
+        .last()
+        .and_then(|h| h.split("end_lsn=").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .map(|l| l.parse::<pg_scribe::lsn::Lsn>().unwrap());
+    // An idle stream may confirm its keepalive position, recorded first in .pg_scribe.flushed.
+    let recorded = std::fs::read_to_string(dir.join(".pg_scribe.flushed"))
+        .ok()
+        .and_then(|t| t.trim().parse::<pg_scribe::lsn::Lsn>().ok());
+    let holds = last_end.max(recorded).expect("something was streamed");
+    assert!(
+        confirmed <= holds,
+        "the server confirmed {confirmed}, past what the files hold ({holds})"
+    );
+
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=400m"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let streamer = start(&cluster, &dir, &scratch_dir("diskfull-log2").join("log"));
+    settle(&cluster, &chain, "after-disk-full");
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
