@@ -18,6 +18,7 @@ pub mod lsn;
 pub mod metadata;
 pub mod pidfile;
 pub mod replication;
+pub mod restore;
 pub mod sql;
 pub mod streamer;
 pub mod tls;

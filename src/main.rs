@@ -22,7 +22,10 @@ fn main() -> ExitCode {
         }
     };
     pg_scribe::logging::init(invocation.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread runs all async work: the streamer's hot path is a socket read followed by a
+    // hand-off to its writer thread, and cross-thread wake-ups of a multi-threaded runtime cost
+    // more than the work itself. Disk I/O has its own threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

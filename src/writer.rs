@@ -235,6 +235,14 @@ impl DiffWriter {
         Ok(())
     }
 
+    /// Hands buffered bytes to the OS without fsyncing: a crash of this process then loses
+    /// nothing written so far (only a crash of the machine can, until the next fsync).
+    pub fn flush_to_os(&mut self) -> Result<()> {
+        self.usable()?;
+        let r = self.out.flush();
+        self.io("write to", r)
+    }
+
     /// Writes out the buffer and fsyncs; returns the `end_lsn` that is now durable. Bytes of an
     /// open transaction are written too but do not count.
     pub fn fsync(&mut self) -> Result<Option<Lsn>> {

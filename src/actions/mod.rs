@@ -44,6 +44,9 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     if invocation.action == Action::Init {
         return init::run(&invocation, &params).await;
     }
+    if invocation.action == Action::Restore {
+        return crate::restore::run(&invocation, &params).await;
+    }
     if invocation.action == Action::Status {
         return status::run(&invocation, &params, &env).await;
     }

@@ -82,12 +82,26 @@ impl WriterHandle {
     }
 }
 
+/// The next command; when none is waiting, first hand the buffer to the OS, so what was
+/// received is in the file (page cache) promptly instead of waiting for the next fsync.
+fn next(writer: &mut DiffWriter, commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
+    match commands.try_recv() {
+        Ok(command) => Some(command),
+        Err(mpsc::error::TryRecvError::Disconnected) => None,
+        Err(mpsc::error::TryRecvError::Empty) => {
+            // An error here resurfaces on the writer's next use.
+            let _ = writer.flush_to_os();
+            commands.blocking_recv()
+        }
+    }
+}
+
 fn run(
     mut writer: DiffWriter,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) -> Option<Lsn> {
-    while let Some(command) = commands.blocking_recv() {
+    while let Some(command) = next(&mut writer, &mut commands) {
         let result = match command {
             Command::Begin(header) => writer.begin(&header),
             Command::Body(bytes) => writer.write_body(&bytes),

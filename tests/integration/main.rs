@@ -8,6 +8,7 @@ mod connection;
 mod init;
 mod new_chain;
 mod replication;
+mod restore;
 mod roundtrip;
 mod status;
 mod stream;

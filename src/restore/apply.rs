@@ -1,0 +1,897 @@
+//! The diff apply engine: the chain's differentials replayed in-process over one connection.
+//!
+//! - Each transaction is framed by [`Framer`] (its `-- wal2sql` header and trailer), split into
+//!   statements by the [`lexer`](super::lexer), and sent as **one simple-query message** (the
+//!   whole `BEGIN; … COMMIT;`), not one round trip per statement.
+//! - Transactions without DDL are **pipelined**: up to a window of messages is in flight before
+//!   the first answer is read. A failed message leaves the session in an aborted transaction
+//!   block, so every later message (each starts inside `BEGIN`) fails too and nothing after a
+//!   failure commits. A failure *at* COMMIT (deferred constraint) ends the block, so each
+//!   pipelined message also starts with a check that the previous message committed:
+//!   `SELECT 1/(current_setting('pg_scribe.applied') = '<its end_lsn>')::int`, the setting being
+//!   set right after each COMMIT in the same message. No transaction ever commits after one that
+//!   did not.
+//! - A transaction with DDL is sent in segments, waiting for each: its row changes in messages,
+//!   each run of DDL bracketed by the trigger [`Guard`] (see there).
+//! - A transaction larger than the chunk size is sent in several messages inside its own
+//!   `BEGIN … COMMIT`, cut only between whole statements.
+//! - An error stops the replay (ON_ERROR_STOP): the caller rolls back and reports the file, the
+//!   transaction (xid, commit_lsn, commit time) and the statement (located by the server's error
+//!   position, else by counting the statements that completed). wal2sql's unreplayable markers
+//!   (`DO 'BEGIN RAISE EXCEPTION … wal2sql: …'`) are reported as such.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::io::AsyncBufReadExt;
+use tokio_postgres::error::ErrorPosition;
+use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryStream};
+
+use super::guard::Guard;
+use super::lexer::{Kind, Lexer, Stmt};
+use crate::chain_error::ChainError;
+use crate::compress;
+use crate::diff_format::{Framer, LineKind, StopAt, TxnHeader, format_commit_time};
+use crate::error::{Error, Result, Situation};
+use crate::lsn::Lsn;
+use crate::ui;
+
+/// One file to replay.
+#[derive(Debug, Clone)]
+pub struct DiffFile {
+    pub path: PathBuf,
+    pub name: String,
+    /// `active.sql`: a torn last transaction is ignored (and reported) instead of an error.
+    pub active: bool,
+    pub size: u64,
+    pub compressed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A transaction's text is sent in messages of about this size at most.
+    pub chunk_bytes: usize,
+    /// Pipelining window: bytes and messages in flight.
+    pub window_bytes: usize,
+    pub window_txns: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            chunk_bytes: 8 << 20,
+            window_bytes: 32 << 20,
+            window_txns: 256,
+        }
+    }
+}
+
+/// What the replay did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub txns: u64,
+    pub bytes: u64,
+    /// Each file replayed (fully or up to `--up-to`) with its transaction count.
+    pub files: Vec<(String, u64)>,
+    pub last: Option<TxnHeader>,
+    /// `--up-to`: the first transaction not applied.
+    pub stopped_before: Option<TxnHeader>,
+    /// `--include-active`: bytes of an unfinished transaction (and its xid) left out.
+    pub ignored_tail: Option<(u64, Option<u32>)>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Txn {
+    header: TxnHeader,
+    file: usize,
+    buf: Vec<u8>,
+    lexer: Lexer,
+    stmts: Vec<Stmt>,
+    /// Its BEGIN has been sent (it was chunked or has DDL).
+    started: bool,
+    /// Statements already sent (for numbering in messages).
+    sent: usize,
+    has_ddl: bool,
+}
+
+struct InFlight {
+    stream: Pin<Box<SimpleQueryStream>>,
+    text: String,
+    /// Statements of `text` that belong to the transaction (offsets in `text`).
+    pieces: Vec<Piece>,
+    /// Statements before them (the commit check).
+    prefix: usize,
+    header: TxnHeader,
+    file: usize,
+}
+
+/// A statement that failed: where, and what the server said.
+struct Failure {
+    /// First and last statement number (1-based; several when INSERTs were merged).
+    number: Option<(usize, usize)>,
+    excerpt: Option<String>,
+    err: tokio_postgres::Error,
+}
+
+pub struct Engine<'a> {
+    client: &'a Client,
+    pub guard: Guard,
+    limits: Limits,
+    start_lsn: Lsn,
+    stop: Option<StopAt>,
+    files: Vec<String>,
+    inflight: VecDeque<InFlight>,
+    inflight_bytes: usize,
+    /// end_lsn of the last transaction sent (the commit check's expected value).
+    token: String,
+    last_end_lsn: Option<Lsn>,
+    pub report: Report,
+    progress: Progress,
+}
+
+/// The replay session's settings (the connection must be a superuser's).
+pub async fn prepare_session(client: &Client, encoding: &str) -> Result<()> {
+    let sql = format!(
+        "SET synchronous_commit = off; SET session_replication_role = replica; \
+         SET wal2sql.capture = off; SET client_encoding = {}; SET pg_scribe.applied = 'start';",
+        literal(encoding)
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| crate::sql::query_error(&sql, &e))
+}
+
+/// A string literal (standard_conforming_strings is on in our sessions; E'' when needed).
+pub fn literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let one_line: String = text.chars().take(200).collect();
+    let one_line = one_line.replace('\n', " ");
+    if text.chars().count() > 200 {
+        format!("{one_line}…")
+    } else {
+        one_line
+    }
+}
+
+/// A statement of a message: `[start, end)` in its text, and the index of the first statement
+/// of the transaction it came from (consecutive INSERTs into one table are merged into one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    start: usize,
+    end: usize,
+    first: usize,
+    last: usize,
+}
+
+/// A merged INSERT stays below this size.
+const MERGE_MAX: usize = 1 << 20;
+
+/// Where the row list of a wal2sql INSERT starts: the `(` after ` VALUES ` (outside quoted
+/// identifiers; nothing before it is a string literal).
+fn insert_split(stmt: &str) -> Option<usize> {
+    let b = stmt.as_bytes();
+    if !stmt.starts_with("INSERT INTO ") || !stmt.ends_with(");") {
+        return None;
+    }
+    let mut i = "INSERT INTO ".len();
+    let mut quoted = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => quoted = !quoted,
+            b' ' if !quoted && b[i..].starts_with(b" VALUES (") => {
+                return Some(i + " VALUES ".len());
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The text of a message holding `stmts` (offsets in `body`), one statement per line, with
+/// consecutive INSERTs into the same table and columns merged into one multi-row INSERT
+/// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements).
+fn build_message(body: &str, stmts: &[Stmt], out: &mut String, pieces: &mut Vec<Piece>) {
+    let mut i = 0;
+    while i < stmts.len() {
+        let s = &body[stmts[i].start..stmts[i].end];
+        let start = out.len();
+        match insert_split(s) {
+            Some(k) if stmts[i].kind == Kind::Dml => {
+                let prefix = &s[..k];
+                out.push_str(&s[..s.len() - 1]);
+                let mut j = i + 1;
+                while j < stmts.len() {
+                    let t = &body[stmts[j].start..stmts[j].end];
+                    if out.len() - start + t.len() > MERGE_MAX
+                        || !t.starts_with(prefix)
+                        || insert_split(t) != Some(k)
+                    {
+                        break;
+                    }
+                    out.push_str(", ");
+                    out.push_str(&t[k..t.len() - 1]);
+                    j += 1;
+                }
+                out.push(';');
+                pieces.push(Piece {
+                    start,
+                    end: out.len(),
+                    first: i,
+                    last: j - 1,
+                });
+                i = j;
+            }
+            _ => {
+                out.push_str(s);
+                pieces.push(Piece {
+                    start,
+                    end: out.len(),
+                    first: i,
+                    last: i,
+                });
+                i += 1;
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Which piece failed: the one holding the server's error position, else the one after the
+/// `completed` ones. Returns the index of its first statement in the transaction's list.
+fn locate(
+    text: &str,
+    pieces: &[Piece],
+    prefix: usize,
+    completed: usize,
+    err: &tokio_postgres::Error,
+) -> (Option<(usize, usize)>, Option<String>) {
+    let by_position = err.as_db_error().and_then(|db| match db.position() {
+        Some(ErrorPosition::Original(p)) => {
+            let byte = text
+                .char_indices()
+                .nth((*p as usize).saturating_sub(1))
+                .map(|(i, _)| i)?;
+            pieces.iter().position(|s| s.start <= byte && byte < s.end)
+        }
+        _ => None,
+    });
+    let index = by_position.or_else(|| completed.checked_sub(prefix).filter(|i| *i < pieces.len()));
+    match index {
+        Some(i) => (
+            Some((pieces[i].first, pieces[i].last)),
+            Some(excerpt(&text[pieces[i].start..pieces[i].end])),
+        ),
+        None => (None, None),
+    }
+}
+
+async fn drain(
+    stream: &mut Pin<Box<SimpleQueryStream>>,
+) -> std::result::Result<(), (usize, tokio_postgres::Error)> {
+    let mut completed = 0;
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+            Ok(_) => {}
+            Err(e) => return Err((completed, e)),
+        }
+    }
+    Ok(())
+}
+
+fn is_txn_control(text: &[u8]) -> bool {
+    let words: Vec<String> = text
+        .split(|b| !(b.is_ascii_alphabetic()))
+        .filter(|w| !w.is_empty())
+        .take(2)
+        .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
+        .collect();
+    match words.first().map(String::as_str) {
+        Some(
+            "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE",
+        ) => true,
+        Some("PREPARE") => words.get(1).is_some_and(|w| w == "TRANSACTION"),
+        _ => false,
+    }
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        client: &'a Client,
+        guard: Guard,
+        start_lsn: Lsn,
+        stop: Option<StopAt>,
+        limits: Limits,
+        total: Option<u64>,
+    ) -> Self {
+        Engine {
+            client,
+            guard,
+            limits,
+            start_lsn,
+            stop,
+            files: Vec::new(),
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            token: "start".into(),
+            last_end_lsn: None,
+            report: Report::default(),
+            progress: Progress::new(total),
+        }
+    }
+
+    fn txn_error(&self, file: usize, h: &TxnHeader, f: Failure) -> Error {
+        let name = &self.files[file];
+        let at = format!(
+            "transaction xid={} commit_lsn={} (committed {}) in \"{name}\"",
+            h.xid,
+            h.commit_lsn,
+            format_commit_time(h.commit_time)
+        );
+        let statement = match (f.number, &f.excerpt) {
+            (Some((n, m)), Some(text)) if n == m => {
+                format!("Statement {n} of the transaction: {text}")
+            }
+            (Some((n, m)), Some(text)) => format!(
+                "Statements {n} to {m} of the transaction (row inserts merged into one statement): {text}"
+            ),
+            _ => "The failing statement could not be located.".into(),
+        };
+        let Some(db) = f.err.as_db_error() else {
+            return Error::backup(format!("could not apply {at}: {}", f.err))
+                .with_detail(statement);
+        };
+        let message = db.message();
+        if message.starts_with("wal2sql:") {
+            return Error::backup(format!("{at} cannot be replayed: {message}"))
+                .with_detail(statement)
+                .with_hint(
+                    "wal2sql could not turn this change of the source into SQL. The restore can go up to the transaction before it: use --up-to with its commit_lsn minus one, or its commit time minus one microsecond.",
+                );
+        }
+        let mut detail = statement;
+        if let Some(d) = db.detail() {
+            detail = format!("{d}\n{detail}");
+        }
+        let mut error = Error::backup(format!(
+            "could not apply {at}: {} ({})",
+            message,
+            db.code().code()
+        ))
+        .with_detail(detail);
+        if let Some(h) = db.hint() {
+            error = error.with_hint(h.to_string());
+        } else if db.code().code() == "42704" && message.starts_with("role ") {
+            error = error.with_hint("Roles created after the chain's base are not in its globals.sql; create the role on the target and run the restore again.");
+        }
+        error
+    }
+
+    /// Replays one file. Returns false when `--up-to` stopped the replay.
+    pub async fn apply_file(&mut self, file: &DiffFile) -> Result<bool> {
+        self.files.push(file.name.clone());
+        let index = self.files.len() - 1;
+        self.report.files.push((file.name.clone(), 0));
+        let flow = self.apply_inner(file, index).await?;
+        Ok(matches!(flow, Flow::Continue))
+    }
+
+    async fn apply_inner(&mut self, file: &DiffFile, index: usize) -> Result<Flow> {
+        let mut reader = compress::open_decompressed(&file.path).await?;
+        let mut framer = Framer::new(&file.path);
+        let mut line: Vec<u8> = Vec::new();
+        let mut txn: Option<Txn> = None;
+        let mut partial = 0u64;
+        loop {
+            let buf = match txn.as_mut() {
+                Some(t) => &mut t.buf,
+                None => {
+                    line.clear();
+                    &mut line
+                }
+            };
+            let start = buf.len();
+            let n = reader
+                .read_until(b'\n', buf)
+                .await
+                .map_err(|e| Error::io(Situation::Backup, "read file", &file.path, &e))?;
+            if n == 0 {
+                break;
+            }
+            if buf.last() != Some(&b'\n') {
+                buf.truncate(start);
+                partial = n as u64;
+                break;
+            }
+            self.report.bytes += n as u64;
+            match framer.line(&buf[start..], n as u64)? {
+                LineKind::Begin(h) => {
+                    if let Some(stop) = self.stop
+                        && stop.is_past(&h)
+                    {
+                        self.report.stopped_before = Some(h);
+                        return Ok(Flow::Stop);
+                    }
+                    self.check_order(&h, file)?;
+                    txn = Some(Txn {
+                        header: h,
+                        file: index,
+                        buf: Vec::new(),
+                        lexer: Lexer::new(),
+                        stmts: Vec::new(),
+                        started: false,
+                        sent: 0,
+                        has_ddl: false,
+                    });
+                }
+                LineKind::Body => {
+                    let t = txn.as_mut().expect("body lines come inside a transaction");
+                    let before = t.stmts.len();
+                    t.lexer.scan(&t.buf, &mut t.stmts);
+                    t.has_ddl |= t.stmts[before..].iter().any(|s| s.kind == Kind::Ddl);
+                    if t.buf.len() >= self.limits.chunk_bytes && !t.stmts.is_empty() {
+                        self.send_partial(t).await?;
+                    }
+                }
+                LineKind::Commit(_) => {
+                    let mut t = txn.take().expect("a trailer closes an open transaction");
+                    t.buf.truncate(start);
+                    self.finish_txn(t).await?;
+                }
+            }
+            self.progress.tick(self.report.bytes, self.report.txns);
+        }
+        let torn = txn.is_some() || partial > 0;
+        if torn {
+            let xid = txn
+                .as_ref()
+                .map(|t| t.header.xid)
+                .or_else(|| framer.open_txn().map(|(h, _)| h.xid));
+            if !file.active {
+                return Err(ChainError::TornDiff {
+                    path: file.path.clone(),
+                    offset: framer.valid_len(),
+                    xid,
+                }
+                .into());
+            }
+            if txn.as_ref().is_some_and(|t| t.started) {
+                // Part of it went to the server: throw it away.
+                self.client.batch_execute("ROLLBACK").await.map_err(|e| {
+                    Error::backup(format!(
+                        "could not roll back the unfinished transaction of {}: {e}",
+                        file.name
+                    ))
+                })?;
+            }
+            let ignored = framer.offset() + partial - framer.valid_len();
+            self.report.ignored_tail = Some((ignored, xid));
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn check_order(&mut self, h: &TxnHeader, file: &DiffFile) -> Result<()> {
+        if h.commit_lsn < self.start_lsn {
+            return Err(Error::backup(format!(
+                "transaction xid={} in \"{}\" committed at {}, before the chain's start LSN {}: it is already in the base",
+                h.xid, file.name, h.commit_lsn, self.start_lsn
+            ))
+            .with_detail("Applying it again would duplicate it; the chain's files do not belong together."));
+        }
+        if let Some(prev) = self.last_end_lsn
+            && h.end_lsn <= prev
+        {
+            return Err(Error::backup(format!(
+                "transaction xid={} in \"{}\" (end_lsn {}) is not after the previous transaction (end_lsn {prev})",
+                h.xid, file.name, h.end_lsn
+            ))
+            .with_detail("The differentials overlap or are out of order; replaying them would apply transactions twice."));
+        }
+        self.last_end_lsn = Some(h.end_lsn);
+        Ok(())
+    }
+
+    fn corrupt(&self, t: &Txn, reason: &str) -> Error {
+        Error::backup(format!(
+            "transaction xid={} commit_lsn={} in \"{}\" is malformed: {reason}",
+            t.header.xid, t.header.commit_lsn, self.files[t.file]
+        ))
+    }
+
+    fn check_statements(&self, t: &Txn, last: bool) -> Result<()> {
+        let n = t.stmts.len();
+        for (i, s) in t.stmts.iter().enumerate() {
+            let text = &t.buf[s.start..s.end];
+            let first = !t.started && i == 0;
+            let commit = last && i + 1 == n;
+            if first {
+                if text != b"BEGIN;" {
+                    return Err(self.corrupt(t, "it does not start with BEGIN"));
+                }
+            } else if commit {
+                if text != b"COMMIT;" {
+                    return Err(self.corrupt(t, "it does not end with COMMIT"));
+                }
+            } else if s.kind == Kind::Control || is_txn_control(text) {
+                return Err(self.corrupt(
+                    t,
+                    &format!(
+                        "it contains a transaction control statement: {}",
+                        excerpt(&String::from_utf8_lossy(text))
+                    ),
+                ));
+            }
+        }
+        if last && n == 0 && !t.started {
+            return Err(self.corrupt(t, "it is empty"));
+        }
+        Ok(())
+    }
+
+    fn utf8<'b>(&self, t: &Txn, bytes: &'b [u8]) -> Result<&'b str> {
+        std::str::from_utf8(bytes).map_err(|e| {
+            self.corrupt(
+                t,
+                &format!(
+                    "it holds bytes that are not valid UTF-8 (at offset {} of its text)",
+                    e.valid_up_to()
+                ),
+            )
+        })
+    }
+
+    async fn finish_txn(&mut self, mut t: Txn) -> Result<()> {
+        if !t.lexer.at_boundary() {
+            return Err(self.corrupt(&t, "it ends inside a statement"));
+        }
+        self.check_statements(&t, true)?;
+        let token = t.header.end_lsn.to_string();
+        if !t.started && !t.has_ddl {
+            let check = format!(
+                "SELECT 1/(pg_catalog.current_setting('pg_scribe.applied') = '{}')::int;\n",
+                self.token
+            );
+            let body = self.utf8(&t, &t.buf)?;
+            let mut text = String::with_capacity(check.len() + body.len() + 64);
+            text.push_str(&check);
+            let mut pieces = Vec::with_capacity(t.stmts.len());
+            build_message(body, &t.stmts, &mut text, &mut pieces);
+            text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
+            let stream = self.client.simple_query_raw(&text).await.map_err(|e| {
+                self.txn_error(
+                    t.file,
+                    &t.header,
+                    Failure {
+                        number: None,
+                        excerpt: None,
+                        err: e,
+                    },
+                )
+            })?;
+            self.token = token;
+            self.inflight_bytes += text.len();
+            self.inflight.push_back(InFlight {
+                stream: Box::pin(stream),
+                text,
+                pieces,
+                prefix: 1,
+                header: t.header,
+                file: t.file,
+            });
+            while self.inflight.len() > self.limits.window_txns
+                || self.inflight_bytes > self.limits.window_bytes
+            {
+                self.complete_one().await?;
+            }
+            return Ok(());
+        }
+        self.drain_all().await?;
+        let n = t.stmts.len();
+        self.send_segments(&mut t, n, Some(&token)).await?;
+        self.token = token;
+        self.done(&t.header, t.file);
+        Ok(())
+    }
+
+    fn done(&mut self, h: &TxnHeader, file: usize) {
+        self.report.txns += 1;
+        self.report.last = Some(h.clone());
+        if let Some(entry) = self.report.files.get_mut(file) {
+            entry.1 += 1;
+        }
+    }
+
+    async fn complete_one(&mut self) -> Result<()> {
+        let Some(mut f) = self.inflight.pop_front() else {
+            return Ok(());
+        };
+        self.inflight_bytes -= f.text.len();
+        match drain(&mut f.stream).await {
+            Ok(()) => {
+                self.done(&f.header, f.file);
+                Ok(())
+            }
+            Err((completed, err)) => {
+                let (i, text) = locate(&f.text, &f.pieces, f.prefix, completed, &err);
+                Err(self.txn_error(
+                    f.file,
+                    &f.header,
+                    Failure {
+                        number: i.map(|(a, b)| (a + 1, b + 1)),
+                        excerpt: text,
+                        err,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Waits for every pipelined transaction.
+    pub async fn drain_all(&mut self) -> Result<()> {
+        while !self.inflight.is_empty() {
+            self.complete_one().await?;
+        }
+        Ok(())
+    }
+
+    /// A big transaction: send its complete statements now, inside its BEGIN.
+    async fn send_partial(&mut self, t: &mut Txn) -> Result<()> {
+        self.check_statements(t, false)?;
+        self.drain_all().await?;
+        let n = t.stmts.len();
+        self.send_segments(t, n, None).await?;
+        let cut = t.stmts.last().map(|s| s.end).unwrap_or(0);
+        t.buf.drain(..cut);
+        t.lexer.shift(cut);
+        t.sent += n;
+        t.stmts.clear();
+        t.started = true;
+        Ok(())
+    }
+
+    /// Sends `t.stmts[..n]` in order, waiting for each message: runs of row changes in messages
+    /// of at most the chunk size, each run of DDL bracketed by the trigger guard. `token`: this
+    /// completes the transaction; mark it applied after its COMMIT.
+    async fn send_segments(&mut self, t: &mut Txn, n: usize, token: Option<&str>) -> Result<()> {
+        let mut i = 0;
+        while i < n {
+            let ddl = t.stmts[i].kind == Kind::Ddl;
+            let mut j = i + 1;
+            while j < n
+                && (t.stmts[j].kind == Kind::Ddl) == ddl
+                && (ddl || t.stmts[j].end - t.stmts[i].start <= self.limits.chunk_bytes)
+            {
+                j += 1;
+            }
+            if ddl && !self.guard.is_empty() {
+                let before = self.guard.before_ddl();
+                if !before.is_empty() {
+                    self.client.batch_execute(&before).await.map_err(|e| {
+                        self.txn_error(
+                            t.file,
+                            &t.header,
+                            Failure {
+                                number: None,
+                                excerpt: Some(format!(
+                                    "(pg_scribe, restoring trigger states before DDL) {}",
+                                    excerpt(&before)
+                                )),
+                                err: e,
+                            },
+                        )
+                    })?;
+                }
+            }
+            let from = t.stmts[i].start;
+            let to = t.stmts[j - 1].end;
+            let body = self.utf8(t, &t.buf[from..to])?;
+            let stmts: Vec<Stmt> = t.stmts[i..j]
+                .iter()
+                .map(|s| Stmt {
+                    start: s.start - from,
+                    end: s.end - from,
+                    kind: s.kind,
+                })
+                .collect();
+            let mut text = String::with_capacity(body.len() + 64);
+            let mut pieces = Vec::with_capacity(stmts.len());
+            build_message(body, &stmts, &mut text, &mut pieces);
+            if j == n
+                && let Some(token) = token
+            {
+                text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
+            }
+            let result = match self.client.simple_query_raw(&text).await {
+                Ok(stream) => {
+                    let mut stream = Box::pin(stream);
+                    drain(&mut stream).await
+                }
+                Err(e) => Err((0, e)),
+            };
+            if let Err((completed, err)) = result {
+                let (k, excerpt) = locate(&text, &pieces, 0, completed, &err);
+                return Err(self.txn_error(
+                    t.file,
+                    &t.header,
+                    Failure {
+                        number: k.map(|(a, b)| (t.sent + i + a + 1, t.sent + i + b + 1)),
+                        excerpt,
+                        err,
+                    },
+                ));
+            }
+            if ddl {
+                let mut guard = std::mem::take(&mut self.guard);
+                let r = guard.after_ddl(self.client).await;
+                self.guard = guard;
+                r.map_err(|e| {
+                    self.txn_error(
+                        t.file,
+                        &t.header,
+                        Failure {
+                            number: None,
+                            excerpt: Some(
+                                "(pg_scribe, checking triggers and rules after DDL)".into(),
+                            ),
+                            err: e,
+                        },
+                    )
+                })?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// After a failure: let the pipeline run out (everything in it fails), roll back.
+    pub async fn abort(&mut self) {
+        while let Some(mut f) = self.inflight.pop_front() {
+            let _ = drain(&mut f.stream).await;
+        }
+        self.inflight_bytes = 0;
+        let _ = self.client.batch_execute("ROLLBACK").await;
+    }
+
+    pub fn clear_progress(&mut self) {
+        self.progress.clear();
+    }
+}
+
+/// A one-line progress display on stderr, only when it is a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    total: Option<u64>,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(total: Option<u64>) -> Self {
+        let now = Instant::now();
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+            started: now,
+            last: now,
+            total,
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self, bytes: u64, txns: u64) {
+        if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = bytes as f64 / secs;
+        let eta = match self.total {
+            Some(total) if rate > 0.0 && total > bytes => {
+                format!(
+                    ", ETA {}",
+                    super::duration_text(Duration::from_secs_f64((total - bytes) as f64 / rate))
+                )
+            }
+            _ => String::new(),
+        };
+        let of = self
+            .total
+            .map(|t| format!(" of {}", ui::size(t)))
+            .unwrap_or_default();
+        eprint!(
+            "\r\x1b[K  applying: {}{of}, {txns} transactions, {}/s ({:.0} txn/s){eta}",
+            ui::size(bytes),
+            ui::size(rate as u64),
+            txns as f64 / secs
+        );
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_control_is_recognised() {
+        for s in [
+            "END;",
+            "commit;",
+            "ROLLBACK;",
+            "start transaction;",
+            "PREPARE TRANSACTION 'x';",
+            "savepoint a;",
+        ] {
+            assert!(is_txn_control(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "PREPARE q AS SELECT 1;",
+            "CREATE TABLE t (a int);",
+            "INSERT INTO t VALUES (1);",
+        ] {
+            assert!(!is_txn_control(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn literals_and_excerpts() {
+        assert_eq!(literal("UTF8"), "'UTF8'");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("a\\b"), "E'a\\\\b'");
+        let long = "x".repeat(300);
+        assert_eq!(excerpt(&long).chars().count(), 201);
+        assert_eq!(excerpt("a\nb"), "a b");
+    }
+
+    #[test]
+    fn consecutive_inserts_are_merged() {
+        use super::super::lexer::statements;
+        let body = "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y');\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n";
+        let stmts = statements(body.as_bytes());
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces);
+        assert_eq!(
+            text,
+            "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n"
+        );
+        assert_eq!(
+            pieces.iter().map(|p| p.first).collect::<Vec<_>>(),
+            vec![0, 1, 3, 4, 5, 6]
+        );
+        assert_eq!(
+            &text[pieces[1].start..pieces[1].end],
+            "INSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');"
+        );
+    }
+
+    #[test]
+    fn statements_are_numbered_from_text() {
+        use super::super::lexer::statements;
+        let text = "BEGIN;\nINSERT INTO t VALUES (1);\nCOMMIT;\n";
+        assert_eq!(statements(text.as_bytes()).len(), 3);
+    }
+}

@@ -1,0 +1,601 @@
+//! `--restore`: a chain's globals and base through psql, then its differentials through the
+//! in-process [`apply`] engine, then the sequences; see `doc/restore.md`.
+//!
+//! Order: choose the chain and check its files (before touching the server), check or create
+//! the target, globals, base, sealed diffs in order (and `active.sql` with `--include-active`),
+//! sequences, trigger states back. The backup directory is only ever read.
+
+pub mod apply;
+pub mod guard;
+pub mod lexer;
+pub mod psql;
+pub mod sequences;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use crate::actions::Outcome;
+use crate::backup_dir::{BackupDir, Chain};
+use crate::cli::Invocation;
+use crate::compress::{self, Method};
+use crate::conninfo::ConnParams;
+use crate::diff_format::{StopAt, format_commit_time};
+use crate::error::{Error, Result};
+use crate::metadata::Metadata;
+use crate::sql::{self, Session, query_error};
+use crate::ui;
+
+use apply::{DiffFile, Engine, Limits, literal};
+use guard::{Guard, quote_ident};
+
+/// `3m 42s`, `12.3s`, `1h 02m`.
+pub fn duration_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Everything read from the backup directory before the server is touched.
+struct Plan {
+    chain: Chain,
+    metadata: Metadata,
+    base: PathBuf,
+    globals: PathBuf,
+    diffs: Vec<DiffFile>,
+}
+
+fn describe_chains(dir: &BackupDir) -> String {
+    match dir.chains() {
+        Ok(list) if list.is_empty() => "The backup directory holds no chains.".into(),
+        Ok(list) => format!(
+            "Chains present: {}.",
+            list.iter()
+                .map(|c| {
+                    if c.complete {
+                        c.chain.id.to_string()
+                    } else {
+                        format!("{} (incomplete)", c.chain.id)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("The chains could not be listed: {e}."),
+    }
+}
+
+async fn plan(inv: &Invocation) -> Result<Plan> {
+    let root = inv
+        .backup_dir
+        .as_deref()
+        .expect("cli requires --backup-dir for --restore");
+    if !root.is_dir() {
+        return Err(Error::backup(format!(
+            "backup directory \"{}\" does not exist",
+            root.display()
+        )));
+    }
+    let dir = BackupDir::new(root);
+    let chain = match inv.chain_id {
+        Some(id) => {
+            let chain = dir.chain(id);
+            if !chain.dir.is_dir() {
+                return Err(Error::backup(format!(
+                    "chain {id} not found in \"{}\"",
+                    root.display()
+                ))
+                .with_detail(describe_chains(&dir)));
+            }
+            if !chain.is_complete() {
+                return Err(Error::backup(format!(
+                    "chain {id} is incomplete (it has no COMPLETE marker)"
+                ))
+                .with_detail(describe_chains(&dir))
+                .with_hint("A chain whose base backup did not finish cannot be restored; choose a complete chain."));
+            }
+            chain
+        }
+        None => dir.latest_complete_chain()?.ok_or_else(|| {
+            Error::backup(format!("no complete chain in \"{}\"", root.display()))
+                .with_detail(describe_chains(&dir))
+        })?,
+    };
+    let metadata = chain.read_metadata()?;
+    let missing = |what: &str| Error::backup(format!("chain {} has no {what} file", chain.id));
+    let base = chain.find_base()?.ok_or_else(|| missing("base.sql"))?;
+    let globals = chain
+        .find_globals()?
+        .ok_or_else(|| missing("globals.sql"))?;
+    for path in [&base, &globals] {
+        verify(&metadata, path).await?;
+    }
+    if metadata.encoding != "UTF8" {
+        return Err(Error::backup(format!(
+            "restoring a database with encoding {} is not supported yet",
+            metadata.encoding
+        ))
+        .with_detail("The differentials are replayed over a UTF8 client connection; only UTF8 sources are restored exactly for now.")
+        .with_hint("Restore the base by hand with psql -f, and the differentials with PGCLIENTENCODING set to the source's encoding."));
+    }
+    if let Some(stop) = inv.up_to {
+        match stop {
+            StopAt::Lsn(l) if l < metadata.start_lsn => {
+                return Err(Error::backup(format!(
+                    "--up-to {l} is before chain {}'s base (its stream starts at {})",
+                    chain.id, metadata.start_lsn
+                ))
+                .with_hint("Choose an older chain with --chain-id."));
+            }
+            StopAt::Time(t) if t < chain.id.0.to_time() => {
+                return Err(Error::backup(format!(
+                    "--up-to {} is before chain {} was created",
+                    format_commit_time(t),
+                    chain.id
+                ))
+                .with_hint("Choose an older chain with --chain-id."));
+            }
+            _ => {}
+        }
+    }
+    let mut diffs: Vec<DiffFile> = chain
+        .sealed_diffs()?
+        .into_iter()
+        .map(|d| DiffFile {
+            name: d.name.to_string(),
+            compressed: d.name.method != Method::None,
+            path: d.path,
+            active: false,
+            size: d.size,
+        })
+        .collect();
+    if inv.include_active && chain.has_active() {
+        let path = chain.active_path();
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        diffs.push(DiffFile {
+            name: crate::backup_dir::ACTIVE_NAME.into(),
+            path,
+            active: true,
+            size,
+            compressed: false,
+        });
+    }
+    Ok(Plan {
+        chain,
+        metadata,
+        base,
+        globals,
+        diffs,
+    })
+}
+
+/// A base or globals file must be the one metadata.json describes.
+async fn verify(metadata: &Metadata, path: &std::path::Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(record) = metadata.file(&name) else {
+        return Ok(());
+    };
+    let (size, sha) = compress::file_digest(path).await?;
+    if size != record.size || sha != record.sha256 {
+        return Err(Error::backup(format!(
+            "file \"{}\" does not match metadata.json",
+            path.display()
+        ))
+        .with_detail(format!(
+            "Expected {} bytes with SHA-256 {}, found {size} bytes with SHA-256 {sha}.",
+            record.size, record.sha256
+        )));
+    }
+    Ok(())
+}
+
+async fn connect_maintenance(params: &ConnParams) -> Result<Session> {
+    match sql::connect(&params.with_dbname("postgres")).await {
+        Ok(s) => Ok(s),
+        Err(first) => sql::connect(&params.with_dbname("template1"))
+            .await
+            .map_err(|_| first),
+    }
+}
+
+async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let msgs = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
+    Ok(rows_text(client, sql)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
+}
+
+fn create_sql(target: &str, m: &Metadata, server_num: u32) -> String {
+    let mut sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        quote_ident(target),
+        literal(&m.encoding),
+        literal(&m.lc_collate),
+        literal(&m.lc_ctype)
+    );
+    if server_num >= 150000 {
+        match m.locale_provider.as_deref() {
+            Some("i") => {
+                sql.push_str(" LOCALE_PROVIDER icu");
+                if let Some(l) = &m.icu_locale {
+                    sql.push_str(&format!(" ICU_LOCALE {}", literal(l)));
+                }
+            }
+            Some("b") => {
+                sql.push_str(" LOCALE_PROVIDER builtin");
+                if let Some(l) = &m.icu_locale {
+                    sql.push_str(&format!(" BUILTIN_LOCALE {}", literal(l)));
+                }
+            }
+            Some("c") => sql.push_str(" LOCALE_PROVIDER libc"),
+            _ => {}
+        }
+    }
+    sql
+}
+
+/// What the target holds that makes it not empty (up to a few names).
+async fn target_contents(client: &Client) -> Result<Vec<String>> {
+    let sql = "\
+SELECT kind || ' ' || name FROM (
+  SELECT 'relation' AS kind, format('%I.%I', n.nspname, c.relname) AS name
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+  UNION ALL
+  SELECT 'schema', format('%I', nspname) FROM pg_catalog.pg_namespace
+   WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') AND nspname !~ '^pg_'
+  UNION ALL
+  SELECT 'extension', format('%I', extname) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'
+  UNION ALL
+  SELECT 'function', p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+) x ORDER BY 1 LIMIT 6";
+    Ok(rows_text(client, sql)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
+}
+
+pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
+    let started = Instant::now();
+    let plan = plan(inv).await?;
+    let target = params.dbname.clone();
+
+    let maintenance = connect_maintenance(params).await?;
+    let mclient = &maintenance.client;
+    let is_super = one_text(
+        mclient,
+        "SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user",
+    )
+    .await?;
+    if is_super.as_deref() != Some("true") {
+        return Err(Error::backup("restore requires a superuser connection").with_detail(
+            "The replay sets session_replication_role, replays DDL as the roles that ran it and restores roles; only a superuser may do all of that.",
+        ));
+    }
+    let server_num: u32 = one_text(mclient, "SELECT current_setting('server_version_num')")
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let exists_sql = format!(
+        "SELECT 1 FROM pg_catalog.pg_database WHERE datname = {}",
+        literal(&target)
+    );
+    let exists = one_text(mclient, &exists_sql).await?.is_some();
+    let available = rows_text(
+        mclient,
+        "SELECT name FROM pg_catalog.pg_available_extensions",
+    )
+    .await?;
+    let missing: Vec<String> = plan
+        .metadata
+        .extensions
+        .iter()
+        .filter(|e| {
+            !available
+                .iter()
+                .any(|r| r.first().and_then(|v| v.as_deref()) == Some(e.name.as_str()))
+        })
+        .map(|e| e.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::backup(format!(
+            "the target server lacks extensions the source uses: {}",
+            missing.join(", ")
+        ))
+        .with_hint("Install them on the target server first."));
+    }
+
+    ui::say(&format!("Restoring from chain: {}\n", plan.chain.id));
+    if inv.create {
+        if exists {
+            return Err(Error::backup(format!("database \"{target}\" already exists"))
+                .with_hint("Choose another name, drop it, or restore into it without --create (it must be empty)."));
+        }
+        let sql = create_sql(&target, &plan.metadata, server_num);
+        mclient
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| query_error(&sql, &e))?;
+        ui::done(&format!("Created database \"{target}\""));
+    } else {
+        if !exists {
+            return Err(
+                Error::backup(format!("database \"{target}\" does not exist"))
+                    .with_hint("Use --create to create it."),
+            );
+        }
+        let session = sql::connect(&params.with_dbname(&target)).await?;
+        let contents = target_contents(&session.client).await?;
+        if !contents.is_empty() {
+            return Err(Error::backup(format!("database \"{target}\" is not empty"))
+                .with_detail(format!("It holds: {}.", contents.join(", ")))
+                .with_hint("Restore into an empty database, or use --create with a new name."));
+        }
+    }
+
+    let narrowed = maintenance.params(params).with_dbname(&target);
+    let work = restore_into(inv, &plan, &narrowed, server_num);
+    let result = tokio::select! {
+        r = work => r,
+        signal = crate::base::interrupted() => Err(Error::backup(format!("restore interrupted by {signal}"))),
+    };
+    match result {
+        Ok(()) => {
+            ui::say(&format!(
+                "Restore complete (took {})",
+                duration_text(started.elapsed())
+            ));
+            Ok(Outcome::Success)
+        }
+        Err(err) => {
+            if inv.create {
+                let drop = format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&target)
+                );
+                // The first connection may have been idle for long: use a fresh one.
+                let dropped = match connect_maintenance(params).await {
+                    Ok(s) => s
+                        .client
+                        .batch_execute(&drop)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.message),
+                };
+                match dropped {
+                    Ok(()) => ui::say(&format!(
+                        "Dropped the partially restored database \"{target}\""
+                    )),
+                    Err(e) => ui::warning(&format!(
+                        "could not drop the partially restored database \"{target}\": {e}; drop it by hand"
+                    )),
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn restore_into(
+    inv: &Invocation,
+    plan: &Plan,
+    params: &ConnParams,
+    server_num: u32,
+) -> Result<()> {
+    let major = server_num / 10000;
+
+    // Globals: statement by statement (no ON_ERROR_STOP); an object that exists is a note.
+    let (ok, run) = psql::run(params, major, &plan.globals, false, false).await?;
+    if !ok {
+        // Without ON_ERROR_STOP, psql fails only when it could not run the script at all.
+        return Err(Error::backup(format!(
+            "restoring globals \"{}\" failed",
+            plan.globals.display()
+        ))
+        .with_detail(psql::tail(&run.stderr, 20)));
+    }
+    let errors = psql::errors(&run.stderr);
+    let (existing, fatal): (Vec<_>, Vec<_>) = errors.into_iter().partition(|e| e.code == "42710");
+    for e in &existing {
+        crate::ui::say(&format!("{}: note: {} (kept)", ui::PROGNAME, e.message));
+    }
+    if !fatal.is_empty() {
+        return Err(
+            Error::backup(format!("restoring globals failed: {}", fatal[0].message))
+                .with_detail(psql::tail(&run.stderr, 20)),
+        );
+    }
+    ui::done("Restored globals (roles and tablespaces)");
+
+    // Base: one transaction, stop at the first error.
+    let (ok, run) = psql::run(params, major, &plan.base, true, true).await?;
+    if !ok {
+        return Err(Error::backup(format!(
+            "restoring the base backup \"{}\" failed",
+            plan.base.display()
+        ))
+        .with_detail(psql::tail(&run.stderr, 20)));
+    }
+    ui::done(&format!(
+        "Restored base backup ({} rows)",
+        thousands(run.rows)
+    ));
+
+    // Differentials, in-process.
+    let session = sql::connect(params).await?;
+    let client = &session.client;
+    apply::prepare_session(client, &plan.metadata.encoding).await?;
+    let guard = Guard::start(client).await?;
+    if !guard.is_empty() {
+        ui::say(&format!(
+            "Disabled {} ENABLE ALWAYS/REPLICA trigger(s), rule(s) or event trigger(s) for the replay",
+            guard.len()
+        ));
+    }
+    let total = if plan.diffs.iter().all(|d| !d.compressed) {
+        Some(plan.diffs.iter().map(|d| d.size).sum())
+    } else {
+        None
+    };
+    let mut engine = Engine::new(
+        client,
+        guard,
+        plan.metadata.start_lsn,
+        inv.up_to,
+        Limits::default(),
+        total,
+    );
+    let apply_started = Instant::now();
+    let applied = async {
+        for file in &plan.diffs {
+            if !engine.apply_file(file).await? {
+                break;
+            }
+        }
+        engine.drain_all().await
+    }
+    .await;
+    engine.clear_progress();
+    if let Err(err) = applied {
+        engine.abort().await;
+        if let Err(e) = engine.guard.finish(client).await {
+            ui::warning(&e.message);
+        }
+        return Err(err);
+    }
+    let report = &engine.report;
+    ui::done(&format!(
+        "Applied {} differentials ({} transactions, {} in {})",
+        report.files.len(),
+        thousands(report.txns),
+        ui::size(report.bytes),
+        duration_text(apply_started.elapsed())
+    ));
+    for (name, txns) in &report.files {
+        ui::say(&format!("  - {name} ({txns} transactions)"));
+    }
+    if let Some((bytes, xid)) = report.ignored_tail {
+        ui::warning(&format!(
+            "ignored the unfinished last transaction{} of active.sql ({bytes} bytes)",
+            xid.map(|x| format!(" (xid {x})")).unwrap_or_default()
+        ));
+    }
+    if let Some(stop) = inv.up_to {
+        let target = match stop {
+            StopAt::Time(t) => format_commit_time(t),
+            StopAt::Lsn(l) => l.to_string(),
+        };
+        let last = match &report.last {
+            Some(h) => format!(
+                "last applied: xid {} committed {} (commit_lsn {})",
+                h.xid,
+                format_commit_time(h.commit_time),
+                h.commit_lsn
+            ),
+            None => "no transaction of the differentials applied".into(),
+        };
+        match &report.stopped_before {
+            Some(h) => ui::done(&format!(
+                "Stopped at --up-to {target}: {last}; next would have been xid {} committed {} (commit_lsn {})",
+                h.xid,
+                format_commit_time(h.commit_time),
+                h.commit_lsn
+            )),
+            None => ui::done(&format!(
+                "Every transaction in the chain is within --up-to {target}; {last}"
+            )),
+        }
+    }
+
+    if inv.sync_sequences {
+        match sequences::sync_owned(client).await {
+            Ok((checked, advanced)) => {
+                ui::done(&format!(
+                    "Synchronized {checked} sequences ({} advanced to their column's maximum)",
+                    advanced.len()
+                ));
+                for a in &advanced {
+                    ui::say(&format!("  - {a}"));
+                }
+            }
+            Err(e) => {
+                if let Err(g) = engine.guard.finish(client).await {
+                    ui::warning(&g.message);
+                }
+                return Err(e);
+            }
+        }
+    }
+    let restored = engine.guard.finish(client).await?;
+    if restored > 0 {
+        ui::done(&format!(
+            "Re-enabled {restored} trigger(s), rule(s) or event trigger(s) in their recorded state"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(duration_text(Duration::from_secs(222)), "3m 42s");
+        assert_eq!(duration_text(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn create_database_follows_metadata() {
+        let m = crate::metadata::tests::sample();
+        assert_eq!(
+            create_sql("new db", &m, 150020),
+            "CREATE DATABASE \"new db\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8' LOCALE_PROVIDER libc"
+        );
+        assert!(!create_sql("x", &m, 140000).contains("LOCALE_PROVIDER"));
+    }
+}

@@ -1,0 +1,629 @@
+//! `--restore` end to end: `--init` takes the base, a workload runs, the slot's output is written
+//! as the chain's differentials (split at transaction boundaries into several files, as the
+//! streamer would seal them), and the restored database is compared with the source.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use pg_scribe::diff_format::{DiffScanner, TxnBounds};
+
+use crate::harness::{Cluster, pg_scribe, scratch_dir, stderr};
+
+/// `--init` of `db` into a new backup directory; returns (backup dir, chain dir).
+fn init_chain(cluster: &Cluster, db: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch_dir("restore").join("backups");
+    let out = pg_scribe(
+        &[
+            "--init",
+            "-d",
+            db,
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "--slot",
+            "s",
+        ],
+        &cluster.env(db),
+    );
+    assert_eq!(out.status.code(), Some(0), "init: {}", stderr(&out));
+    let chain = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("chain-")
+        })
+        .expect("a chain");
+    (dir, chain)
+}
+
+/// What the slot has decoded since the last call, one message per line as the streamer writes.
+fn changes(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT data FROM pg_logical_slot_get_changes('s', NULL, NULL)",
+    )
+}
+
+fn transactions(text: &str) -> Vec<TxnBounds> {
+    DiffScanner::new(std::io::Cursor::new(text.as_bytes().to_vec()), "mem")
+        .map(|t| t.unwrap())
+        .collect()
+}
+
+fn write_private(path: &Path, data: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, data).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Writes `text` as `parts` sealed diffs (split between transactions), named after `first`+i s.
+fn write_diffs(chain: &Path, text: &str, parts: usize, first: u32) -> Vec<String> {
+    let txns = transactions(text);
+    assert!(!txns.is_empty(), "no transactions in:\n{text}");
+    let per = txns.len().div_ceil(parts);
+    let mut names = Vec::new();
+    for (i, group) in txns.chunks(per).enumerate() {
+        let from = group.first().unwrap().start as usize;
+        let to = group.last().unwrap().end as usize;
+        let name = format!("diff-20300101T{:06}Z.sql", first as usize + i);
+        write_private(&chain.join(&name), &text.as_bytes()[from..to]);
+        names.push(name);
+    }
+    names
+}
+
+fn restore(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--restore", "--backup-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    pg_scribe(&args, &cluster.env("postgres"))
+}
+
+fn sequences(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT string_agg(format('%s %s %s', schemaname || '.' || sequencename, last_value, start_value), E'\\n' ORDER BY schemaname, sequencename) FROM pg_sequences",
+    )
+}
+
+fn schema(cluster: &Cluster, db: &str) -> String {
+    let out = std::process::Command::new(crate::harness::bindir().join("pg_dump"))
+        .args(["--schema-only", "-h"])
+        .arg(&cluster.socket_dir)
+        .args(["-p", &cluster.port.to_string(), "-U", "postgres", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn db_exists(cluster: &Cluster, db: &str) -> bool {
+    cluster
+        .psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        )
+        .trim()
+        == "1"
+}
+
+const TYPES_SETUP: &str = "
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TYPE pair AS (a int, b text);
+CREATE TABLE items (id serial PRIMARY KEY, name text, price numeric, tags text[], created timestamptz DEFAULT now());
+CREATE TABLE torture (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  t text, b bytea, j jsonb, f float8, n numeric, m mood, d posint, p pair,
+  r int4range, ts timestamp, iv interval, u uuid, arr int[][], bits bit varying(8), x xml);
+INSERT INTO items (name, price, tags) SELECT 'item ' || g, g * 1.5, ARRAY['a', 'b' || g] FROM generate_series(1, 200) g;
+";
+
+const TORTURE_ROWS: &str = "
+INSERT INTO torture (t, b, j, f, n, m, d, p, r, ts, iv, u, arr, bits, x) VALUES
+ (E'line1\\nline2; INSERT INTO items VALUES (1);\\n', '\\x00ff10', '{\"a\": [1, \"x''y\"]}', 'NaN', 'NaN', 'happy', 5, ROW(1, 'q''uote'), '[1,5)', '2024-02-29 12:34:56.789', '1 day 02:03:04', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{1,2},{3,4}}', B'1011', '<a>x</a>'),
+ (E'back\\\\slash ''quote'' $$dollar$$ -- not a comment', NULL, 'null', '-Infinity', '1e-30', 'sad', 1, NULL, 'empty', '-infinity', '-1 mon', NULL, '{}', B'', NULL),
+ ('ünïcødé ✓ 日本', '\\x', '[]', 1.0000000000000002, '123456789012345678901234567890.123', 'ok', 2147483647, ROW(NULL, NULL), '(,)', 'infinity', '0', NULL, NULL, NULL, '<b/>');
+";
+
+#[test]
+fn full_restore_equals_the_source() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql("app", TYPES_SETUP);
+    let (dir, chain) = init_chain(&cluster, "app");
+
+    // Workload: DML, DDL (a new table, a new column, an index, a function), TRUNCATE, sequences.
+    cluster.psql("app", TORTURE_ROWS);
+    cluster.psql("app", "UPDATE items SET price = price * 2, tags = tags || 'upd'::text WHERE id % 3 = 0; DELETE FROM items WHERE id % 7 = 0;");
+    cluster.psql(
+        "app",
+        "CREATE TABLE later (k text PRIMARY KEY, v int DEFAULT 7);
+         ALTER TABLE items ADD COLUMN note text DEFAULT 'n/a';
+         CREATE INDEX items_name ON items (name);
+         CREATE FUNCTION add1(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT x + 1; END;
+         CREATE FUNCTION f_plpgsql() RETURNS text LANGUAGE plpgsql AS $f$
+         BEGIN
+           RETURN 'semi; colon';
+         END $f$;",
+    );
+    cluster.psql(
+        "app",
+        "INSERT INTO later SELECT 'k' || g, add1(g) FROM generate_series(1, 50) g;",
+    );
+    cluster.psql("app", "BEGIN; INSERT INTO items (name) VALUES ('in txn'); UPDATE later SET v = v + 100 WHERE k = 'k1'; COMMIT;");
+    cluster.psql(
+        "app",
+        "TRUNCATE later; INSERT INTO later VALUES ('after truncate', 1);",
+    );
+    cluster.psql("app", "UPDATE torture SET t = t || ' updated', j = '{\"b\": 2}' WHERE id = 1; DELETE FROM torture WHERE id = 2;");
+    cluster.psql(
+        "app",
+        "INSERT INTO items (name) SELECT 'more ' || g FROM generate_series(1, 300) g;",
+    );
+    cluster.psql("app", "SELECT wal2sql.snapshot_sequences();");
+    let text = changes(&cluster, "app");
+    let names = write_diffs(&chain, &text, 3, 0);
+    assert_eq!(names.len(), 3);
+
+    let out = restore(&cluster, &dir, &["-d", "restored", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("Restoring from chain: "), "{err}");
+    assert!(err.contains("✓ Restored base backup (200 rows)"), "{err}");
+    assert!(err.contains("✓ Applied 3 differentials"), "{err}");
+    for name in &names {
+        assert!(err.contains(&format!("  - {name}")), "{err}");
+    }
+    assert!(err.contains("✓ Synchronized "), "{err}");
+    assert!(err.contains("Restore complete (took "), "{err}");
+
+    assert_eq!(
+        cluster.table_digests("app"),
+        cluster.table_digests("restored")
+    );
+    assert_eq!(sequences(&cluster, "app"), sequences(&cluster, "restored"));
+    assert_eq!(schema(&cluster, "app"), schema(&cluster, "restored"));
+    assert_eq!(
+        cluster.psql("restored", "SELECT add1(41), f_plpgsql()"),
+        "42|semi; colon\n"
+    );
+    // The backup directory was only read.
+    for name in &names {
+        assert_eq!(
+            std::fs::read(chain.join(name)).unwrap().len(),
+            std::fs::metadata(chain.join(name)).unwrap().len() as usize
+        );
+    }
+
+    // Into an existing empty database (no --create): same result.
+    cluster.create_database("empty");
+    let out = restore(&cluster, &dir, &["-d", "empty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.table_digests("app"), cluster.table_digests("empty"));
+}
+
+#[test]
+fn chain_and_target_refusals_exit_4() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let (dir, chain) = init_chain(&cluster, "app");
+    let id = chain.file_name().unwrap().to_string_lossy()["chain-".len()..].to_string();
+
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "x", "--create", "--chain-id", "20010101T000000Z"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("chain 20010101T000000Z not found"), "{err}");
+    assert!(err.contains(&format!("Chains present: {id}.")), "{err}");
+    assert!(!db_exists(&cluster, "x"));
+
+    // An incomplete chain is named as such.
+    let partial = dir.join("chain-20300101T000000Z");
+    std::fs::create_dir(&partial).unwrap();
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "x", "--create", "--chain-id", "20300101T000000Z"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("chain 20300101T000000Z is incomplete"),
+        "{err}"
+    );
+    assert!(err.contains("20300101T000000Z (incomplete)"), "{err}");
+    // ... and the latest *complete* chain is the default.
+    let out = restore(&cluster, &dir, &["-d", "ok", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("Restoring from chain: {id}")));
+    std::fs::remove_dir(&partial).unwrap();
+
+    // --create onto an existing database.
+    let out = restore(&cluster, &dir, &["-d", "app", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("database \"app\" already exists"), "{err}");
+    assert_eq!(cluster.psql("app", "SELECT count(*) FROM t"), "1\n");
+
+    // Without --create: a missing target, a non-empty target.
+    let out = restore(&cluster, &dir, &["-d", "nosuch"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("database \"nosuch\" does not exist"), "{err}");
+    assert!(err.contains("--create"), "{err}");
+    cluster.create_database("busy");
+    cluster.psql("busy", "CREATE TABLE keep (a int)");
+    let out = restore(&cluster, &dir, &["-d", "busy"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("database \"busy\" is not empty"), "{err}");
+    assert!(err.contains("relation public.keep"), "{err}");
+    assert!(
+        db_exists(&cluster, "busy"),
+        "a target we did not create is never dropped"
+    );
+
+    // A base that does not match metadata.json is refused before anything is done.
+    let base = chain.join("base.sql");
+    let original = std::fs::read(&base).unwrap();
+    let mut tampered = original.clone();
+    tampered.extend_from_slice(b"\n-- extra\n");
+    write_private(&base, &tampered);
+    let out = restore(&cluster, &dir, &["-d", "y", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("does not match metadata.json"), "{err}");
+    assert!(!db_exists(&cluster, "y"));
+    write_private(&base, &original);
+}
+
+/// One row per transaction, so row counts tell exactly where a restore stopped.
+fn numbered_workload(cluster: &Cluster) -> (PathBuf, PathBuf, String) {
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE n (i int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())",
+    );
+    let (dir, chain) = init_chain(cluster, "app");
+    for i in 1..=12 {
+        cluster.psql("app", &format!("INSERT INTO n (i) VALUES ({i})"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = changes(cluster, "app");
+    (dir, chain, text)
+}
+
+#[test]
+fn up_to_stops_at_the_right_transaction() {
+    let cluster = Cluster::start();
+    let (dir, chain, text) = numbered_workload(&cluster);
+    write_diffs(&chain, &text, 3, 0);
+    let txns = transactions(&text);
+    assert_eq!(txns.len(), 12);
+
+    // By LSN: up to the 5th transaction's commit.
+    let fifth = &txns[4].header;
+    let lsn = fifth.commit_lsn.to_string();
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "by_lsn", "--create", "--up-to", &lsn],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        cluster.psql("by_lsn", "SELECT count(*), max(i) FROM n"),
+        "5|5\n"
+    );
+    assert!(
+        err.contains(&format!("last applied: xid {}", fifth.xid)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("next would have been xid {}", txns[5].header.xid)),
+        "{err}"
+    );
+
+    // By time: the 8th transaction's commit time (inclusive).
+    let eighth = pg_scribe::diff_format::format_commit_time(txns[7].header.commit_time);
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "by_time", "--create", "--up-to", &eighth],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        cluster.psql("by_time", "SELECT count(*), max(i) FROM n"),
+        "8|8\n"
+    );
+
+    // Before the chain's base: refused.
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "early", "--create", "--up-to", "0/10"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is before chain"), "{err}");
+    assert!(!db_exists(&cluster, "early"));
+}
+
+#[test]
+fn include_active_ignores_a_torn_tail_and_changes_no_file() {
+    let cluster = Cluster::start();
+    let (dir, chain, text) = numbered_workload(&cluster);
+    let txns = transactions(&text);
+    // Transactions 1-6 sealed, 7-9 complete in active.sql, the 10th torn mid-way.
+    let sealed_end = txns[5].end as usize;
+    write_private(
+        &chain.join("diff-20300101T000000Z.sql"),
+        &text.as_bytes()[..sealed_end],
+    );
+    let torn_at = txns[9].start as usize + (txns[9].end - txns[9].start) as usize / 2;
+    let active = &text.as_bytes()[sealed_end..torn_at];
+    write_private(&chain.join("active.sql"), active);
+
+    let out = restore(&cluster, &dir, &["-d", "sealed_only", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.psql("sealed_only", "SELECT count(*) FROM n"), "6\n");
+
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "with_active", "--create", "--include-active"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        cluster.psql("with_active", "SELECT count(*), max(i) FROM n"),
+        "9|9\n"
+    );
+    let ignored = torn_at - txns[9].start as usize;
+    assert!(
+        err.contains(&format!(
+            "ignored the unfinished last transaction (xid {}) of active.sql ({ignored} bytes)",
+            txns[9].header.xid
+        )),
+        "{err}"
+    );
+    assert!(err.contains("  - active.sql (3 transactions)"), "{err}");
+    assert_eq!(
+        std::fs::read(chain.join("active.sql")).unwrap(),
+        active,
+        "active.sql untouched"
+    );
+
+    // A sealed diff that is torn is an error, not a silent cut.
+    write_private(
+        &chain.join("diff-20300101T000001Z.sql"),
+        &text.as_bytes()[sealed_end..torn_at],
+    );
+    let out = restore(&cluster, &dir, &["-d", "torn_sealed", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("diff-20300101T000001Z.sql"), "{err}");
+    assert!(!db_exists(&cluster, "torn_sealed"));
+}
+
+#[test]
+fn a_marker_or_a_failing_statement_stops_the_restore_and_drops_the_new_database() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    let (dir, chain) = init_chain(&cluster, "app");
+    cluster.psql("app", "INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+    cluster.psql(
+        "app",
+        "CREATE TABLE nokey (a int); ALTER TABLE nokey REPLICA IDENTITY NOTHING; INSERT INTO nokey VALUES (1)",
+    );
+    cluster.psql("app", "DELETE FROM nokey");
+    cluster.psql("app", "INSERT INTO t VALUES (3, 'c')");
+    let text = changes(&cluster, "app");
+    let txns = transactions(&text);
+    let marker = txns
+        .iter()
+        .find(|t| text[t.start as usize..t.end as usize].contains("wal2sql: cannot replay"))
+        .expect("a marker in the stream")
+        .header
+        .clone();
+    let names = write_diffs(&chain, &text, 2, 0);
+
+    let out = restore(&cluster, &dir, &["-d", "restored", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("xid={}", marker.xid)), "{err}");
+    assert!(
+        err.contains("cannot be replayed: wal2sql: cannot replay DELETE"),
+        "{err}"
+    );
+    assert!(names.iter().any(|n| err.contains(n.as_str())), "{err}");
+    assert!(
+        err.contains("Dropped the partially restored database \"restored\""),
+        "{err}"
+    );
+    assert!(!db_exists(&cluster, "restored"));
+
+    // Up to the transaction before the marker, the same chain restores.
+    let before = pg_scribe::lsn::Lsn(marker.commit_lsn.0 - 1).to_string();
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "partial", "--create", "--up-to", &before],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.psql("partial", "SELECT count(*) FROM t"), "2\n");
+
+    // A statement the server rejects: named with the file, xid and statement; nothing after it.
+    for name in &names {
+        std::fs::remove_file(chain.join(name)).unwrap();
+    }
+    let good: Vec<&TxnBounds> = txns.iter().filter(|t| t.header.xid != marker.xid).collect();
+    let mut body = String::new();
+    for t in &good {
+        body.push_str(&text[t.start as usize..t.end as usize]);
+    }
+    let broken = body.replacen(
+        "INSERT INTO public.t (id, v) VALUES ('2', 'b')",
+        "INSERT INTO public.t (id, v) VALUES ('1', 'dup')",
+        1,
+    );
+    assert_ne!(broken, body);
+    write_private(&chain.join("diff-20300101T000000Z.sql"), broken.as_bytes());
+    cluster.create_database("target");
+    let out = restore(&cluster, &dir, &["-d", "target"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("duplicate key value violates unique constraint"),
+        "{err}"
+    );
+    assert!(err.contains("diff-20300101T000000Z.sql"), "{err}");
+    assert!(
+        err.contains(
+            "Statements 2 to 3 of the transaction (row inserts merged into one statement): INSERT INTO public.t (id, v) VALUES ('1', 'a'), ('1', 'dup');"
+        ),
+        "{err}"
+    );
+    assert!(
+        db_exists(&cluster, "target"),
+        "a database we did not create is kept"
+    );
+    assert_eq!(
+        cluster.psql("target", "SELECT count(*) FROM t"),
+        "0\n",
+        "nothing after the failure committed"
+    );
+}
+
+#[test]
+fn always_triggers_and_rules_do_not_fire_twice_and_keep_their_state() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE TABLE t2 (id int PRIMARY KEY);
+         CREATE TABLE audit (n serial PRIMARY KEY, what text);
+         CREATE FUNCTION log_it() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO audit (what) VALUES (TG_NAME || ' ' || NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER always_log AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION log_it();
+         ALTER TABLE t ENABLE ALWAYS TRIGGER always_log;
+         CREATE TRIGGER replica_log AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION log_it();
+         ALTER TABLE t ENABLE REPLICA TRIGGER replica_log;
+         CREATE TRIGGER to_disable AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION log_it();
+         ALTER TABLE t ENABLE ALWAYS TRIGGER to_disable;
+         CREATE RULE also_log AS ON INSERT TO t2 DO ALSO INSERT INTO audit (what) VALUES ('rule ' || NEW.id);
+         ALTER TABLE t2 ENABLE ALWAYS RULE also_log;",
+    );
+    let (dir, chain) = init_chain(&cluster, "app");
+    cluster.psql(
+        "app",
+        "INSERT INTO t VALUES (1, 'a'), (2, 'b'); INSERT INTO t2 VALUES (1);",
+    );
+    // DDL in the stream: a new ALWAYS trigger, one switched off, then more rows.
+    cluster.psql(
+        "app",
+        "CREATE TRIGGER new_always AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION log_it();
+         ALTER TABLE t ENABLE ALWAYS TRIGGER new_always;",
+    );
+    cluster.psql("app", "BEGIN; INSERT INTO t VALUES (3, 'c'); ALTER TABLE t DISABLE TRIGGER to_disable; INSERT INTO t VALUES (4, 'd'); COMMIT;");
+    cluster.psql(
+        "app",
+        "INSERT INTO t VALUES (5, 'e'); INSERT INTO t2 VALUES (2);",
+    );
+    let text = changes(&cluster, "app");
+    write_diffs(&chain, &text, 2, 0);
+
+    let out = restore(&cluster, &dir, &["-d", "restored", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("Disabled 4 ENABLE ALWAYS/REPLICA"), "{err}");
+    assert_eq!(
+        cluster.table_digests("app"),
+        cluster.table_digests("restored")
+    );
+    let states = "SELECT string_agg(tgname || '=' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal";
+    assert_eq!(
+        cluster.psql("app", states),
+        cluster.psql("restored", states)
+    );
+    assert_eq!(
+        cluster.psql("restored", states),
+        "always_log=A,new_always=A,replica_log=R,to_disable=D\n"
+    );
+    let rules = "SELECT string_agg(rulename || '=' || ev_enabled::text, ',') FROM pg_rewrite WHERE rulename = 'also_log'";
+    assert_eq!(cluster.psql("restored", rules), "also_log=A\n");
+    // And they still work after the restore.
+    cluster.psql("restored", "INSERT INTO t VALUES (6, 'f')");
+    assert_eq!(
+        cluster.psql(
+            "restored",
+            "SELECT string_agg(what, ',' ORDER BY what) FROM audit WHERE what LIKE '% 6'"
+        ),
+        "always_log 6,new_always 6\n"
+    );
+}
+
+#[test]
+fn owned_sequences_are_never_left_behind() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE s (id serial PRIMARY KEY, v text);
+         CREATE TABLE g (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY);
+         INSERT INTO s (v) VALUES ('a'), ('b');",
+    );
+    let (dir, chain) = init_chain(&cluster, "app");
+    // No snapshot_sequences() after these: only the rows are in the stream.
+    cluster.psql("app", "INSERT INTO s (v) SELECT 'x' FROM generate_series(1, 40); INSERT INTO g DEFAULT VALUES; INSERT INTO g DEFAULT VALUES;");
+    let text = changes(&cluster, "app");
+    write_diffs(&chain, &text, 1, 0);
+
+    let out = restore(&cluster, &dir, &["-d", "synced", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("✓ Synchronized 2 sequences (2 advanced to their column's maximum)"),
+        "{err}"
+    );
+    assert_eq!(sequences(&cluster, "app"), sequences(&cluster, "synced"));
+    assert_eq!(
+        cluster.psql("synced", "INSERT INTO s (v) VALUES ('new') RETURNING id"),
+        "43\n"
+    );
+
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "unsynced", "--create", "--no-sync-sequences"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("Synchronized"), "{err}");
+    assert_eq!(
+        cluster.psql("unsynced", "SELECT last_value FROM s_id_seq"),
+        "2\n",
+        "left as the base had it"
+    );
+}
