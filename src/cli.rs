@@ -85,6 +85,12 @@ struct Raw {
     no_sync_sequences: bool,
     #[arg(long)]
     json: bool,
+    #[arg(long = "lag-warn")]
+    lag_warn: Option<String>,
+    #[arg(long = "retained-warn")]
+    retained_warn: Option<String>,
+    #[arg(long = "diff-age-warn")]
+    diff_age_warn: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +135,14 @@ impl Action {
                 "--up-to",
                 "--no-sync-sequences",
             ],
-            Action::Status => &["--backup-dir", "--slot", "--json"],
+            Action::Status => &[
+                "--backup-dir",
+                "--slot",
+                "--json",
+                "--lag-warn",
+                "--retained-warn",
+                "--diff-age-warn",
+            ],
         };
         allowed.contains(&option)
     }
@@ -154,7 +167,8 @@ pub struct Invocation {
     pub verbose: u8,
     pub backup_dir: Option<PathBuf>,
     pub slot: String,
-    /// Whether `--slot` was given (actions that find the slot in a chain check it agrees).
+    /// Whether `--slot` was given (actions that find the slot in a chain check it agrees;
+    /// `--status` otherwise takes the slot from the newest chain's metadata).
     pub slot_explicit: bool,
     pub force: bool,
     pub compress: Option<Compression>,
@@ -167,6 +181,29 @@ pub struct Invocation {
     pub up_to: Option<StopAt>,
     pub sync_sequences: bool,
     pub json: bool,
+    /// `--status` warning thresholds.
+    pub thresholds: StatusThresholds,
+}
+
+/// When `--status` warns (exit 10) about lag, retained WAL and the age of the newest sealed diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusThresholds {
+    /// `--lag-warn`: bytes between the server's WAL position and the slot's confirmed_flush_lsn.
+    pub lag_bytes: u64,
+    /// `--retained-warn`: bytes of WAL the slot keeps (server position minus restart_lsn).
+    pub retained_bytes: u64,
+    /// `--diff-age-warn`: time since a differential was last sealed in the active chain.
+    pub diff_age: Duration,
+}
+
+impl Default for StatusThresholds {
+    fn default() -> Self {
+        StatusThresholds {
+            lag_bytes: 1 << 30,
+            retained_bytes: 10 << 30,
+            diff_age: Duration::from_secs(7 * 86400),
+        }
+    }
 }
 
 /// What the command line asks for.
@@ -232,6 +269,11 @@ Options for --status:
       --slot=SLOTNAME        replication slot name (default: {DEFAULT_SLOT})
       --backup-dir=DIRECTORY also report on this backup directory
       --json                 print the report as JSON on stdout
+      --lag-warn=SIZE        warn when the slot lags more than this (default: 1GB)
+      --retained-warn=SIZE   warn when the slot retains more WAL than this (default: 10GB)
+      --diff-age-warn=DURATION
+                             warn when no differential was sealed for this long
+                             (default: 7d; units s, min, h, d)
 
 Connection options:
   -d, --dbname=DBNAME        database to connect to (a name, a conninfo string or a URI)
@@ -358,6 +400,9 @@ fn validate(raw: Raw) -> Result<Parsed> {
         ("--up-to", raw.up_to.is_some()),
         ("--no-sync-sequences", raw.no_sync_sequences),
         ("--json", raw.json),
+        ("--lag-warn", raw.lag_warn.is_some()),
+        ("--retained-warn", raw.retained_warn.is_some()),
+        ("--diff-age-warn", raw.diff_age_warn.is_some()),
     ];
     if let Some((option, _)) = given.iter().find(|(o, on)| *on && !action.accepts(o)) {
         return Err(Error::usage(format!(
@@ -408,6 +453,21 @@ fn validate(raw: Raw) -> Result<Parsed> {
     let fsync_interval = seconds("fsync interval", raw.fsync_interval.as_deref(), 10)?;
     let chain_id = raw.chain_id.as_deref().map(parse_chain_id).transpose()?;
     let up_to = raw.up_to.as_deref().map(parse_up_to).transpose()?;
+    let defaults = StatusThresholds::default();
+    let thresholds = StatusThresholds {
+        lag_bytes: match raw.lag_warn.as_deref() {
+            Some(text) => parse_size("--lag-warn", text)?,
+            None => defaults.lag_bytes,
+        },
+        retained_bytes: match raw.retained_warn.as_deref() {
+            Some(text) => parse_size("--retained-warn", text)?,
+            None => defaults.retained_bytes,
+        },
+        diff_age: match raw.diff_age_warn.as_deref() {
+            Some(text) => parse_duration("--diff-age-warn", text)?,
+            None => defaults.diff_age,
+        },
+    };
 
     Ok(Parsed::Run(Box::new(Invocation {
         action,
@@ -433,6 +493,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         up_to,
         sync_sequences: !raw.no_sync_sequences,
         json: raw.json,
+        thresholds,
     })))
 }
 
@@ -475,6 +536,60 @@ fn seconds(what: &str, text: Option<&str>, default: u64) -> Result<Duration> {
             Err(_) => Err(Error::usage(format!("invalid {what} \"{text}\""))),
         },
     }
+}
+
+/// A size as PostgreSQL writes them: a number and an optional unit `B`, `kB`, `MB`, `GB`, `TB`
+/// (any case, powers of 1024, a space allowed between); a bare number is bytes.
+pub fn parse_size(option: &str, text: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid {option} value \"{text}\" (expected a size like 512MB or 10GB)"
+        ))
+    };
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = value * factor as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A duration with a unit: `s`, `min`, `h`, `d` (PostgreSQL's names; `90s`, `30min`, `7d`).
+/// A unit is required: a bare `7` is too easy to mean days and be read as seconds.
+pub fn parse_duration(option: &str, text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid {option} value \"{text}\" (expected a duration with a unit s, min, h or d, like 36h or 7d)"
+        ))
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "s" => 1,
+        "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    value
+        .checked_mul(factor)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 fn parse_chain_id(id: &str) -> Result<ChainId> {

@@ -5,6 +5,7 @@ mod init;
 mod new_chain;
 mod rotate;
 mod start;
+mod status;
 
 use crate::cli::{Action, Invocation};
 use crate::conninfo::{self, Environment};
@@ -45,6 +46,9 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     }
     if invocation.action == Action::Restore {
         return crate::restore::run(&invocation, &params).await;
+    }
+    if invocation.action == Action::Status {
+        return status::run(&invocation, &params, &env).await;
     }
     // Every action but --rotate-diff talks to the server; reaching it is their first step, so
     // a wrong host or password is reported as such before anything else happens.

@@ -60,6 +60,26 @@ const MISUSE: &[(&[&str], &str)] = &[
         "option --create cannot be used with --status",
     ),
     (
+        &["--init", "--backup-dir", "/b", "--lag-warn", "1GB"],
+        "option --lag-warn cannot be used with --init",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--diff-age-warn", "1d"],
+        "option --diff-age-warn cannot be used with --start",
+    ),
+    (
+        &["--status", "--lag-warn", "1XB"],
+        "invalid --lag-warn value \"1XB\" (expected a size like 512MB or 10GB)",
+    ),
+    (
+        &["--status", "--retained-warn", "-5"],
+        "invalid --retained-warn value \"-5\" (expected a size like 512MB or 10GB)",
+    ),
+    (
+        &["--status", "--diff-age-warn", "7"],
+        "invalid --diff-age-warn value \"7\" (expected a duration with a unit s, min, h or d, like 36h or 7d)",
+    ),
+    (
         &["--init", "--backup-dir", "/b", "--up-to", "0/1"],
         "option --up-to cannot be used with --init",
     ),

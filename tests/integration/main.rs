@@ -10,4 +10,5 @@ mod new_chain;
 mod replication;
 mod restore;
 mod roundtrip;
+mod status;
 mod stream;

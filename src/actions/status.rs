@@ -1,0 +1,197 @@
+//! `--status`: slot health, lag and WAL retention, the backup directory's chains and streamer,
+//! and warnings (exit 10) — as text for people or as one JSON object for monitoring
+//! (`doc/status.md`). It only reads: SELECTs on system views over one session, directory
+//! listings, and a probe of the pidfile that never takes it from a streamer.
+//!
+//! The report is data, so it goes to stdout; warnings also go to stderr in PostgreSQL's format.
+//! Errors (no server: exit 2; no slot: exit 3; unreadable directory: exit 4) print nothing on
+//! stdout.
+//!
+//! Offline rule: with `--backup-dir` and no server named anywhere — none of `-d -h -p -U -W` and
+//! none of `PGDATABASE PGHOST PGHOSTADDR PGPORT PGSERVICE` — the directory is reported alone and
+//! the slot section says it was not checked. This is the disaster-recovery case of the spec
+//! (`pg_scribe --status --backup-dir /backups/production` while the server is gone). As soon as a
+//! server is named, failing to reach it is exit 2: a monitor must not mistake a down server for
+//! a healthy backup.
+
+mod facts;
+mod render;
+mod warnings;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::cli::{DEFAULT_SLOT, Invocation, StatusThresholds};
+use crate::conninfo::{ConnParams, Environment};
+use crate::error::{Error, Result};
+use crate::sql;
+use crate::ui;
+
+use super::Outcome;
+use facts::{DirFacts, ServerFacts, SlotFacts, SlotNameSource, rfc3339};
+use warnings::Warning;
+
+/// Version of the JSON report's schema; bumped when a field changes meaning or disappears.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How long a status check may wait for a server that accepts the TCP connection but never
+/// answers; libpq's `connect_timeout` (or `PGCONNECT_TIMEOUT`) bounds the connection itself and
+/// defaults to this too, because a cron job or a monitor must not hang forever.
+const SERVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Environment variables that name a server; see the offline rule in the module comment.
+const SERVER_VARS: [&str; 5] = ["PGDATABASE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdFacts {
+    pub lag_warn_bytes: u64,
+    pub retained_warn_bytes: u64,
+    pub diff_age_warn_seconds: u64,
+}
+
+/// Everything `--status` found: the `--json` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format: u32,
+    pub pg_scribe_version: &'static str,
+    #[serde(with = "rfc3339")]
+    pub checked_at: OffsetDateTime,
+    /// 0 healthy, 10 warnings (errors never produce a report).
+    pub exit_code: u8,
+    /// True when no server was named and only the directory was examined.
+    pub offline: bool,
+    pub server: Option<ServerFacts>,
+    pub slot: Option<SlotFacts>,
+    pub backup_dir: Option<DirFacts>,
+    pub thresholds: ThresholdFacts,
+    pub warnings: Vec<Warning>,
+}
+
+/// Whether the command line or the environment names a server to check.
+fn server_named(inv: &Invocation, env: &Environment) -> bool {
+    let c = &inv.conn;
+    c.dbname.is_some()
+        || c.host.is_some()
+        || c.port.is_some()
+        || c.username.is_some()
+        || c.force_prompt
+        || SERVER_VARS
+            .iter()
+            .any(|v| env.vars.get(*v).is_some_and(|x| !x.is_empty()))
+}
+
+pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Result<Outcome> {
+    let checked_at = OffsetDateTime::now_utc();
+    let dir = inv
+        .backup_dir
+        .as_deref()
+        .map(facts::directory)
+        .transpose()?;
+    let offline = dir.is_some() && !server_named(inv, env);
+
+    let (server, slot) = if offline {
+        (None, None)
+    } else {
+        let (name, source) = if inv.slot_explicit {
+            (inv.slot.clone(), SlotNameSource::Option)
+        } else if let Some(name) = dir.as_ref().and_then(facts::slot_from_metadata) {
+            (name, SlotNameSource::Metadata)
+        } else {
+            (DEFAULT_SLOT.to_string(), SlotNameSource::Default)
+        };
+        let (server, slot) = check_server(params, &name, source).await?;
+        (Some(server), Some(slot))
+    };
+
+    let limits: &StatusThresholds = &inv.thresholds;
+    let found = warnings::evaluate(slot.as_ref(), dir.as_ref(), limits, checked_at);
+    let outcome = if found.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Warnings
+    };
+    let report = Report {
+        format: FORMAT_VERSION,
+        pg_scribe_version: crate::cli::VERSION,
+        checked_at,
+        exit_code: outcome.exit_code(),
+        offline,
+        server,
+        slot,
+        backup_dir: dir,
+        thresholds: ThresholdFacts {
+            lag_warn_bytes: limits.lag_bytes,
+            retained_warn_bytes: limits.retained_bytes,
+            diff_age_warn_seconds: limits.diff_age.as_secs(),
+        },
+        warnings: found,
+    };
+
+    let text = if inv.json {
+        let mut s = serde_json::to_string_pretty(&report).expect("the report always serializes");
+        s.push('\n');
+        s
+    } else {
+        render::text(&report)
+    };
+    // A closed stdout (`| head`) must not hide the verdict: the exit code still tells it.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    for w in &report.warnings {
+        ui::warning(&w.message);
+    }
+    Ok(outcome)
+}
+
+/// The server part: one session, a few SELECTs, bounded in time.
+async fn check_server(
+    params: &ConnParams,
+    slot: &str,
+    source: SlotNameSource,
+) -> Result<(ServerFacts, SlotFacts)> {
+    let mut params = params.clone();
+    let per_target = *params.connect_timeout.get_or_insert(SERVER_TIMEOUT);
+    // tokio-postgres' connect_timeout bounds only the TCP connect; libpq's bounds the whole
+    // establishment. Bound it all here, so a server that accepts and never answers cannot hang a
+    // cron job — except when a person may be typing a password at the prompt.
+    let may_prompt = !params.no_password && std::io::stdin().is_terminal();
+    let session = if may_prompt {
+        sql::connect(&params).await?
+    } else {
+        let deadline = per_target * params.targets.len().max(1) as u32;
+        match tokio::time::timeout(deadline, sql::connect(&params)).await {
+            Ok(session) => session?,
+            Err(_) => {
+                let target = params
+                    .targets
+                    .first()
+                    .map(|t| t.describe())
+                    .unwrap_or_else(|| "server".into());
+                return Err(Error::connection(format!(
+                    "connection to {target} failed: timeout expired after {} seconds",
+                    deadline.as_secs()
+                ))
+                .with_hint("The server accepted the connection but did not answer; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
+            }
+        }
+    };
+    let where_ = session.target.describe();
+    let work = async {
+        let client = &session.client;
+        // The slot first, then the server position: lag is measured against a position at
+        // least as new as what the slot reported, never negative.
+        let slot = facts::slot(client, slot, source).await?;
+        let server = facts::server(client, where_.clone()).await?;
+        let slot = slot.measured_against(server.current_lsn);
+        Ok::<_, Error>((server, slot))
+    };
+    match tokio::time::timeout(SERVER_TIMEOUT, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::connection(format!(
+            "the {where_} did not answer the status queries within {} seconds",
+            SERVER_TIMEOUT.as_secs()
+        ))),
+    }
+}

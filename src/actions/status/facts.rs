@@ -1,0 +1,421 @@
+//! What `--status` observes, as plain data: the server and the slot (one read-only SQL session),
+//! and the backup directory (file names, sizes and times, and a pidfile probe). Nothing here
+//! writes, creates or locks anything a streamer could be waiting for.
+//!
+//! These structs are also the `--json` report: field names are the documented, stable schema of
+//! `doc/status.md` — rename nothing without bumping `format`.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_postgres::Client;
+
+use crate::backup_dir::{BackupDir, Chain, ChainInfo};
+use crate::error::{Error, Result};
+use crate::lsn::Lsn;
+use crate::pidfile::{self, Streamer};
+use crate::sql::query_error;
+
+/// `OffsetDateTime` as RFC 3339 UTC text (`2023-12-15T12:00:00Z`), for JSON.
+pub mod rfc3339 {
+    use serde::Serializer;
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    pub fn text(t: OffsetDateTime) -> String {
+        t.to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .unwrap_or(t)
+            .format(&Rfc3339)
+            .unwrap_or_default()
+    }
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(*t))
+    }
+
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&text(*t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+/// The server as seen by the status session.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFacts {
+    /// Where the session connected, worded like libpq (`server on socket "…"`).
+    pub connection: String,
+    pub database: String,
+    pub server_version: String,
+    pub server_version_num: i32,
+    pub in_recovery: bool,
+    /// `pg_current_wal_lsn()`; on a standby the last WAL received (or replayed).
+    pub current_lsn: Option<Lsn>,
+    /// `max_slot_wal_keep_size` in bytes; `None` when unlimited (-1).
+    pub max_slot_wal_keep_size_bytes: Option<u64>,
+}
+
+/// Where the slot name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotNameSource {
+    /// `--slot`.
+    Option,
+    /// The `slot` field of the newest chain's `metadata.json`.
+    Metadata,
+    /// Neither: the built-in default `pg_scribe`.
+    Default,
+}
+
+/// One row of `pg_replication_slots`, plus lag and retention computed against the server LSN.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotFacts {
+    pub name: String,
+    pub name_source: SlotNameSource,
+    pub plugin: Option<String>,
+    pub slot_type: String,
+    pub database: Option<String>,
+    pub temporary: bool,
+    pub active: bool,
+    pub active_pid: Option<i32>,
+    pub restart_lsn: Option<Lsn>,
+    pub confirmed_flush_lsn: Option<Lsn>,
+    /// `current_lsn - confirmed_flush_lsn`: WAL written but not yet confirmed by the streamer.
+    pub lag_bytes: Option<u64>,
+    /// `current_lsn - restart_lsn`: WAL the server keeps on disk for this slot.
+    pub retained_bytes: Option<u64>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// Bytes that can still be written before the slot is in danger of losing WAL; `None` when
+    /// `max_slot_wal_keep_size` is unlimited or the slot is lost.
+    pub safe_wal_size_bytes: Option<i64>,
+}
+
+/// What the backup directory's pidfile says about a streamer.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamerFacts {
+    /// `running`, `not_running` (no pidfile), `stale` (pidfile nobody holds) or `unverified`
+    /// (the lock is held but the pidfile does not name a live pg_scribe for this directory).
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    #[serde(with = "rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    pub detail: Option<String>,
+}
+
+impl StreamerFacts {
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// One `chain-<ID>` directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainFacts {
+    pub id: String,
+    /// Displayed (lossy for non-UTF-8 names, so the report always serializes).
+    pub path: String,
+    /// Carries its `COMPLETE` marker: usable by `--start` and `--restore`.
+    pub complete: bool,
+    /// The chain `--start` streams into: the newest complete chain.
+    pub active: bool,
+    /// Active, and a streamer is running.
+    pub streaming: bool,
+    /// When the base was taken (`metadata.json`'s `created_at`, else the chain ID).
+    #[serde(with = "rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The slot named in `metadata.json`, if readable.
+    pub slot: Option<String>,
+    pub start_lsn: Option<Lsn>,
+    pub base_file: Option<String>,
+    pub base_bytes: Option<u64>,
+    pub diff_count: usize,
+    pub diff_bytes: u64,
+    /// Stamp of the newest sealed differential.
+    #[serde(with = "rfc3339::option")]
+    pub last_sealed_at: Option<OffsetDateTime>,
+    /// Size of `active.sql`; `None` when there is none.
+    pub active_sql_bytes: Option<u64>,
+    /// Newest modification time of `active.sql` and the sealed differentials.
+    #[serde(with = "rfc3339::option")]
+    pub last_activity_at: Option<OffsetDateTime>,
+    /// Every file in the chain directory.
+    pub total_bytes: u64,
+    /// Why `metadata.json` could not be read (an incomplete chain may have none).
+    pub metadata_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DirFacts {
+    /// Absolute, displayed like [`ChainFacts::path`].
+    pub path: String,
+    pub streamer: StreamerFacts,
+    /// ID of the active chain (the newest complete one), if any.
+    pub active_chain: Option<String>,
+    /// Oldest first.
+    pub chains: Vec<ChainFacts>,
+    /// Every file of every chain.
+    pub total_bytes: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server.
+
+fn lsn_of(text: Option<String>) -> Result<Option<Lsn>> {
+    text.map(|t| {
+        t.parse::<Lsn>()
+            .map_err(|e| Error::backup(format!("unexpected LSN from the server: {e}")))
+    })
+    .transpose()
+}
+
+pub async fn server(client: &Client, connection: String) -> Result<ServerFacts> {
+    let sql = "SELECT current_database()::text, current_setting('server_version'),
+                      current_setting('server_version_num')::int, pg_is_in_recovery(),
+                      (CASE WHEN pg_is_in_recovery()
+                            THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+                            ELSE pg_current_wal_lsn() END)::text,
+                      CASE WHEN current_setting('max_slot_wal_keep_size') = '-1' THEN -1
+                           ELSE pg_size_bytes(current_setting('max_slot_wal_keep_size')) END";
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    let keep: i64 = row.get(5);
+    Ok(ServerFacts {
+        connection,
+        database: row.get(0),
+        server_version: row.get(1),
+        server_version_num: row.get(2),
+        in_recovery: row.get(3),
+        current_lsn: lsn_of(row.get(4))?,
+        max_slot_wal_keep_size_bytes: u64::try_from(keep).ok(),
+    })
+}
+
+/// The slot's row, or exit 3 naming the slots that do exist.
+pub async fn slot(client: &Client, name: &str, source: SlotNameSource) -> Result<SlotFacts> {
+    let sql = "SELECT plugin::text, slot_type, database::text, temporary, active, active_pid,
+                      restart_lsn::text, confirmed_flush_lsn::text, wal_status, safe_wal_size
+                 FROM pg_replication_slots WHERE slot_name = $1";
+    let rows = client
+        .query(sql, &[&name])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    let Some(row) = rows.first() else {
+        return Err(missing_slot(client, name, source).await);
+    };
+    Ok(SlotFacts {
+        name: name.to_string(),
+        name_source: source,
+        plugin: row.get(0),
+        slot_type: row.get(1),
+        database: row.get(2),
+        temporary: row.get(3),
+        active: row.get(4),
+        active_pid: row.get(5),
+        restart_lsn: lsn_of(row.get(6))?,
+        confirmed_flush_lsn: lsn_of(row.get(7))?,
+        lag_bytes: None,
+        retained_bytes: None,
+        wal_status: row.get(8),
+        safe_wal_size_bytes: row.get(9),
+    })
+}
+
+impl SlotFacts {
+    /// Fills in lag and retention against the server's WAL position `current`.
+    pub fn measured_against(self, current: Option<Lsn>) -> SlotFacts {
+        let behind = |lsn: Option<Lsn>| match (current, lsn) {
+            (Some(c), Some(l)) => Some(c.0.saturating_sub(l.0)),
+            _ => None,
+        };
+        SlotFacts {
+            lag_bytes: behind(self.confirmed_flush_lsn),
+            retained_bytes: behind(self.restart_lsn),
+            ..self
+        }
+    }
+}
+
+async fn missing_slot(client: &Client, name: &str, source: SlotNameSource) -> Error {
+    let sql = "SELECT coalesce(string_agg(slot_name::text || ' (' || coalesce(plugin::text, slot_type) || ')',
+                                         ', ' ORDER BY slot_name), '')
+                 FROM pg_replication_slots";
+    let existing = match client.query_one(sql, &[]).await {
+        Ok(row) => row.get::<_, String>(0),
+        Err(e) => return query_error(sql, &e),
+    };
+    let mut err = Error::slot(format!("replication slot \"{name}\" does not exist"));
+    err = match source {
+        SlotNameSource::Metadata => err.with_detail(
+            "The slot name was taken from the newest chain's metadata.json; the slot may have been dropped.",
+        ),
+        SlotNameSource::Default => err.with_detail(format!(
+            "No --slot was given, so the default \"{name}\" was used."
+        )),
+        SlotNameSource::Option => err,
+    };
+    if existing.is_empty() {
+        err.with_hint(
+            "This server has no replication slots. Create one with pg_scribe --init (or name the right server).",
+        )
+    } else {
+        err.with_hint(format!(
+            "Existing slots: {existing}. Choose one with --slot."
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backup directory.
+
+fn time_of(t: SystemTime) -> OffsetDateTime {
+    OffsetDateTime::from(t)
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+}
+
+fn mtime(path: &Path) -> Option<OffsetDateTime> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(time_of)
+}
+
+/// Sum of the files directly in `dir` (chains have no subdirectories).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::metadata(e.path()).ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+pub fn streamer(dir: &BackupDir) -> Result<StreamerFacts> {
+    Ok(match pidfile::probe(dir)? {
+        Streamer::Absent => StreamerFacts {
+            state: "not_running",
+            pid: None,
+            started_at: None,
+            detail: None,
+        },
+        Streamer::Stale(info) => StreamerFacts {
+            state: "stale",
+            pid: info.as_ref().map(|i| i.pid).filter(|p| *p > 0),
+            started_at: info.as_ref().and_then(|i| i.started_at),
+            detail: Some("the pidfile is not locked: its streamer is gone".into()),
+        },
+        Streamer::Running(info) => StreamerFacts {
+            state: "running",
+            pid: Some(info.pid),
+            started_at: info.started_at,
+            detail: None,
+        },
+        Streamer::Unverified { info, reason } => StreamerFacts {
+            state: "unverified",
+            pid: info.as_ref().map(|i| i.pid),
+            started_at: info.as_ref().and_then(|i| i.started_at),
+            detail: Some(reason),
+        },
+    })
+}
+
+fn chain_facts(info: &ChainInfo) -> Result<ChainFacts> {
+    let chain: &Chain = &info.chain;
+    let (metadata, metadata_error) = match chain.read_metadata() {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    // A chain with two base files is broken, but still worth listing.
+    let base = chain.find_base().ok().flatten();
+    let diffs = chain.sealed_diffs()?;
+    let active_path = chain.active_path();
+    let active_sql_bytes = file_size(&active_path);
+    let last_activity_at = diffs
+        .last()
+        .and_then(|d| mtime(&d.path))
+        .into_iter()
+        .chain(active_sql_bytes.and_then(|_| mtime(&active_path)))
+        .max();
+    Ok(ChainFacts {
+        id: chain.id.to_string(),
+        path: chain.dir.display().to_string(),
+        complete: info.complete,
+        active: false,
+        streaming: false,
+        created_at: metadata
+            .as_ref()
+            .map(|m| m.created_at)
+            .unwrap_or_else(|| chain.id.0.to_time()),
+        slot: metadata.as_ref().map(|m| m.slot.clone()),
+        start_lsn: metadata.as_ref().map(|m| m.start_lsn),
+        base_file: base
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        base_bytes: base.as_deref().and_then(file_size),
+        diff_count: diffs.len(),
+        diff_bytes: diffs.iter().map(|d| d.size).sum(),
+        last_sealed_at: diffs.last().map(|d| d.name.stamp.to_time()),
+        active_sql_bytes,
+        last_activity_at,
+        total_bytes: dir_bytes(&chain.dir),
+        metadata_error,
+    })
+}
+
+pub fn directory(root: &Path) -> Result<DirFacts> {
+    let dir = BackupDir::new(root);
+    if !root.is_dir() {
+        return Err(Error::backup(format!(
+            "backup directory \"{}\" does not exist or is not a directory",
+            root.display()
+        )));
+    }
+    let streamer = streamer(&dir)?;
+    let mut chains = dir
+        .chains()?
+        .iter()
+        .map(chain_facts)
+        .collect::<Result<Vec<_>>>()?;
+    let active_chain = chains.iter().rposition(|c| c.complete);
+    if let Some(i) = active_chain {
+        chains[i].active = true;
+        chains[i].streaming = streamer.is_running();
+    }
+    Ok(DirFacts {
+        path: std::fs::canonicalize(root)
+            .unwrap_or_else(|_| root.to_path_buf())
+            .display()
+            .to_string(),
+        streamer,
+        active_chain: active_chain.map(|i| chains[i].id.clone()),
+        total_bytes: chains.iter().map(|c| c.total_bytes).sum(),
+        chains,
+    })
+}
+
+/// The slot the newest chain with a readable `metadata.json` streams from.
+pub fn slot_from_metadata(dir: &DirFacts) -> Option<String> {
+    dir.chains.iter().rev().find_map(|c| c.slot.clone())
+}

@@ -1,0 +1,213 @@
+//! The human report, laid out like the spec's sample: a slot section, then the backup directory
+//! with one paragraph per chain, then the total. Pure text from facts, tested without a server.
+
+use std::fmt::Write;
+
+use time::OffsetDateTime;
+
+use super::Report;
+use super::facts::{ChainFacts, DirFacts, ServerFacts, SlotFacts};
+use crate::ui;
+
+/// `90` → `1 minute`, `200000` → `2 days`: the largest whole unit, as people say it.
+pub fn duration(secs: u64) -> String {
+    let (n, unit) = match secs {
+        0..60 => (secs, "second"),
+        60..3600 => (secs / 60, "minute"),
+        3600..86400 => (secs / 3600, "hour"),
+        _ => (secs / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `2 minutes ago`; a time in the future (clock skew) is `just now`.
+pub fn ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let secs = (now - t).whole_seconds();
+    if secs <= 0 {
+        "just now".into()
+    } else {
+        format!("{} ago", duration(secs as u64))
+    }
+}
+
+/// `2023-12-15 12:00:00 UTC`.
+pub fn when(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn opt_lsn(l: Option<crate::lsn::Lsn>) -> String {
+    l.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// `442.9 kB (453528 bytes)`; small sizes are exact already (`288 B`).
+fn exact_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        ui::size(bytes)
+    } else {
+        format!("{} ({bytes} bytes)", ui::size(bytes))
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+pub fn text(r: &Report) -> String {
+    let mut out = String::new();
+    match (&r.server, &r.slot) {
+        (Some(server), Some(slot)) => slot_section(&mut out, server, slot),
+        _ => {
+            let _ = writeln!(
+                out,
+                "Replication Slot: not checked (offline: no server given with -d/-h/-p/-U or PGHOST/PGDATABASE/PGPORT/PGSERVICE)"
+            );
+        }
+    }
+    if let Some(dir) = &r.backup_dir {
+        out.push('\n');
+        dir_section(&mut out, dir, r.checked_at);
+    }
+    out
+}
+
+fn slot_section(out: &mut String, server: &ServerFacts, s: &SlotFacts) {
+    let _ = writeln!(out, "Replication Slot: {}", s.name);
+    let kind = match (&s.plugin, &s.database) {
+        (Some(p), Some(db)) => format!("{p} ({}, database {db})", s.slot_type),
+        (Some(p), None) => format!("{p} ({})", s.slot_type),
+        (None, _) => format!("none ({})", s.slot_type),
+    };
+    let _ = writeln!(out, "  Plugin: {kind}");
+    let state = match (s.active, s.active_pid) {
+        (true, Some(pid)) => format!("active (PID {pid})"),
+        (true, None) => "active".into(),
+        (false, _) => "inactive".into(),
+    };
+    let _ = writeln!(out, "  Status: {state}");
+    let current_what = if server.in_recovery {
+        "Current LSN (standby, received)"
+    } else {
+        "Current LSN"
+    };
+    let _ = writeln!(out, "  {current_what}: {}", opt_lsn(server.current_lsn));
+    let _ = writeln!(out, "  Confirmed LSN: {}", opt_lsn(s.confirmed_flush_lsn));
+    let _ = writeln!(out, "  Restart LSN: {}", opt_lsn(s.restart_lsn));
+    if let Some(lag) = s.lag_bytes {
+        let _ = writeln!(out, "  Lag: {}", exact_size(lag));
+    }
+    if let Some(kept) = s.retained_bytes {
+        let _ = writeln!(out, "  WAL retained: {}", exact_size(kept));
+    }
+    let safe = match s.safe_wal_size_bytes {
+        Some(b) if b >= 0 => ui::size(b as u64),
+        Some(b) => format!("-{}", ui::size(b.unsigned_abs())),
+        None => "unlimited".into(),
+    };
+    let _ = writeln!(
+        out,
+        "  WAL status: {} (safe_wal_size: {safe})",
+        s.wal_status.as_deref().unwrap_or("-")
+    );
+    let keep = server
+        .max_slot_wal_keep_size_bytes
+        .map(ui::size)
+        .unwrap_or_else(|| "unlimited (-1)".into());
+    let _ = writeln!(out, "  max_slot_wal_keep_size: {keep}");
+}
+
+fn dir_section(out: &mut String, d: &DirFacts, now: OffsetDateTime) {
+    let _ = writeln!(out, "Backup Directory: {}", d.path);
+    let st = &d.streamer;
+    let pid = st.pid.map(|p| format!("PID {p}")).unwrap_or_default();
+    let since = st
+        .started_at
+        .map(|t| format!(", since {}", when(t)))
+        .unwrap_or_default();
+    let streamer = match st.state {
+        "running" => format!("running ({pid}{since})"),
+        "not_running" => "not running".into(),
+        "stale" if st.pid.is_some() => format!("not running (stale pidfile of {pid})"),
+        "stale" => "not running (stale pidfile)".into(),
+        _ => format!(
+            "unknown: pidfile locked but {}",
+            st.detail.as_deref().unwrap_or("unverified")
+        ),
+    };
+    let _ = writeln!(out, "  Streamer: {streamer}");
+    for c in &d.chains {
+        out.push('\n');
+        chain_paragraph(out, c, st.is_running(), now);
+    }
+    if d.chains.is_empty() {
+        let _ = writeln!(out, "\nNo chains.");
+    }
+    let _ = writeln!(out, "\nTotal backup size: {}", ui::size(d.total_bytes));
+}
+
+fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetDateTime) {
+    let tag = if !c.complete {
+        " (INCOMPLETE)"
+    } else if c.active && running {
+        " (ACTIVE - streaming)"
+    } else if c.active {
+        " (ACTIVE - not streaming)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "chain-{}{tag}", c.id);
+    let base = match c.base_bytes {
+        Some(b) => format!("{} ({})", when(c.created_at), ui::size(b)),
+        None => format!("{} (no base file)", when(c.created_at)),
+    };
+    let _ = writeln!(out, "  Base: {base}");
+    let _ = writeln!(
+        out,
+        "  Differentials: {} ({} total)",
+        plural(c.diff_count, "file"),
+        ui::size(c.diff_bytes)
+    );
+    if let Some(b) = c.active_sql_bytes {
+        let _ = writeln!(out, "  Active differential: active.sql ({})", ui::size(b));
+    }
+    if let Some(t) = c.last_sealed_at {
+        let _ = writeln!(out, "  Last sealed: {}", ago(t, now));
+    }
+    if let Some(t) = c.last_activity_at {
+        let _ = writeln!(out, "  Last activity: {}", ago(t, now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn durations_read_like_speech() {
+        assert_eq!(duration(0), "0 seconds");
+        assert_eq!(duration(1), "1 second");
+        assert_eq!(duration(119), "1 minute");
+        assert_eq!(duration(120), "2 minutes");
+        assert_eq!(duration(7200), "2 hours");
+        assert_eq!(duration(7 * 86400 + 5), "7 days");
+        let now = datetime!(2024-01-01 12:02:00 UTC);
+        assert_eq!(
+            ago(datetime!(2024-01-01 12:00:00 UTC), now),
+            "2 minutes ago"
+        );
+        assert_eq!(ago(datetime!(2024-01-01 12:05:00 UTC), now), "just now");
+        assert_eq!(
+            when(datetime!(2023-12-15 13:00:00 +01:00)),
+            "2023-12-15 12:00:00 UTC"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! The verdict: which observed facts deserve a warning (exit 10). A pure function of the facts,
+//! the thresholds and the clock, so every rule is tested without a server.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::facts::{DirFacts, SlotFacts};
+use crate::cli::StatusThresholds;
+use crate::replication::DEFAULT_PLUGIN;
+use crate::ui;
+
+/// One problem; `code` is stable for monitoring rules, `message` is for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn warn(code: &'static str, message: String) -> Warning {
+    Warning { code, message }
+}
+
+pub fn evaluate(
+    slot: Option<&SlotFacts>,
+    dir: Option<&DirFacts>,
+    limits: &StatusThresholds,
+    now: OffsetDateTime,
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if let Some(s) = slot {
+        slot_warnings(s, limits, &mut out);
+    }
+    if let Some(d) = dir {
+        dir_warnings(d, limits, now, &mut out);
+    }
+    out
+}
+
+fn slot_warnings(s: &SlotFacts, limits: &StatusThresholds, out: &mut Vec<Warning>) {
+    let name = &s.name;
+    if s.slot_type != "logical" {
+        out.push(warn(
+            "slot_not_logical",
+            format!(
+                "replication slot \"{name}\" is a {} slot, not a logical one",
+                s.slot_type
+            ),
+        ));
+    } else if s.plugin.as_deref() != Some(DEFAULT_PLUGIN) {
+        out.push(warn(
+            "slot_plugin",
+            format!(
+                "replication slot \"{name}\" uses plugin \"{}\", not \"{DEFAULT_PLUGIN}\"",
+                s.plugin.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    match s.wal_status.as_deref() {
+        Some("lost") => out.push(warn(
+            "wal_lost",
+            format!(
+                "replication slot \"{name}\" has lost WAL it needs (wal_status lost): streaming cannot resume; the backup needs a new slot and a new chain"
+            ),
+        )),
+        Some("unreserved") => out.push(warn(
+            "wal_unreserved",
+            format!(
+                "replication slot \"{name}\" retains more WAL than max_slot_wal_keep_size (wal_status unreserved): the next checkpoint may remove WAL it needs"
+            ),
+        )),
+        _ => {}
+    }
+    if !s.active {
+        out.push(warn(
+            "slot_inactive",
+            format!("replication slot \"{name}\" is not active: no streamer is connected to it"),
+        ));
+    }
+    if let Some(lag) = s.lag_bytes.filter(|l| *l > limits.lag_bytes) {
+        out.push(warn(
+            "lag",
+            format!(
+                "replication slot \"{name}\" lags {} behind the server (threshold {}, --lag-warn)",
+                ui::size(lag),
+                ui::size(limits.lag_bytes)
+            ),
+        ));
+    }
+    if let Some(kept) = s.retained_bytes.filter(|r| *r > limits.retained_bytes) {
+        out.push(warn(
+            "retained_wal",
+            format!(
+                "replication slot \"{name}\" retains {} of WAL on the server (threshold {}, --retained-warn)",
+                ui::size(kept),
+                ui::size(limits.retained_bytes)
+            ),
+        ));
+    }
+}
+
+fn dir_warnings(
+    d: &DirFacts,
+    limits: &StatusThresholds,
+    now: OffsetDateTime,
+    out: &mut Vec<Warning>,
+) {
+    let root = &d.path;
+    let st = &d.streamer;
+    match st.state {
+        "not_running" => out.push(warn(
+            "streamer_not_running",
+            format!("no streamer is running for backup directory \"{root}\""),
+        )),
+        "stale" => out.push(warn(
+            "streamer_stale",
+            format!(
+                "stale pidfile in \"{root}\": the streamer{} is gone without removing it",
+                st.pid.map(|p| format!(" (PID {p})")).unwrap_or_default()
+            ),
+        )),
+        "unverified" => out.push(warn(
+            "streamer_unverified",
+            format!(
+                "the pidfile in \"{root}\" is locked but does not check out: {}",
+                st.detail.as_deref().unwrap_or("unknown reason")
+            ),
+        )),
+        _ => {}
+    }
+    for c in d.chains.iter().filter(|c| !c.complete) {
+        out.push(warn(
+            "incomplete_chain",
+            format!(
+                "chain {} is incomplete (no COMPLETE marker): a base backup still running, or a failed one to remove",
+                c.id
+            ),
+        ));
+    }
+    let Some(active) = d.chains.iter().find(|c| c.active) else {
+        out.push(warn(
+            "no_complete_chain",
+            format!("backup directory \"{root}\" holds no complete chain"),
+        ));
+        return;
+    };
+    // Only a running streamer with something written can be expected to have sealed a diff.
+    let has_data = active.diff_count > 0 || active.active_sql_bytes.unwrap_or(0) > 0;
+    if st.is_running() && has_data {
+        let since = active.last_sealed_at.unwrap_or(active.created_at);
+        let age = now - since;
+        if age > limits.diff_age {
+            out.push(warn(
+                "diff_age",
+                format!(
+                    "no differential sealed in chain {} for {} (threshold {}, --diff-age-warn): is --rotate-diff scheduled?",
+                    active.id,
+                    super::render::duration(age.whole_seconds().max(0) as u64),
+                    super::render::duration(limits.diff_age.as_secs())
+                ),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::facts::{ChainFacts, SlotNameSource, StreamerFacts};
+    use super::*;
+    use std::time::Duration;
+    use time::macros::datetime;
+
+    fn healthy_slot() -> SlotFacts {
+        SlotFacts {
+            name: "s".into(),
+            name_source: SlotNameSource::Option,
+            plugin: Some("wal2sql".into()),
+            slot_type: "logical".into(),
+            database: Some("app".into()),
+            temporary: false,
+            active: true,
+            active_pid: Some(42),
+            restart_lsn: Some("0/100".parse().unwrap()),
+            confirmed_flush_lsn: Some("0/200".parse().unwrap()),
+            lag_bytes: Some(16),
+            retained_bytes: Some(512),
+            wal_status: Some("reserved".into()),
+            safe_wal_size_bytes: None,
+        }
+    }
+
+    fn chain(id: &str, complete: bool, active: bool) -> ChainFacts {
+        ChainFacts {
+            id: id.into(),
+            path: format!("/b/chain-{id}"),
+            complete,
+            active,
+            streaming: active,
+            created_at: datetime!(2024-01-01 00:00:00 UTC),
+            slot: Some("s".into()),
+            start_lsn: None,
+            base_file: Some("base.sql".into()),
+            base_bytes: Some(10),
+            diff_count: 0,
+            diff_bytes: 0,
+            last_sealed_at: None,
+            active_sql_bytes: Some(0),
+            last_activity_at: None,
+            total_bytes: 10,
+            metadata_error: None,
+        }
+    }
+
+    fn healthy_dir() -> DirFacts {
+        DirFacts {
+            path: "/b".into(),
+            streamer: StreamerFacts {
+                state: "running",
+                pid: Some(7),
+                started_at: None,
+                detail: None,
+            },
+            active_chain: Some("20240101T000000Z".into()),
+            chains: vec![chain("20240101T000000Z", true, true)],
+            total_bytes: 10,
+        }
+    }
+
+    fn codes(w: &[Warning]) -> Vec<&'static str> {
+        w.iter().map(|w| w.code).collect()
+    }
+
+    const NOW: OffsetDateTime = datetime!(2024-01-03 00:00:00 UTC);
+
+    #[test]
+    fn healthy_is_quiet() {
+        let w = evaluate(
+            Some(&healthy_slot()),
+            Some(&healthy_dir()),
+            &StatusThresholds::default(),
+            NOW,
+        );
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn slot_rules() {
+        let limits = StatusThresholds {
+            lag_bytes: 15,
+            retained_bytes: 512,
+            ..Default::default()
+        };
+        let mut s = healthy_slot();
+        s.active = false;
+        s.wal_status = Some("unreserved".into());
+        let w = evaluate(Some(&s), None, &limits, NOW);
+        assert_eq!(codes(&w), ["wal_unreserved", "slot_inactive", "lag"]);
+        assert_eq!(
+            w[2].message,
+            "replication slot \"s\" lags 16 B behind the server (threshold 15 B, --lag-warn)"
+        );
+        s.retained_bytes = Some(513);
+        s.wal_status = Some("lost".into());
+        s.plugin = Some("test_decoding".into());
+        let w = evaluate(Some(&s), None, &limits, NOW);
+        assert_eq!(
+            codes(&w),
+            [
+                "slot_plugin",
+                "wal_lost",
+                "slot_inactive",
+                "lag",
+                "retained_wal"
+            ]
+        );
+    }
+
+    #[test]
+    fn directory_rules() {
+        let limits = StatusThresholds::default();
+        let mut d = healthy_dir();
+        d.streamer.state = "stale";
+        d.streamer.pid = Some(99);
+        d.chains.push(chain("20240102T000000Z", false, false));
+        let w = evaluate(None, Some(&d), &limits, NOW);
+        assert_eq!(codes(&w), ["streamer_stale", "incomplete_chain"]);
+        assert!(w[0].message.contains("(PID 99)"), "{}", w[0].message);
+
+        d.streamer.state = "not_running";
+        d.chains.clear();
+        let w = evaluate(None, Some(&d), &limits, NOW);
+        assert_eq!(codes(&w), ["streamer_not_running", "no_complete_chain"]);
+    }
+
+    #[test]
+    fn diff_age_needs_a_running_streamer_and_data() {
+        let limits = StatusThresholds {
+            diff_age: Duration::from_secs(86400),
+            ..Default::default()
+        };
+        let mut d = healthy_dir();
+        // Two days old, but nothing written: nothing to seal.
+        assert!(evaluate(None, Some(&d), &limits, NOW).is_empty());
+        d.chains[0].active_sql_bytes = Some(100);
+        let w = evaluate(None, Some(&d), &limits, NOW);
+        assert_eq!(codes(&w), ["diff_age"]);
+        assert!(
+            w[0].message.contains("for 2 days (threshold 1 day"),
+            "{}",
+            w[0].message
+        );
+        // A recent seal clears it.
+        d.chains[0].last_sealed_at = Some(datetime!(2024-01-02 12:00:00 UTC));
+        assert!(evaluate(None, Some(&d), &limits, NOW).is_empty());
+        // No streamer: the streamer warning says it all.
+        d.chains[0].last_sealed_at = None;
+        d.streamer.state = "not_running";
+        assert_eq!(
+            codes(&evaluate(None, Some(&d), &limits, NOW)),
+            ["streamer_not_running"]
+        );
+    }
+}
