@@ -124,7 +124,19 @@ impl PidFile {
                 .mode(durable::FILE_MODE)
                 .open(&path)
                 .map_err(|e| ChainError::file("open", &path, e))?;
-            if !flock(&file, libc::LOCK_EX).map_err(|e| ChainError::file("lock", &path, e))? {
+            // A reader's probe holds a shared lock for an instant: retry briefly before
+            // concluding that a streamer holds it.
+            let mut locked = false;
+            for attempt in 0..10 {
+                if flock(&file, libc::LOCK_EX).map_err(|e| ChainError::file("lock", &path, e))? {
+                    locked = true;
+                    break;
+                }
+                if attempt < 9 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            if !locked {
                 let text = read_all(&mut file, &path).unwrap_or_default();
                 return Err(ChainError::StreamerRunning {
                     pid: PidInfo::parse(&text).map(|i| i.pid),
