@@ -86,7 +86,22 @@ async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session>
     let tls = crate::tls::make_tls(params).map_err(|e| Error::connection(e.to_string()))?;
     loop {
         let config = config_for(params, target, password.as_deref());
-        match config.connect(tls.clone()).await {
+        let attempt = config.connect(tls.clone());
+        // libpq's connect_timeout bounds the whole attempt (TLS and authentication too), not
+        // only the TCP connect that tokio-postgres times.
+        let result = match params.connect_timeout {
+            Some(limit) => match tokio::time::timeout(limit, attempt).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(Error::connection(format!(
+                        "connection to {} failed: timeout expired",
+                        target.describe()
+                    )));
+                }
+            },
+            None => attempt.await,
+        };
+        match result {
             Ok((client, connection)) => {
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
