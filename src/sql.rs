@@ -94,9 +94,11 @@ async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session>
                 Ok(result) => result,
                 Err(_) => {
                     return Err(Error::connection(format!(
-                        "connection to {} failed: timeout expired",
-                        target.describe()
-                    )));
+                        "connection to {} failed: timeout expired after {} seconds",
+                        target.describe(),
+                        limit.as_secs()
+                    ))
+                    .with_hint("The server did not complete the connection in time; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
                 }
             },
             None => attempt.await,

@@ -18,7 +18,7 @@ mod facts;
 mod render;
 mod warnings;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -152,31 +152,10 @@ async fn check_server(
     source: SlotNameSource,
 ) -> Result<(ServerFacts, SlotFacts)> {
     let mut params = params.clone();
-    let per_target = *params.connect_timeout.get_or_insert(SERVER_TIMEOUT);
-    // tokio-postgres' connect_timeout bounds only the TCP connect; libpq's bounds the whole
-    // establishment. Bound it all here, so a server that accepts and never answers cannot hang a
-    // cron job — except when a person may be typing a password at the prompt.
-    let may_prompt = !params.no_password && std::io::stdin().is_terminal();
-    let session = if may_prompt {
-        sql::connect(&params).await?
-    } else {
-        let deadline = per_target * params.targets.len().max(1) as u32;
-        match tokio::time::timeout(deadline, sql::connect(&params)).await {
-            Ok(session) => session?,
-            Err(_) => {
-                let target = params
-                    .targets
-                    .first()
-                    .map(|t| t.describe())
-                    .unwrap_or_else(|| "server".into());
-                return Err(Error::connection(format!(
-                    "connection to {target} failed: timeout expired after {} seconds",
-                    deadline.as_secs()
-                ))
-                .with_hint("The server accepted the connection but did not answer; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
-            }
-        }
-    };
+    // A server that accepts and never answers must not hang a cron job: without a
+    // connect_timeout of the user's, bound each attempt (sql::connect enforces it).
+    params.connect_timeout.get_or_insert(SERVER_TIMEOUT);
+    let session = sql::connect(&params).await?;
     let where_ = session.target.describe();
     let work = async {
         let client = &session.client;

@@ -589,7 +589,12 @@ impl Streamer {
     /// Start recording sequence values ahead of a rotation (not for a hand-over, whose old
     /// chain ends where the new base begins).
     fn record_sequences_for_rotation(&mut self) {
-        if self.next_chain.is_some() || !matches!(self.barrier, Barrier::None) {
+        // An empty active.sql seals nothing, so there is nothing to end with the values
+        // (the periodic record still catches sequences that moved without any row change).
+        if self.next_chain.is_some()
+            || !matches!(self.barrier, Barrier::None)
+            || !self.active_has_data
+        {
             return;
         }
         if self.sql.is_some() {
