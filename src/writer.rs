@@ -47,6 +47,7 @@ pub struct DiffWriter {
 /// A sealed differential made by [`DiffWriter::rotate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
+    /// Empty when the user had already moved `active.sql` away (nothing renamed by us).
     pub path: PathBuf,
     pub size: u64,
     pub last_end_lsn: Option<Lsn>,
@@ -267,6 +268,26 @@ impl DiffWriter {
             ));
         }
         self.fsync()?;
+        if self.moved_away()? {
+            // Someone renamed active.sql themselves (log-rotation style) and sent SIGHUP: the
+            // file they took holds whole transactions, since we only switch between them.
+            let size = self.len;
+            let file = match create_active(&self.path) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            };
+            self.out = BufWriter::with_capacity(WRITE_BUF, file);
+            self.len = 0;
+            self.last_byte_nl = true;
+            return Ok(Sealed {
+                path: PathBuf::new(),
+                size,
+                last_end_lsn: self.written,
+            });
+        }
         let target = chain.diff_path(sealed);
         if target.exists() {
             return Err(ChainError::Usage(format!(
@@ -293,6 +314,21 @@ impl DiffWriter {
             size,
             last_end_lsn: self.written,
         })
+    }
+
+    /// Whether `active.sql` no longer names the file we write (renamed or removed by hand).
+    fn moved_away(&self) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let ours = self
+            .out
+            .get_ref()
+            .metadata()
+            .map_err(|e| ChainError::file("stat", &self.path, e))?;
+        match std::fs::metadata(&self.path) {
+            Ok(now) => Ok(now.ino() != ours.ino() || now.dev() != ours.dev()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(ChainError::file("stat", &self.path, e)),
+        }
     }
 
     /// Fsyncs and closes; returns the durable `end_lsn`.

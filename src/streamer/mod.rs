@@ -409,6 +409,17 @@ impl Streamer {
                     self.send_status(stream, false).await;
                 }
             }
+            Event::Rotated(sealed) if sealed.path.as_os_str().is_empty() => {
+                ui::say("active.sql had been moved away: continuing in a new active.sql");
+                self.active_has_data = false;
+                if let Some(id) = self.rotating.take().flatten() {
+                    self.answer(RotateAnswer::Failed {
+                        id,
+                        message: "active.sql had been moved away by hand; nothing was sealed"
+                            .into(),
+                    });
+                }
+            }
             Event::Rotated(sealed) => {
                 let name = sealed
                     .path

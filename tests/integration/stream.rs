@@ -563,3 +563,28 @@ fn restore_on_a_fresh_server_has_later_roles_and_sequences() {
         fresh.table_digests("recovered")
     );
 }
+
+/// The spec's log-rotation recipe: rename active.sql by hand, then SIGHUP. The streamer finishes
+/// the transaction in the renamed file and continues in a new active.sql.
+#[test]
+fn renaming_active_sql_by_hand_then_sighup_keeps_whole_transactions() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("manual").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = start(&cluster, &dir, &dir.with_extension("log"));
+    pgbench(&cluster, 100);
+    settle(&cluster, &chain, "before-rename");
+    std::fs::rename(
+        chain.join("active.sql"),
+        chain.join("diff-20000101T000000Z.sql"),
+    )
+    .unwrap();
+    streamer.signal(libc::SIGHUP);
+    streamer.wait_log("active.sql had been moved away", 30);
+    pgbench(&cluster, 100);
+    settle(&cluster, &chain, "after-rename");
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
