@@ -6,11 +6,11 @@
 use time::OffsetDateTime;
 use tokio_postgres::Client;
 
-use crate::backup_dir::Chain;
+use crate::backup_dir::{BackupDir, Chain};
 use crate::compress::{Compression, WrittenFile};
 use crate::conninfo::ConnParams;
 use crate::dump;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::metadata::{Extension, FileRecord, Metadata};
 use crate::replication::SystemIdentification;
@@ -149,6 +149,27 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
     chain.write_metadata(&metadata)?;
     chain.mark_complete()?;
     Ok(metadata)
+}
+
+/// Create a new chain in `dir` and fill it with a complete base; on failure or on SIGINT/SIGTERM
+/// the chain directory is removed again. `action` names the command in the interruption error.
+pub async fn new_chain(
+    dir: &BackupDir,
+    request: &BaseRequest<'_>,
+    action: &str,
+) -> Result<(Chain, Metadata)> {
+    let chain = dir.create_chain(OffsetDateTime::now_utc())?;
+    let result = tokio::select! {
+        r = take(&chain, request) => r,
+        signal = interrupted() => Err(Error::backup(format!("{action} interrupted by {signal}"))),
+    };
+    match result {
+        Ok(metadata) => Ok((chain, metadata)),
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&chain.dir);
+            Err(err)
+        }
+    }
 }
 
 /// Resolves when the user asks us to stop (SIGINT or SIGTERM).

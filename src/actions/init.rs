@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use time::OffsetDateTime;
-
 use crate::backup_dir::BackupDir;
 use crate::base::{self, BaseRequest, DatabaseFacts};
 use crate::checks;
@@ -79,13 +77,16 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     let created_root = !root.exists();
     dir.create_root()?;
 
-    let mut repl = ReplConn::connect(&narrowed).await?;
-    let system = repl.identify_system().await?;
-    let slot = match repl
-        .create_logical_slot(&inv.slot, DEFAULT_PLUGIN, false, true)
-        .await
-    {
-        Ok(slot) => slot,
+    let created = async {
+        let mut repl = ReplConn::connect(&narrowed).await?;
+        let system = repl.identify_system().await?;
+        let slot = repl
+            .create_logical_slot(&inv.slot, DEFAULT_PLUGIN, false, true)
+            .await?;
+        Ok::<_, crate::replication::ReplicationError>((repl, system, slot))
+    };
+    let (repl, system, slot) = match created.await {
+        Ok(created) => created,
         Err(err) => {
             remove_root_if_ours(root, created_root);
             if err.sqlstate() == Some("42710") {
@@ -101,29 +102,21 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     ));
 
     let compression = inv.compress.unwrap_or(Compression::NONE);
-    let work = async {
-        let chain = dir.create_chain(OffsetDateTime::now_utc())?;
-        let request = BaseRequest {
-            params: &narrowed,
-            facts: &facts,
-            system: &system,
-            slot: &inv.slot,
-            snapshot: &snapshot,
-            start_lsn: slot.consistent_point,
-            compression,
-        };
-        let outcome = base::take(&chain, &request).await;
-        Ok::<_, Error>((chain, outcome))
+    let request = BaseRequest {
+        params: &narrowed,
+        facts: &facts,
+        system: &system,
+        slot: &inv.slot,
+        snapshot: &snapshot,
+        start_lsn: slot.consistent_point,
+        compression,
     };
     // The replication connection stays idle (holding the snapshot) until the base is taken.
-    let result = tokio::select! {
-        r = work => r,
-        signal = base::interrupted() => Err(Error::backup(format!("initialization interrupted by {signal}"))),
-    };
+    let result = base::new_chain(&dir, &request, "initialization").await;
     repl.close().await;
 
     match result {
-        Ok((chain, Ok(_metadata))) => {
+        Ok((chain, _metadata)) => {
             ui::done(&format!("Initial chain created: {}", chain.id));
             ui::say(&format!("Location: {}/", chain.dir.display()));
             ui::say("\nNext step: Start streaming with:");
@@ -138,10 +131,6 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
                 }
             ));
             Ok(Outcome::Success)
-        }
-        Ok((chain, Err(err))) => {
-            let _ = std::fs::remove_dir_all(&chain.dir);
-            Err(cleanup(&narrowed, &inv.slot, root, created_root, err).await)
         }
         Err(err) => Err(cleanup(&narrowed, &inv.slot, root, created_root, err).await),
     }

@@ -3,8 +3,6 @@
 //! restart), or by the next `--start` when none runs. Each chain restores exactly on its own:
 //! see [`crate::handover`].
 
-use time::OffsetDateTime;
-
 use crate::backup_dir::BackupDir;
 use crate::base::{self, BaseRequest, DatabaseFacts};
 use crate::cli::Invocation;
@@ -45,53 +43,25 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let snapshot = slot.snapshot_name.clone().unwrap_or_default();
     let compression = inv.compress.unwrap_or(Compression::NONE);
 
-    let work = async {
-        let chain = dir.create_chain(OffsetDateTime::now_utc())?;
-        let request = BaseRequest {
-            params: &narrowed,
-            facts: &facts,
-            system: &system,
-            slot: &old_meta.slot,
-            snapshot: &snapshot,
-            start_lsn: slot.consistent_point,
-            compression,
-        };
-        let outcome = base::take(&chain, &request).await;
-        Ok::<_, Error>((chain, outcome))
+    let request = BaseRequest {
+        params: &narrowed,
+        facts: &facts,
+        system: &system,
+        slot: &old_meta.slot,
+        snapshot: &snapshot,
+        start_lsn: slot.consistent_point,
+        compression,
     };
-    let result = tokio::select! {
-        r = work => r,
-        signal = base::interrupted() => Err(Error::backup(format!("new chain interrupted by {signal}"))),
-    };
+    let result = base::new_chain(&dir, &request, "new chain").await;
     repl.close().await;
-    let chain = match result {
-        Ok((chain, Ok(metadata))) => {
-            let size: u64 = metadata.files.iter().map(|f| f.size).sum();
-            ui::done(&format!(
-                "Base backup complete: chain-{} ({}), starting at {}",
-                chain.id,
-                ui::size(size),
-                metadata.start_lsn
-            ));
-            chain
-        }
-        Ok((chain, Err(err))) => {
-            let _ = std::fs::remove_dir_all(&chain.dir);
-            return Err(err);
-        }
-        Err(err) => {
-            // The chain directory (if any) is incomplete; remove every such leftover of ours.
-            if let Ok(chains) = dir.chains() {
-                for info in chains
-                    .iter()
-                    .filter(|i| !i.complete && i.chain.id > old_chain.id)
-                {
-                    let _ = std::fs::remove_dir_all(&info.chain.dir);
-                }
-            }
-            return Err(err);
-        }
-    };
+    let (chain, metadata) = result?;
+    let size: u64 = metadata.files.iter().map(|f| f.size).sum();
+    ui::done(&format!(
+        "Base backup complete: chain-{} ({}), starting at {}",
+        chain.id,
+        ui::size(size),
+        metadata.start_lsn
+    ));
 
     ui::say(&format!("\nTransitioning from chain-{}...", old_chain.id));
     match pidfile::probe(&dir)? {
