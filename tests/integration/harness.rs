@@ -645,3 +645,22 @@ pub fn chain_transactions(chain: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+impl Cluster {
+    /// Database `app` with the wal2sql extension (so new tables get a replica identity) and
+    /// pgbench's tables at scale 1.
+    pub fn pgbench_source(&self) {
+        self.create_database("app");
+        self.psql("app", "CREATE EXTENSION wal2sql");
+        let out = Command::new(bindir().join("pgbench"))
+            .args(["-q", "-i", "-s", "1"])
+            .envs(self.env("app"))
+            .output()
+            .expect("pgbench -i");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -11,18 +11,7 @@ use crate::harness::{
 };
 
 fn source(cluster: &Cluster) {
-    cluster.create_database("app");
-    cluster.psql("app", "CREATE EXTENSION wal2sql");
-    let out = Command::new(bindir().join("pgbench"))
-        .args(["-q", "-i", "-s", "1"])
-        .envs(cluster.env("app"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.pgbench_source();
     cluster.psql("app", "CREATE TABLE marker (label text PRIMARY KEY)");
 }
 

@@ -12,18 +12,7 @@ use crate::harness::{
 
 /// A database with the extension (so new tables get a replica identity) and pgbench's tables.
 fn source(cluster: &Cluster) {
-    cluster.create_database("app");
-    cluster.psql("app", "CREATE EXTENSION wal2sql");
-    let out = Command::new(bindir().join("pgbench"))
-        .args(["-q", "-i", "-s", "1"])
-        .envs(cluster.env("app"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.pgbench_source();
     cluster.psql(
         "app",
         "CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text, tags text[], price numeric, at timestamptz DEFAULT now());
