@@ -23,6 +23,24 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         .backup_dir
         .as_deref()
         .expect("cli requires --backup-dir for --init");
+    // The directory is checked before anything else: it needs no server and touches nothing.
+    let dir = BackupDir::new(root);
+    if root.exists() && !root.is_dir() {
+        return Err(Error::validation(format!(
+            "backup directory \"{}\" exists but is not a directory",
+            root.display()
+        )));
+    }
+    let usable = dir.is_missing_or_empty().map_err(|e| Error::validation(e.to_string()))?;
+    if !usable {
+        return Err(Error::validation(format!(
+            "backup directory \"{}\" exists and is not empty",
+            root.display()
+        ))
+        .with_hint(
+            "--init needs a new or empty directory; use --new-chain to add a chain to an existing backup directory.",
+        ));
+    }
     let session = sql::connect(params).await?;
     let client = &session.client;
 
@@ -39,16 +57,6 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     }
     ui::say("\nSetting up");
 
-    let dir = BackupDir::new(root);
-    if !dir.is_missing_or_empty()? {
-        return Err(Error::validation(format!(
-            "backup directory \"{}\" exists and is not empty",
-            root.display()
-        ))
-        .with_hint(
-            "--init needs a new or empty directory; use --new-chain to add a chain to an existing backup directory.",
-        ));
-    }
     let exists_sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1";
     let existing = client
         .query(exists_sql, &[&inv.slot])
