@@ -31,7 +31,9 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             root.display()
         )));
     }
-    let usable = dir.is_missing_or_empty().map_err(|e| Error::validation(e.to_string()))?;
+    let usable = dir
+        .is_missing_or_empty()
+        .map_err(|e| Error::validation(e.to_string()))?;
     if !usable {
         return Err(Error::validation(format!(
             "backup directory \"{}\" exists and is not empty",

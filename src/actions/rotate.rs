@@ -143,8 +143,8 @@ pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
     let mut deadline = Instant::now() + ACK_TIMEOUT;
     let mut told_pending = false;
     let answer = loop {
-        match control::read_answer(root) {
-            Some(answer) if answer.id() == id => match answer {
+        match control::read_answer(root, &id) {
+            Some(answer) => match answer {
                 RotateAnswer::Pending { reason, .. } => {
                     if !told_pending {
                         ui::say(&format!("Waiting for {reason}"));
@@ -172,5 +172,6 @@ pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
+    control::remove_answer(root, &id);
     Ok(answer)
 }

@@ -94,9 +94,9 @@ struct Streamer {
     flushed_file: Lsn,
     active_has_data: bool,
     /// A rotation asked for (request id if from `--rotate-diff`) and not yet done.
-    rotate_wanted: Option<Option<String>>,
+    rotate_wanted: Option<Vec<String>>,
     /// A rotation handed to the writer, waiting for its event.
-    rotating: Option<Option<String>>,
+    rotating: Option<Vec<String>>,
     barrier: Barrier,
     barrier_tx: tokio::sync::mpsc::UnboundedSender<Option<Lsn>>,
     sql: Option<std::sync::Arc<tokio_postgres::Client>>,
@@ -104,9 +104,9 @@ struct Streamer {
     /// A newer complete chain to move to, and where it starts.
     next_chain: Option<(Chain, Lsn)>,
     /// The rotation request the hand-over will answer.
-    handover_request: Option<String>,
+    handover_request: Vec<String>,
     /// A hand-over handed to the writer: (request id, old chain ID).
-    handing_over: Option<(Option<String>, String)>,
+    handing_over: Option<(Vec<String>, String)>,
     txns: u64,
     bytes: u64,
 }
@@ -135,7 +135,7 @@ pub async fn run(
         sql: sql.map(std::sync::Arc::new),
         reply_after_fsync: false,
         next_chain: None,
-        handover_request: None,
+        handover_request: Vec::new(),
         handing_over: None,
         txns: 0,
         bytes: 0,
@@ -190,9 +190,11 @@ impl Streamer {
                 _ = term.recv() => return self.shutdown(stream, "SIGTERM", &mut int).await,
                 _ = int.recv() => return self.shutdown(stream, "SIGINT", &mut int).await,
                 _ = hup.recv() => {
-                    let id = control::take_request(self.cfg.dir.root()).map(|r| r.id);
+                    // Every waiting request is answered by the next rotation (several
+                    // --rotate-diff may overlap, e.g. from cron).
+                    let ids = control::take_requests(self.cfg.dir.root());
                     self.check_new_chain();
-                    self.rotate_wanted = Some(id);
+                    self.rotate_wanted.get_or_insert_with(Vec::new).extend(ids);
                     self.record_sequences_for_rotation();
                     self.maybe_rotate(&mut stream).await?;
                 }
@@ -208,6 +210,8 @@ impl Streamer {
                         return Err(Error::backup("the writer thread stopped unexpectedly"));
                     };
                     self.on_event(event, &mut stream).await?;
+                    // Requests that came during a rotation are served by the next one.
+                    self.maybe_rotate(&mut stream).await?;
                 }
                 _ = tokio::time::sleep_until(reconnect_at), if stream.is_none() => {
                     attempts += 1;
@@ -412,7 +416,7 @@ impl Streamer {
             Event::Rotated(sealed) if sealed.path.as_os_str().is_empty() => {
                 ui::say("active.sql had been moved away: continuing in a new active.sql");
                 self.active_has_data = false;
-                if let Some(id) = self.rotating.take().flatten() {
+                for id in self.rotating.take().unwrap_or_default() {
                     self.answer(RotateAnswer::Failed {
                         id,
                         message: "active.sql had been moved away by hand; nothing was sealed"
@@ -444,18 +448,20 @@ impl Streamer {
                         }
                     }
                 }
-                if let Some(id) = self.rotating.take().flatten() {
+                for id in self.rotating.take().unwrap_or_default() {
                     self.answer(RotateAnswer::Sealed {
                         id,
                         chain: self.cfg.chain.id.to_string(),
-                        sealed: name,
+                        sealed: name.clone(),
                         size: sealed.size,
                     });
                 }
             }
             Event::HandedOver(report) => {
-                let (request, old_chain) =
-                    self.handing_over.take().unwrap_or((None, String::new()));
+                let (request, old_chain) = self
+                    .handing_over
+                    .take()
+                    .unwrap_or((Vec::new(), String::new()));
                 self.active_has_data = report.copied_txns > 0;
                 let sealed = report.sealed.as_ref().map(|s| {
                     s.path
@@ -477,17 +483,17 @@ impl Streamer {
                     ));
                 }
                 ui::done(&format!("Streaming to new chain: {}", self.cfg.chain.id));
-                if let Some(id) = request {
-                    self.answer(match sealed {
+                for id in request {
+                    self.answer(match &sealed {
                         Some(name) => RotateAnswer::Sealed {
                             id,
-                            chain: old_chain,
-                            sealed: name,
-                            size: report.sealed.map(|s| s.size).unwrap_or(0),
+                            chain: old_chain.clone(),
+                            sealed: name.clone(),
+                            size: report.sealed.as_ref().map(|s| s.size).unwrap_or(0),
                         },
                         None => RotateAnswer::Empty {
                             id,
-                            chain: old_chain,
+                            chain: old_chain.clone(),
                         },
                     });
                 }
@@ -523,13 +529,13 @@ impl Streamer {
             // With a new chain waiting, the rotation is the hand-over: it seals the old chain.
             let start = *start;
             self.rotate_wanted = None;
-            if let Some(id) = &id {
+            for id in &id {
                 self.answer(RotateAnswer::Pending {
                     id: id.clone(),
                     reason: format!("the stream to reach {start}, where the new chain starts"),
                 });
             }
-            self.handover_request = id;
+            self.handover_request.extend(id);
             return self.maybe_hand_over(stream).await;
         }
         let waiting = match self.barrier {
@@ -550,24 +556,30 @@ impl Streamer {
             }
         };
         if let Some(reason) = waiting {
-            if let Some(id) = id {
-                self.answer(RotateAnswer::Pending { id, reason });
+            for id in id {
+                self.answer(RotateAnswer::Pending {
+                    id,
+                    reason: reason.clone(),
+                });
             }
             return Ok(());
         }
         if let Txn::Writing(header) = &self.txn {
-            if let Some(id) = id {
-                let reason = format!(
-                    "transaction {} to commit (a differential holds whole transactions)",
-                    header.xid
-                );
-                self.answer(RotateAnswer::Pending { id, reason });
+            let reason = format!(
+                "transaction {} to commit (a differential holds whole transactions)",
+                header.xid
+            );
+            for id in id {
+                self.answer(RotateAnswer::Pending {
+                    id,
+                    reason: reason.clone(),
+                });
             }
             return Ok(());
         }
         self.rotate_wanted = None;
         if !self.active_has_data {
-            if let Some(id) = id {
+            for id in id {
                 self.answer(RotateAnswer::Empty {
                     id,
                     chain: self.cfg.chain.id.to_string(),
@@ -583,7 +595,7 @@ impl Streamer {
         {
             Ok(name) => name,
             Err(err) => {
-                if let Some(id) = id {
+                for id in id {
                     self.answer(RotateAnswer::Failed {
                         id,
                         message: err.to_string(),
@@ -691,7 +703,10 @@ impl Streamer {
         let (new, start) = self.next_chain.take().expect("checked above");
         let old = std::mem::replace(&mut self.cfg.chain, new.clone());
         self.cfg.chain_start = start;
-        self.handing_over = Some((self.handover_request.take(), old.id.to_string()));
+        self.handing_over = Some((
+            std::mem::take(&mut self.handover_request),
+            old.id.to_string(),
+        ));
         self.push(
             Command::HandOver {
                 old: Box::new(old),

@@ -151,6 +151,21 @@ fn streamed_chain_with_rotations_replays_to_the_source() {
 
     ddl_and_dml(&cluster, 3);
     settle(&cluster, &chain, "third");
+    // Two rotations at once (overlapping cron jobs): both are answered.
+    let spawn_rotate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pg_scribe"))
+            .args(["--rotate-diff", "--backup-dir", dir.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn_rotate(), spawn_rotate());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    ddl_and_dml(&cluster, 5);
+    settle(&cluster, &chain, "fifth");
     assert_eq!(
         streamer.stop(),
         Some(0),
