@@ -144,17 +144,15 @@ pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
     let mut told_pending = false;
     let answer = loop {
         match control::read_answer(root, &id) {
-            Some(answer) => match answer {
-                RotateAnswer::Pending { reason, .. } => {
-                    if !told_pending {
-                        ui::say(&format!("Waiting for {reason}"));
-                        told_pending = true;
-                        deadline = Instant::now() + COMMIT_TIMEOUT;
-                    }
+            Some(RotateAnswer::Pending { reason, .. }) => {
+                if !told_pending {
+                    ui::say(&format!("Waiting for {reason}"));
+                    told_pending = true;
+                    deadline = Instant::now() + COMMIT_TIMEOUT;
                 }
-                done => break done,
-            },
-            _ => {}
+            }
+            Some(done) => break done,
+            None => {}
         }
         if Instant::now() > deadline {
             return Err(Error::backup(if told_pending {
