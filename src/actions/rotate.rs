@@ -144,13 +144,12 @@ pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
     let mut told_pending = false;
     let answer = loop {
         match control::read_answer(root, &id) {
-            Some(RotateAnswer::Pending { reason, .. }) => {
-                if !told_pending {
-                    ui::say(&format!("Waiting for {reason}"));
-                    told_pending = true;
-                    deadline = Instant::now() + COMMIT_TIMEOUT;
-                }
+            Some(RotateAnswer::Pending { reason, .. }) if !told_pending => {
+                ui::say(&format!("Waiting for {reason}"));
+                told_pending = true;
+                deadline = Instant::now() + COMMIT_TIMEOUT;
             }
+            Some(RotateAnswer::Pending { .. }) => {}
             Some(done) => break done,
             None => {}
         }
