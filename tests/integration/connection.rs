@@ -2,6 +2,7 @@
 //! scram-sha-256 and md5, and the exit code and wording when it fails.
 
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 use pg_scribe::cli::ConnOptions;
 use pg_scribe::conninfo::{self, Environment};
@@ -263,4 +264,51 @@ fn tls_sslmode_require_against_a_self_signed_server() {
         &[],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// `-W` asks on the terminal (a pseudo-terminal made by script(1) here), echo off, and the
+/// answer is used: a wrong one is a connection error (2), the right one gets past it (the missing
+/// slot then gives 3).
+#[test]
+fn dash_w_prompts_on_the_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    }
+    let cluster = password_cluster("scram-sha-256");
+    let run = |answer: &str| {
+        let command = format!(
+            "{} --status -W -h 127.0.0.1 -p {} -U alice -d postgres --slot nope",
+            env!("CARGO_BIN_EXE_pg_scribe"),
+            cluster.port
+        );
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .env("PGSSLMODE", "disable")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = run("se:cr\\et");
+    assert!(text.contains("Password: "), "{text}");
+    assert!(!text.contains("se:cr"), "the password was echoed: {text}");
+    assert_eq!(code, Some(3), "{text}");
+    let (code, text) = run("wrong");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("password authentication failed"), "{text}");
 }
