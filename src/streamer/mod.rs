@@ -99,7 +99,7 @@ struct Streamer {
     rotating: Option<Vec<String>>,
     barrier: Barrier,
     barrier_tx: tokio::sync::mpsc::UnboundedSender<Option<Lsn>>,
-    sql: Option<std::sync::Arc<tokio_postgres::Client>>,
+    sql: std::sync::Arc<SqlSession>,
     reply_after_fsync: bool,
     /// A newer complete chain to move to, and where it starts.
     next_chain: Option<(Chain, Lsn)>,
@@ -132,7 +132,10 @@ pub async fn run(
         rotating: None,
         barrier: Barrier::None,
         barrier_tx,
-        sql: sql.map(std::sync::Arc::new),
+        sql: std::sync::Arc::new(SqlSession {
+            params: cfg.params.clone(),
+            client: tokio::sync::Mutex::new(sql),
+        }),
         reply_after_fsync: false,
         next_chain: None,
         handover_request: Vec::new(),
@@ -620,10 +623,8 @@ impl Streamer {
         {
             return;
         }
-        if self.sql.is_some() {
-            self.barrier = Barrier::Recording;
-            snapshot_sequences(self.sql.clone(), Some(self.barrier_tx.clone()));
-        }
+        self.barrier = Barrier::Recording;
+        snapshot_sequences(self.sql.clone(), Some(self.barrier_tx.clone()));
     }
 
     /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
@@ -854,30 +855,70 @@ fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
             == Some(end_lsn)
 }
 
+/// The streamer's SQL session (for recording sequence values), reopened when the server
+/// restarted under it.
+struct SqlSession {
+    params: ConnParams,
+    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+}
+
+impl SqlSession {
+    /// Record every sequence's value into the stream; the WAL position right after it.
+    async fn record_sequences(&self) -> Result<Lsn> {
+        let mut client = self.client.lock().await;
+        for attempt in 0..2 {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                *client = Some(crate::sql::connect(&self.params).await?.client);
+            }
+            let c = client.as_ref().expect("connected above");
+            let recorded = async {
+                c.simple_query("SELECT wal2sql.snapshot_sequences()")
+                    .await?;
+                let row = c
+                    .query_one("SELECT pg_current_wal_lsn()::text", &[])
+                    .await?;
+                Ok::<_, tokio_postgres::Error>(row.get::<_, String>(0))
+            }
+            .await;
+            match recorded {
+                Ok(text) => {
+                    return text
+                        .parse::<Lsn>()
+                        .map_err(|e| Error::backup(e.to_string()));
+                }
+                // A closed connection (server restart) is reopened once; anything else is real.
+                Err(err) if attempt == 0 && c.is_closed() => {
+                    tracing::debug!("sequence recording: {err}; reconnecting");
+                    *client = None;
+                }
+                Err(err) => {
+                    return Err(crate::sql::query_error(
+                        "wal2sql.snapshot_sequences()",
+                        &err,
+                    ));
+                }
+            }
+        }
+        Err(Error::connection(
+            "could not reach the server to record sequence values",
+        ))
+    }
+}
+
 /// Record every sequence's value into the stream (as its own transaction), in the background;
 /// `done` hears the WAL position after the record (or `None` if recording failed).
 fn snapshot_sequences(
-    sql: Option<std::sync::Arc<tokio_postgres::Client>>,
+    sql: std::sync::Arc<SqlSession>,
     done: Option<tokio::sync::mpsc::UnboundedSender<Option<Lsn>>>,
 ) {
-    let Some(client) = sql else {
-        return;
-    };
     tokio::spawn(async move {
-        let recorded = async {
-            client
-                .simple_query("SELECT wal2sql.snapshot_sequences()")
-                .await?;
-            let row = client
-                .query_one("SELECT pg_current_wal_lsn()::text", &[])
-                .await?;
-            Ok::<_, tokio_postgres::Error>(row.get::<_, String>(0))
-        }
-        .await;
-        let lsn = match recorded {
-            Ok(text) => text.parse::<Lsn>().ok(),
+        let lsn = match sql.record_sequences().await {
+            Ok(lsn) => Some(lsn),
             Err(err) => {
-                ui::warning(&format!("could not record sequence values: {err}"));
+                ui::warning(&format!(
+                    "could not record sequence values: {}",
+                    err.message
+                ));
                 None
             }
         };

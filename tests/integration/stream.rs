@@ -395,6 +395,21 @@ fn server_restarts_mid_stream_are_survived() {
     pgbench(&cluster, 100);
     settle(&cluster, &chain, "after-restarts");
     streamer.wait_log("Reconnected", 30);
+    // The streamer's own SQL session died with the server: recording sequences reconnects it.
+    cluster.psql(
+        "app",
+        "CREATE SEQUENCE counter; SELECT nextval('counter') FROM generate_series(1, 7)",
+    );
+    settle(&cluster, &chain, "sequence-made");
+    let out = rotate(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sealed = crate::harness::chain_diffs(&chain, false);
+    let text = std::fs::read_to_string(sealed.last().unwrap()).unwrap();
+    assert!(
+        text.contains("setval('public.counter', 7, true)"),
+        "no sequence record after the restarts:\n{}",
+        streamer.log_text()
+    );
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
