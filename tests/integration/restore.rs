@@ -845,3 +845,54 @@ fn compressed_diffs_from_the_streamer_restore_to_the_source() {
     );
     assert_eq!(sequences(&cluster, "restored"), sequences(&cluster, "app"));
 }
+
+/// Transactions without DDL are applied together (one transaction of the target for many of
+/// the source). When such a group fails, its transactions are replayed one by one: the error
+/// names the exact transaction and statement, and every transaction before it is committed.
+#[test]
+fn a_failure_inside_a_group_is_reported_exactly_and_nothing_after_it_commits() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    let (dir, chain) = init_chain(&cluster, "app");
+    for i in 1..=30 {
+        cluster.psql("app", &format!("INSERT INTO t VALUES ({i}, 'v{i}')"));
+    }
+    cluster.psql("app", "DELETE FROM t WHERE id <= 10");
+    let text = changes(&cluster, "app");
+    let txns = transactions(&text);
+    assert_eq!(txns.len(), 31);
+    let bad = &txns[19];
+    let piece = &text[bad.start as usize..bad.end as usize];
+    let broken = text.replacen(
+        piece,
+        &piece.replace("VALUES ('20', 'v20')", "VALUES ('5', 'dup')"),
+        1,
+    );
+    assert_ne!(broken, text);
+    write_private(&chain.join("diff-20300101T000000Z.sql"), broken.as_bytes());
+
+    cluster.create_database("target");
+    let out = restore(&cluster, &dir, &["-d", "target"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("xid={}", bad.header.xid)), "{err}");
+    assert!(
+        err.contains(
+            "Statement 2 of the transaction: INSERT INTO public.t (id, v) VALUES ('5', 'dup');"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("duplicate key value"), "{err}");
+    assert_eq!(
+        cluster.psql("target", "SELECT count(*), max(id) FROM t"),
+        "19|19\n",
+        "the 19 transactions before the failing one are committed, nothing after it"
+    );
+
+    // Unbroken, the same transactions (inserts, then deletes merged by key) restore exactly.
+    write_private(&chain.join("diff-20300101T000000Z.sql"), text.as_bytes());
+    let out = restore(&cluster, &dir, &["-d", "whole", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.table_digests("whole"), cluster.table_digests("app"));
+}
