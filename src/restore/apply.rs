@@ -3,7 +3,12 @@
 //! - Each transaction is framed by [`Framer`] (its `-- wal2sql` header and trailer), split into
 //!   statements by the [`lexer`](super::lexer), and sent as **one simple-query message** (the
 //!   whole `BEGIN; … COMMIT;`), not one round trip per statement.
-//! - Transactions without DDL are **pipelined**: up to a window of messages is in flight before
+//! - Consecutive transactions without DDL are applied **together**, several in one transaction
+//!   of the target (atomic: a failure never leaves part of a source transaction applied; a
+//!   failed group is replayed one transaction at a time to report the exact one), with
+//!   consecutive INSERTs into a table merged into one multi-row INSERT and consecutive DELETEs
+//!   by a one-column key into one `DELETE … WHERE key IN (…)`.
+//! - Groups are **pipelined**: up to a window of messages is in flight before
 //!   the first answer is read. A failed message leaves the session in an aborted transaction
 //!   block, so every later message (each starts inside `BEGIN`) fails too and nothing after a
 //!   failure commits. A failure *at* COMMIT (deferred constraint) ends the block, so each
