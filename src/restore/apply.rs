@@ -3,7 +3,12 @@
 //! - Each transaction is framed by [`Framer`] (its `-- wal2sql` header and trailer), split into
 //!   statements by the [`lexer`](super::lexer), and sent as **one simple-query message** (the
 //!   whole `BEGIN; … COMMIT;`), not one round trip per statement.
-//! - Transactions without DDL are **pipelined**: up to a window of messages is in flight before
+//! - Consecutive transactions without DDL are applied **together**, several in one transaction
+//!   of the target (atomic: a failure never leaves part of a source transaction applied; a
+//!   failed group is replayed one transaction at a time to report the exact one), with
+//!   consecutive INSERTs into a table merged into one multi-row INSERT and consecutive DELETEs
+//!   by a one-column key into one `DELETE … WHERE key IN (…)`.
+//! - Groups are **pipelined**: up to a window of messages is in flight before
 //!   the first answer is read. A failed message leaves the session in an aborted transaction
 //!   block, so every later message (each starts inside `BEGIN`) fails too and nothing after a
 //!   failure commits. A failure *at* COMMIT (deferred constraint) ends the block, so each
@@ -58,6 +63,10 @@ pub struct Limits {
     /// Pipelining window: bytes and messages in flight.
     pub window_bytes: usize,
     pub window_txns: usize,
+    /// Complete transactions without DDL are applied together, in one transaction of the
+    /// target, up to this many or this many bytes.
+    pub group_txns: usize,
+    pub group_bytes: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +75,8 @@ impl Default for Limits {
             chunk_bytes: 8 << 20,
             window_bytes: 32 << 20,
             window_txns: 256,
+            group_txns: 1000,
+            group_bytes: 4 << 20,
         }
     }
 }
@@ -104,13 +115,10 @@ struct Txn {
 
 struct InFlight {
     stream: Pin<Box<SimpleQueryStream>>,
-    text: String,
-    /// Statements of `text` that belong to the transaction (offsets in `text`).
-    pieces: Vec<Piece>,
-    /// Statements before them (the commit check).
-    prefix: usize,
-    header: TxnHeader,
-    file: usize,
+    /// Size of its text.
+    bytes: usize,
+    /// The source transactions it applies (together, in one transaction of the target).
+    txns: Vec<Txn>,
 }
 
 /// A statement that failed: where, and what the server said.
@@ -130,6 +138,9 @@ pub struct Engine<'a> {
     files: Vec<String>,
     inflight: VecDeque<InFlight>,
     inflight_bytes: usize,
+    /// Complete transactions without DDL waiting to be sent together.
+    pending: Vec<Txn>,
+    pending_bytes: usize,
     /// end_lsn of the last transaction sent (the commit check's expected value).
     token: String,
     last_end_lsn: Option<Lsn>,
@@ -204,14 +215,138 @@ fn insert_split(stmt: &str) -> Option<usize> {
     None
 }
 
+/// The end of a string literal as wal2sql writes it (`'…'` or `E'…'`, quotes and backslashes
+/// doubled) starting at `b[0]`: the index just past its closing quote.
+fn literal_end(b: &[u8]) -> Option<usize> {
+    let mut i = match b {
+        [b'\'', ..] => 1,
+        [b'E', b'\'', ..] => 2,
+        _ => return None,
+    };
+    while i < b.len() {
+        if b[i] == b'\'' {
+            if b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return Some(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A wal2sql DELETE by a one-column key compared with the plain `=`:
+/// `DELETE FROM ONLY <table> WHERE <column> = <literal>;`. Returns where the literal starts.
+/// (Multi-column keys, `REPLICA IDENTITY FULL`'s `ctid = (SELECT …)`, `IS NULL`,
+/// `::pg_catalog.text` and `OPERATOR(…)` comparisons are not of this form.)
+fn delete_split(stmt: &str) -> Option<usize> {
+    let b = stmt.as_bytes();
+    if !stmt.starts_with("DELETE FROM ONLY ") || !stmt.ends_with(';') {
+        return None;
+    }
+    // The table: a qualified name, each part a plain or a quoted identifier.
+    let mut i = "DELETE FROM ONLY ".len();
+    let ident = |i: &mut usize| -> bool {
+        if b.get(*i) == Some(&b'"') {
+            *i += 1;
+            while *i < b.len() {
+                if b[*i] == b'"' {
+                    if b.get(*i + 1) == Some(&b'"') {
+                        *i += 2;
+                        continue;
+                    }
+                    *i += 1;
+                    return true;
+                }
+                *i += 1;
+            }
+            false
+        } else {
+            let from = *i;
+            while *i < b.len()
+                && (b[*i].is_ascii_lowercase() || b[*i].is_ascii_digit() || b[*i] == b'_')
+            {
+                *i += 1;
+            }
+            *i > from
+        }
+    };
+    if !ident(&mut i) || b.get(i) != Some(&b'.') {
+        return None;
+    }
+    i += 1;
+    if !ident(&mut i) || !b[i..].starts_with(b" WHERE ") {
+        return None;
+    }
+    i += " WHERE ".len();
+    if !ident(&mut i) || !b[i..].starts_with(b" = ") {
+        return None;
+    }
+    i += " = ".len();
+    let end = literal_end(&b[i..])?;
+    (i + end + 1 == b.len()).then_some(i)
+}
+
+/// At most this many rows per merged DELETE.
+const DELETE_MERGE_ROWS: usize = 1000;
+
 /// The text of a message holding `stmts` (offsets in `body`), one statement per line, with
 /// consecutive INSERTs into the same table and columns merged into one multi-row INSERT
-/// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements).
-fn build_message(body: &str, stmts: &[Stmt], out: &mut String, pieces: &mut Vec<Piece>) {
+/// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements)
+/// and, when `group_deletes`, consecutive DELETEs by a one-column key of the same table merged
+/// into one `DELETE … WHERE key IN (…)` (the same rows go, nothing happens in between).
+fn build_message(
+    body: &str,
+    stmts: &[Stmt],
+    out: &mut String,
+    pieces: &mut Vec<Piece>,
+    group_deletes: bool,
+) {
     let mut i = 0;
     while i < stmts.len() {
         let s = &body[stmts[i].start..stmts[i].end];
         let start = out.len();
+        if group_deletes
+            && stmts[i].kind == Kind::Dml
+            && let Some(k) = delete_split(s)
+            && i + 1 < stmts.len()
+            && body[stmts[i + 1].start..stmts[i + 1].end].starts_with(&s[..k])
+        {
+            let prefix = &s[..k];
+            let mut j = i;
+            let mut first = true;
+            while j < stmts.len() && j - i < DELETE_MERGE_ROWS {
+                let t = &body[stmts[j].start..stmts[j].end];
+                if stmts[j].kind != Kind::Dml
+                    || out.len() - start + t.len() > MERGE_MAX
+                    || !t.starts_with(prefix)
+                    || delete_split(t) != Some(k)
+                {
+                    break;
+                }
+                if first {
+                    // "… WHERE key = " becomes "… WHERE key IN (".
+                    out.push_str(&prefix[..prefix.len() - 2]);
+                    out.push_str("IN (");
+                    first = false;
+                } else {
+                    out.push_str(", ");
+                }
+                out.push_str(&t[k..t.len() - 1]);
+                j += 1;
+            }
+            out.push_str(");");
+            pieces.push(Piece {
+                start,
+                end: out.len(),
+                first: i,
+                last: j - 1,
+            });
+            out.push('\n');
+            i = j;
+            continue;
+        }
         match insert_split(s) {
             Some(k) if stmts[i].kind == Kind::Dml => {
                 let prefix = &s[..k];
@@ -330,6 +465,8 @@ impl<'a> Engine<'a> {
             files: Vec::new(),
             inflight: VecDeque::new(),
             inflight_bytes: 0,
+            pending: Vec::new(),
+            pending_bytes: 0,
             token: "start".into(),
             last_end_lsn: None,
             report: Report::default(),
@@ -562,51 +699,98 @@ impl<'a> Engine<'a> {
             return Err(self.corrupt(&t, "it ends inside a statement"));
         }
         self.check_statements(&t, true)?;
-        let token = t.header.end_lsn.to_string();
         if !t.started && !t.has_ddl {
-            let check = format!(
-                "SELECT 1/(pg_catalog.current_setting('pg_scribe.applied') = '{}')::int;\n",
-                self.token
-            );
-            let body = self.utf8(&t, &t.buf)?;
-            let mut text = String::with_capacity(check.len() + body.len() + 64);
-            text.push_str(&check);
-            let mut pieces = Vec::with_capacity(t.stmts.len());
-            build_message(body, &t.stmts, &mut text, &mut pieces);
-            text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
-            let stream = self.client.simple_query_raw(&text).await.map_err(|e| {
-                self.txn_error(
-                    t.file,
-                    &t.header,
-                    Failure {
-                        number: None,
-                        excerpt: None,
-                        err: e,
-                    },
-                )
-            })?;
-            self.token = token;
-            self.inflight_bytes += text.len();
-            self.inflight.push_back(InFlight {
-                stream: Box::pin(stream),
-                text,
-                pieces,
-                prefix: 1,
-                header: t.header,
-                file: t.file,
-            });
-            while self.inflight.len() > self.limits.window_txns
-                || self.inflight_bytes > self.limits.window_bytes
+            self.utf8(&t, &t.buf)?;
+            self.pending_bytes += t.buf.len();
+            self.pending.push(t);
+            if self.pending.len() >= self.limits.group_txns
+                || self.pending_bytes >= self.limits.group_bytes
             {
-                self.complete_one().await?;
+                self.flush_pending().await?;
             }
             return Ok(());
         }
         self.drain_all().await?;
+        let token = t.header.end_lsn.to_string();
         let n = t.stmts.len();
         self.send_segments(&mut t, n, Some(&token)).await?;
         self.token = token;
         self.done(&t.header, t.file);
+        Ok(())
+    }
+
+    /// Sends the pending transactions (none has DDL, each is complete) as **one** transaction
+    /// of the target, pipelined: `<commit check>; BEGIN; <their statements>; COMMIT; SET
+    /// pg_scribe.applied = '<end_lsn of the last>'`. Atomic: either all of them commit or none
+    /// (a failure is then replayed transaction by transaction, see [`Self::complete_one`]).
+    async fn flush_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let txns = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let mut body = String::with_capacity(txns.iter().map(|t| t.buf.len()).sum::<usize>());
+        let mut stmts = Vec::with_capacity(txns.iter().map(|t| t.stmts.len()).sum::<usize>());
+        body.push_str("BEGIN;\n");
+        stmts.push(Stmt {
+            start: 0,
+            end: "BEGIN;".len(),
+            kind: Kind::Control,
+        });
+        for t in &txns {
+            // Checked valid UTF-8 when it was queued.
+            let text = std::str::from_utf8(&t.buf).expect("checked");
+            let n = t.stmts.len();
+            for s in &t.stmts[1..n - 1] {
+                let start = body.len();
+                body.push_str(&text[s.start..s.end]);
+                stmts.push(Stmt {
+                    start,
+                    end: body.len(),
+                    kind: s.kind,
+                });
+                body.push('\n');
+            }
+        }
+        let start = body.len();
+        body.push_str("COMMIT;");
+        stmts.push(Stmt {
+            start,
+            end: body.len(),
+            kind: Kind::Control,
+        });
+        let last = txns.last().expect("not empty");
+        let token = last.header.end_lsn.to_string();
+        let mut text = format!(
+            "SELECT 1/(pg_catalog.current_setting('pg_scribe.applied') = '{}')::int;\n",
+            self.token
+        );
+        let mut pieces = Vec::new();
+        build_message(&body, &stmts, &mut text, &mut pieces, true);
+        text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
+        let stream = self.client.simple_query_raw(&text).await.map_err(|e| {
+            self.txn_error(
+                last.file,
+                &last.header,
+                Failure {
+                    number: None,
+                    excerpt: None,
+                    err: e,
+                },
+            )
+        })?;
+        self.token = token;
+        self.inflight_bytes += text.len();
+        self.inflight.push_back(InFlight {
+            stream: Box::pin(stream),
+            bytes: text.len(),
+            txns,
+        });
+        while self.inflight.len() > self.limits.window_txns
+            || self.inflight_bytes > self.limits.window_bytes
+        {
+            self.complete_one().await?;
+        }
         Ok(())
     }
 
@@ -622,29 +806,60 @@ impl<'a> Engine<'a> {
         let Some(mut f) = self.inflight.pop_front() else {
             return Ok(());
         };
-        self.inflight_bytes -= f.text.len();
+        self.inflight_bytes -= f.bytes;
         match drain(&mut f.stream).await {
             Ok(()) => {
-                self.done(&f.header, f.file);
+                for t in &f.txns {
+                    self.done(&t.header, t.file);
+                }
                 Ok(())
             }
-            Err((completed, err)) => {
-                let (i, text) = locate(&f.text, &f.pieces, f.prefix, completed, &err);
+            Err((_, err)) if err.as_db_error().is_none() => {
+                let t = f.txns.last().expect("not empty");
                 Err(self.txn_error(
-                    f.file,
-                    &f.header,
+                    t.file,
+                    &t.header,
                     Failure {
-                        number: i.map(|(a, b)| (a + 1, b + 1)),
-                        excerpt: text,
+                        number: None,
+                        excerpt: None,
                         err,
                     },
                 ))
+            }
+            Err(_) => {
+                // The group failed and was rolled back as a whole; every message after it
+                // fails at its commit check. Let them run out, then replay the transactions
+                // one by one, as they are, each its own transaction: the first that fails
+                // is reported exactly, the ones before it are committed.
+                let rest: Vec<InFlight> = self.inflight.drain(..).collect();
+                self.inflight_bytes = 0;
+                let mut txns = f.txns;
+                for mut later in rest {
+                    let _ = drain(&mut later.stream).await;
+                    txns.append(&mut later.txns);
+                }
+                self.client.batch_execute("ROLLBACK").await.map_err(|e| {
+                    Error::backup(format!("could not roll back a failed transaction: {e}"))
+                })?;
+                let count = txns.len();
+                for mut t in txns {
+                    let token = t.header.end_lsn.to_string();
+                    let n = t.stmts.len();
+                    self.send_segments(&mut t, n, Some(&token)).await?;
+                    self.token = token;
+                    self.done(&t.header, t.file);
+                }
+                ui::warning(&format!(
+                    "{count} transactions applied together failed, but applied one by one they all succeeded"
+                ));
+                Ok(())
             }
         }
     }
 
     /// Waits for every pipelined transaction.
     pub async fn drain_all(&mut self) -> Result<()> {
+        self.flush_pending().await?;
         while !self.inflight.is_empty() {
             self.complete_one().await?;
         }
@@ -712,7 +927,7 @@ impl<'a> Engine<'a> {
                 .collect();
             let mut text = String::with_capacity(body.len() + 64);
             let mut pieces = Vec::with_capacity(stmts.len());
-            build_message(body, &stmts, &mut text, &mut pieces);
+            build_message(body, &stmts, &mut text, &mut pieces, false);
             if j == n
                 && let Some(token) = token
             {
@@ -762,6 +977,7 @@ impl<'a> Engine<'a> {
 
     /// After a failure: let the pipeline run out (everything in it fails), roll back.
     pub async fn abort(&mut self) {
+        self.pending.clear();
         while let Some(mut f) = self.inflight.pop_front() {
             let _ = drain(&mut f.stream).await;
         }
@@ -873,7 +1089,7 @@ mod tests {
         let body = "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y');\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n";
         let stmts = statements(body.as_bytes());
         let (mut text, mut pieces) = (String::new(), Vec::new());
-        build_message(body, &stmts, &mut text, &mut pieces);
+        build_message(body, &stmts, &mut text, &mut pieces, false);
         assert_eq!(
             text,
             "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n"
@@ -886,6 +1102,58 @@ mod tests {
             &text[pieces[1].start..pieces[1].end],
             "INSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');"
         );
+    }
+
+    #[test]
+    fn deletes_by_a_one_column_key_are_recognised() {
+        let ok = [
+            ("DELETE FROM ONLY public.t WHERE id = '1';", 37),
+            (
+                "DELETE FROM ONLY \"My \"\"s\".\"T x\" WHERE \"k ey\" = E'a\\\\b'';';",
+                47,
+            ),
+            (
+                "DELETE FROM ONLY s.t WHERE k = 'it''s; '' WHERE x = ''';",
+                31,
+            ),
+        ];
+        for (stmt, at) in ok {
+            assert_eq!(delete_split(stmt), Some(at), "{stmt}");
+        }
+        for stmt in [
+            "DELETE FROM ONLY public.t WHERE a = '1' AND b = '2';",
+            "DELETE FROM ONLY public.t WHERE ctid = (SELECT ctid FROM ONLY public.t WHERE a = '1' LIMIT 1);",
+            "DELETE FROM ONLY public.t WHERE a IS NULL;",
+            "DELETE FROM ONLY public.t WHERE a::pg_catalog.text = '1';",
+            "DELETE FROM ONLY public.t WHERE a OPERATOR(public.=) '1';",
+            "DELETE FROM ONLY public.t;",
+            "DELETE FROM ONLY public.t WHERE a = '1' ;",
+            "DELETE FROM ONLY public.t WHERE a = '1'",
+            "DELETE FROM ONLY public.t WHERE a = '1'';",
+        ] {
+            assert_eq!(delete_split(stmt), None, "{stmt}");
+        }
+    }
+
+    #[test]
+    fn consecutive_deletes_by_key_are_merged() {
+        use super::super::lexer::statements;
+        let body = "BEGIN;\nDELETE FROM ONLY public.t WHERE id = '1';\nDELETE FROM ONLY public.t WHERE id = E'2\\\\';\nDELETE FROM ONLY public.u WHERE id = '3';\nDELETE FROM ONLY public.t WHERE id = '4';\nDELETE FROM ONLY public.t WHERE id = '5';\nINSERT INTO public.t (id) VALUES ('1');\nDELETE FROM ONLY public.t WHERE id = '1';\nCOMMIT;\n";
+        let stmts = statements(body.as_bytes());
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, true);
+        assert_eq!(
+            text,
+            "BEGIN;\nDELETE FROM ONLY public.t WHERE id IN ('1', E'2\\\\');\nDELETE FROM ONLY public.u WHERE id = '3';\nDELETE FROM ONLY public.t WHERE id IN ('4', '5');\nINSERT INTO public.t (id) VALUES ('1');\nDELETE FROM ONLY public.t WHERE id = '1';\nCOMMIT;\n"
+        );
+        assert_eq!(
+            pieces.iter().map(|p| (p.first, p.last)).collect::<Vec<_>>(),
+            vec![(0, 0), (1, 2), (3, 3), (4, 5), (6, 6), (7, 7), (8, 8)]
+        );
+        // Not when replaying exactly.
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, false);
+        assert_eq!(text, body);
     }
 
     #[test]

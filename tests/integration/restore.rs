@@ -7,7 +7,7 @@ use std::process::Output;
 
 use pg_scribe::diff_format::{DiffScanner, TxnBounds};
 
-use crate::harness::{Cluster, pg_scribe, scratch_dir, stderr};
+use crate::harness::{Cluster, Streamer, bindir, pg_scribe, scratch_dir, stderr, wait_for_text};
 
 /// `--init` of `db` into a new backup directory; returns (backup dir, chain dir).
 fn init_chain(cluster: &Cluster, db: &str) -> (PathBuf, PathBuf) {
@@ -626,4 +626,273 @@ fn owned_sequences_are_never_left_behind() {
         "2\n",
         "left as the base had it"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the real streamer's output: `--start` (wal2sql with batch-inserts), `--rotate-diff`.
+
+/// A source `app` with the extension (tables get a replica identity), pgbench's tables and
+/// `notes`; `--init` into a new backup directory and `--start` streaming it.
+fn streamed_source(cluster: &Cluster, label: &str) -> (PathBuf, PathBuf, Streamer) {
+    cluster.create_database("app");
+    cluster.psql("app", "CREATE EXTENSION wal2sql");
+    let out = std::process::Command::new(bindir().join("pgbench"))
+        .args(["-q", "-i", "-s", "1"])
+        .envs(cluster.env("app"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster.psql(
+        "app",
+        "CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, k int UNIQUE, body text, tags text[], price numeric);
+         INSERT INTO notes (k, body, tags, price) SELECT g, 'note ' || g, ARRAY['x', 'y''' || g], g / 7.0 FROM generate_series(1, 300) g;
+         CREATE TABLE marker (label text PRIMARY KEY);",
+    );
+    let (dir, chain) = init_chain(cluster, "app");
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &scratch_dir(label).join("streamer.log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    (dir, chain, streamer)
+}
+
+/// Waits until the streamer has written everything committed so far.
+fn settle(cluster: &Cluster, chain: &Path, label: &str) {
+    cluster.psql("app", &format!("INSERT INTO marker VALUES ('{label}')"));
+    wait_for_text(chain, &format!("'{label}'"), 60);
+}
+
+fn rotate(dir: &Path, compress: Option<&str>) {
+    let mut args = vec!["--rotate-diff", "--backup-dir", dir.to_str().unwrap()];
+    if let Some(c) = compress {
+        args.extend(["--compress", c]);
+    }
+    let out = pg_scribe(&args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Row changes of several kinds, in several transactions (round `r`).
+fn mixed_dml(cluster: &Cluster, r: u32) {
+    cluster.psql(
+        "app",
+        &format!(
+            "INSERT INTO notes (k, body, price) SELECT 1000 * {r} + g, 'round {r} ' || g, g FROM generate_series(1, 40) g;
+             UPDATE notes SET body = body || ' u{r}', price = price + 1 WHERE id % 5 = {m};
+             DELETE FROM notes WHERE id % 13 = {m};
+             BEGIN; UPDATE notes SET k = -k WHERE id % 17 = {m}; INSERT INTO notes (k, body) VALUES (-1000 * {r}, E'tab\\there'); COMMIT;
+             UPDATE pgbench_accounts SET abalance = abalance + {r} WHERE aid % 97 = {m};",
+            m = r % 5
+        ),
+    );
+    for i in 0..20 {
+        cluster.psql(
+            "app",
+            &format!("UPDATE notes SET price = {i} WHERE id = {}", 7 * i + r),
+        );
+    }
+}
+
+/// A point of the source: its tables' digests, then (right after) the WAL insert position and
+/// the clock. No client commits between the three: pgbench is stopped and no backend is active.
+struct Instant {
+    digests: String,
+    lsn: String,
+    time: String,
+}
+
+fn quiesce_and_snapshot(cluster: &Cluster, load: &std::process::Child) -> Instant {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(load.id() as i32, libc::SIGSTOP) };
+    // A COMMIT pgbench sent before it stopped may still be running in its backend; a backend
+    // waiting for a lock held by a stopped client's open transaction commits nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cluster
+        .psql(
+            "app",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock'",
+        )
+        .trim()
+        != "0"
+    {
+        assert!(std::time::Instant::now() < deadline, "pgbench never paused");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let digests = cluster.table_digests("app");
+    let at = cluster.psql(
+        "app",
+        "SELECT pg_current_wal_insert_lsn(), to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    let (lsn, time) = at.trim().split_once('|').unwrap();
+    let instant = Instant {
+        digests,
+        lsn: lsn.to_string(),
+        time: time.to_string(),
+    };
+    unsafe { libc::kill(load.id() as i32, libc::SIGCONT) };
+    instant
+}
+
+#[test]
+fn up_to_restores_the_source_state_at_each_instant() {
+    let cluster = Cluster::start();
+    let (dir, chain, streamer) = streamed_source(&cluster, "upto-stream");
+    let mut load = std::process::Command::new(bindir().join("pgbench"))
+        .args(["-n", "-c", "2", "-T", "120"])
+        .envs(cluster.env("app"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut instants = Vec::new();
+    for r in 1..=4 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        mixed_dml(&cluster, r);
+        instants.push(quiesce_and_snapshot(&cluster, &load));
+        if r == 2 {
+            settle(&cluster, &chain, "rotation-2");
+            rotate(&dir, None);
+        }
+        if r == 3 {
+            settle(&cluster, &chain, "rotation-3");
+            rotate(&dir, Some("zstd"));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = load.kill();
+    let _ = load.wait();
+    settle(&cluster, &chain, "end");
+    rotate(&dir, None);
+    assert_eq!(streamer.stop(), Some(0));
+    let final_digests = cluster.table_digests("app");
+    for pair in instants.windows(2) {
+        assert_ne!(
+            pair[0].digests, pair[1].digests,
+            "the workload changed nothing"
+        );
+    }
+
+    for (i, at) in instants.iter().enumerate() {
+        for (form, value) in [("lsn", &at.lsn), ("time", &at.time)] {
+            let db = format!("at{i}_{form}");
+            let out = restore(&cluster, &dir, &["-d", &db, "--create", "--up-to", value]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(0), "--up-to {value}: {err}");
+            assert!(err.contains("next would have been xid"), "{err}");
+            assert_eq!(
+                cluster.table_digests(&db),
+                at.digests,
+                "--up-to {value} (instant {i}) differs from the source at that instant"
+            );
+        }
+    }
+    // Everything: the source as it is now.
+    let out = restore(&cluster, &dir, &["-d", "all", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.table_digests("all"), final_digests);
+}
+
+#[test]
+fn compressed_diffs_from_the_streamer_restore_to_the_source() {
+    let cluster = Cluster::start();
+    let (dir, chain, streamer) = streamed_source(&cluster, "zstd-stream");
+    for (r, compress) in [
+        (1, Some("zstd")),
+        (2, Some("gzip")),
+        (3, Some("lz4")),
+        (4, None),
+    ] {
+        mixed_dml(&cluster, r);
+        cluster.psql(
+            "app",
+            &format!("INSERT INTO notes (k, body) SELECT 100000 * {r} + g, repeat('z', g % 50) FROM generate_series(1, 5000) g"),
+        );
+        settle(&cluster, &chain, &format!("round-{r}"));
+        rotate(&dir, compress);
+    }
+    // The last changes stay in active.sql.
+    mixed_dml(&cluster, 5);
+    settle(&cluster, &chain, "active");
+    assert_eq!(streamer.stop(), Some(0));
+    let names: Vec<String> = std::fs::read_dir(&chain)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("diff-"))
+        .collect();
+    for ext in [".sql.zst", ".sql.gz", ".sql.lz4", ".sql"] {
+        assert!(
+            names.iter().any(|n| n.ends_with(ext)),
+            "no {ext} diff: {names:?}"
+        );
+    }
+
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "restored", "--create", "--include-active"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("✓ Applied 5 differentials"), "{err}");
+    assert_eq!(
+        cluster.table_digests("restored"),
+        cluster.table_digests("app")
+    );
+    assert_eq!(sequences(&cluster, "restored"), sequences(&cluster, "app"));
+}
+
+/// Transactions without DDL are applied together (one transaction of the target for many of
+/// the source). When such a group fails, its transactions are replayed one by one: the error
+/// names the exact transaction and statement, and every transaction before it is committed.
+#[test]
+fn a_failure_inside_a_group_is_reported_exactly_and_nothing_after_it_commits() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    let (dir, chain) = init_chain(&cluster, "app");
+    for i in 1..=30 {
+        cluster.psql("app", &format!("INSERT INTO t VALUES ({i}, 'v{i}')"));
+    }
+    cluster.psql("app", "DELETE FROM t WHERE id <= 10");
+    let text = changes(&cluster, "app");
+    let txns = transactions(&text);
+    assert_eq!(txns.len(), 31);
+    let bad = &txns[19];
+    let piece = &text[bad.start as usize..bad.end as usize];
+    let broken = text.replacen(
+        piece,
+        &piece.replace("VALUES ('20', 'v20')", "VALUES ('5', 'dup')"),
+        1,
+    );
+    assert_ne!(broken, text);
+    write_private(&chain.join("diff-20300101T000000Z.sql"), broken.as_bytes());
+
+    cluster.create_database("target");
+    let out = restore(&cluster, &dir, &["-d", "target"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("xid={}", bad.header.xid)), "{err}");
+    assert!(
+        err.contains(
+            "Statement 2 of the transaction: INSERT INTO public.t (id, v) VALUES ('5', 'dup');"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("duplicate key value"), "{err}");
+    assert_eq!(
+        cluster.psql("target", "SELECT count(*), max(id) FROM t"),
+        "19|19\n",
+        "the 19 transactions before the failing one are committed, nothing after it"
+    );
+
+    // Unbroken, the same transactions (inserts, then deletes merged by key) restore exactly.
+    write_private(&chain.join("diff-20300101T000000Z.sql"), text.as_bytes());
+    let out = restore(&cluster, &dir, &["-d", "whole", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.table_digests("whole"), cluster.table_digests("app"));
 }

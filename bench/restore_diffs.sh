@@ -1,0 +1,223 @@
+#!/bin/sh
+# bench/restore_diffs.sh
+#
+# Replay speed of a chain's differentials as the real streamer writes them:
+# pg_scribe --init, pg_scribe --start (wal2sql with batch-inserts=1000),
+# a ~1M-change workload with --rotate-diff between its phases, then
+#
+#   - pg_scribe --restore --create            (its "Applied ..." diff phase)
+#   - psql -1 -f diff-1 -f diff-2 ...         (into a database restored from
+#   - psql -f diff-1 -f diff-2 ...             the same base and globals)
+#
+# same run, same server, every replay with session_replication_role =
+# replica, wal2sql.capture = off and synchronous_commit = off.  The diffs
+# carry their own BEGIN/COMMIT per transaction, so "psql -1" only adds an
+# outer BEGIN (each file's first COMMIT ends it): both psql forms are given.
+# Checks that the three restored databases and the source have the same
+# per-table row digests, then prints the times and the ratios.
+#
+# Needs wal2sql installed (make -C wal2sql install).  Not a timed test.
+# Environment (counts of the workload; defaults give ~1.05M row changes):
+#   PG_CONFIG, SCALE (pgbench scale, 2), PGBENCH_TXNS (per client, 2 clients,
+#   25000: 4 changes each), SINGLE (single-row INSERT transactions, 100000),
+#   BULK (rows in each of 3 bulk INSERT transactions, 100000), SMALL_UPD
+#   (10-row UPDATE transactions, 10000), BIG_UPD (rows of one UPDATE
+#   transaction, 100000), SMALL_DEL (5-row DELETE transactions, 20000),
+#   BIG_DEL (rows of one DELETE transaction, 100000).  KEEP=1 leaves the server
+#   and the files in place.
+
+set -eu
+PG_CONFIG=${PG_CONFIG:-pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+SCALE=${SCALE:-2}
+PGBENCH_TXNS=${PGBENCH_TXNS:-25000}
+SINGLE=${SINGLE:-100000}
+BULK=${BULK:-100000}
+SMALL_UPD=${SMALL_UPD:-10000}
+BIG_UPD=${BIG_UPD:-100000}
+SMALL_DEL=${SMALL_DEL:-20000}
+BIG_DEL=${BIG_DEL:-100000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+cargo build --release -q --manifest-path "$here/Cargo.toml"
+scribe="$here/target/release/pg_scribe"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/restore-diffs.XXXXXX")
+chmod 755 "$tmp"
+as_server() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$tmp"
+streamer=
+cleanup() {
+	[ -n "$streamer" ] && kill "$streamer" 2>/dev/null || true
+	if [ -n "${KEEP:-}" ]; then
+		echo "kept: $tmp (server on port $port; stop it with pg_ctl -D $tmp/data stop)"
+		return
+	fi
+	as_server "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_server "$bindir/initdb" -D "$tmp/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+cat >>"$tmp/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$tmp'
+wal_level = logical
+shared_preload_libraries = 'wal2sql'
+max_wal_size = 4GB
+fsync = off
+logical_decoding_work_mem = 256MB
+CONF
+if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'" >>"$tmp/data/postgresql.conf"
+fi
+as_server "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
+
+export PGHOST="$tmp" PGPORT="$port" PGUSER=postgres
+psql() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+now() { python3 -c 'import time; print(time.time())'; }
+
+"$bindir/createdb" src
+# The extension first: pgbench_history (no primary key) then gets REPLICA IDENTITY FULL.
+psql -d src -c "CREATE EXTENSION wal2sql"
+"$bindir/pgbench" -q -i -s "$SCALE" src >/dev/null 2>&1
+psql -d src -c "CREATE TABLE single (id int PRIMARY KEY, a text, b float8)" \
+	-c "CREATE TABLE bulk (id int PRIMARY KEY, a text, n numeric, c timestamptz)" \
+	-c "CREATE TABLE marker (label text PRIMARY KEY)"
+"$scribe" --init -d src --backup-dir "$tmp/backups" --slot s >/dev/null 2>&1
+chain=$(ls -d "$tmp"/backups/chain-*)
+"$scribe" --start -d src --backup-dir "$tmp/backups" 2>"$tmp/streamer.log" &
+streamer=$!
+
+# Wait until the streamer has written everything up to now, then seal active.sql.
+settle_and_rotate() {
+	psql -d src -c "INSERT INTO marker VALUES ('$1')"
+	n=0
+	until grep -q "'$1'" "$chain/active.sql" 2>/dev/null; do
+		n=$((n + 1))
+		[ "$n" -lt 1200 ] || { echo "the streamer did not catch up"; cat "$tmp/streamer.log"; exit 1; }
+		sleep 0.5
+	done
+	"$scribe" --rotate-diff --backup-dir "$tmp/backups" >/dev/null 2>&1
+}
+
+echo "workload: pgbench 2 x $PGBENCH_TXNS; $SINGLE single-row INSERT transactions; 3 x $BULK-row INSERT;"
+echo "          $SMALL_UPD x 10-row UPDATE; $BIG_UPD-row UPDATE; $SMALL_DEL x 5-row DELETE; $BIG_DEL-row DELETE"
+"$bindir/pgbench" -n -c 2 -t "$PGBENCH_TXNS" src >/dev/null 2>&1
+python3 - "$SINGLE" <<'PY' | psql -d src >/dev/null
+import sys
+for i in range(int(sys.argv[1])):
+    print("INSERT INTO single VALUES (%d, 'row %d', %d.5);" % (i, i, i))
+PY
+settle_and_rotate phase1
+for k in 0 1 2; do
+	psql -d src -c "INSERT INTO bulk SELECT g, md5(g::text), g / 7.0, now() FROM generate_series($k * $BULK + 1, ($k + 1) * $BULK) g"
+done
+python3 - "$SMALL_UPD" "$SINGLE" <<'PY' | psql -d src >/dev/null
+import sys
+n, rows = int(sys.argv[1]), int(sys.argv[2])
+for t in range(n):
+    ids = ", ".join(str((t * 10 + j) * 7919 % rows) for j in range(10))
+    print("UPDATE single SET a = a || '+', b = b * 2 WHERE id IN (%s);" % ids)
+PY
+settle_and_rotate phase2
+psql -d src -c "UPDATE bulk SET a = upper(a), n = n + 1 WHERE id <= $BIG_UPD"
+python3 - "$SMALL_DEL" "$SINGLE" <<'PY' | psql -d src >/dev/null
+import sys
+n, rows = int(sys.argv[1]), int(sys.argv[2])
+for t in range(n):
+    ids = ", ".join(str(t * 5 + j) for j in range(5) if t * 5 + j < rows)
+    if ids:
+        print("DELETE FROM single WHERE id IN (%s);" % ids)
+PY
+psql -d src -c "DELETE FROM bulk WHERE id % 3 = 0 AND id <= 3 * $BIG_DEL"
+"$bindir/pgbench" -n -c 2 -t 2000 src >/dev/null 2>&1
+settle_and_rotate phase3
+kill -TERM "$streamer"
+wait "$streamer" || true
+streamer=
+
+set -- "$chain"/diff-*.sql
+ndiffs=$#
+size=$(cat "$@" | wc -c)
+txns=$(cat "$@" | grep -c '^-- wal2sql begin ')
+stmts=$(cat "$@" | grep -vc '^-- wal2sql ')
+echo "diffs: $ndiffs files, $size bytes, $txns transactions, $stmts statement lines"
+
+digest_sql="CREATE FUNCTION pg_temp.rows_md5(r regclass) RETURNS text LANGUAGE plpgsql AS \$\$
+  DECLARE h text;
+  BEGIN
+    EXECUTE format('SELECT count(*) || '' '' || md5(coalesce(string_agg(t::text, ''|'' ORDER BY t::text), '''')) FROM ONLY %s t', r) INTO h;
+    RETURN h;
+  END \$\$;
+SELECT c.oid::regclass::text || ' ' || pg_temp.rows_md5(c.oid)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'wal2sql')
+   AND n.nspname NOT LIKE 'pg\\_%'
+ ORDER BY 1"
+digest() { psql -d "$1" -At -c "$digest_sql"; }
+digest src >"$tmp/d_src"
+
+# pg_scribe --restore: the "Applied" line carries the time of the diff phase alone.
+"$scribe" --restore --backup-dir "$tmp/backups" -d r_scribe --create >"$tmp/restore.log" 2>&1 || {
+	cat "$tmp/restore.log"
+	exit 1
+}
+engine=$(python3 - "$tmp/restore.log" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"Applied .* in ([0-9hms. ]+)\)", text)
+if not m:
+    sys.exit(1)
+t = m.group(1)
+total = 0.0
+for num, unit in re.findall(r"([0-9.]+)([hms])", t):
+    total += float(num) * {"h": 3600, "m": 60, "s": 1}[unit]
+print(total)
+PY
+) || { cat "$tmp/restore.log"; echo "could not read the apply time"; exit 1; }
+
+# psql of the same diffs onto the same base.
+prepare_target() {
+	"$bindir/createdb" -T template0 "$1"
+	psql -d "$1" -f "$chain/globals.sql" >/dev/null 2>&1 || true
+	PGOPTIONS="-c wal2sql.capture=off" psql -d "$1" -1 -f "$chain/base.sql" >/dev/null
+}
+files=""
+for f in "$@"; do files="$files -f $f"; done
+replay_opts="-c session_replication_role=replica -c wal2sql.capture=off -c synchronous_commit=off"
+prepare_target r_psql1
+t0=$(now)
+# shellcheck disable=SC2086
+PGOPTIONS="$replay_opts" psql -d r_psql1 -1 $files >/dev/null 2>"$tmp/psql1.err"
+t1=$(now)
+prepare_target r_psqlf
+t2=$(now)
+# shellcheck disable=SC2086
+PGOPTIONS="$replay_opts" psql -d r_psqlf $files >/dev/null
+t3=$(now)
+
+for db in r_scribe r_psql1 r_psqlf; do
+	digest "$db" >"$tmp/d_$db"
+	cmp -s "$tmp/d_src" "$tmp/d_$db" || {
+		echo "$db differs from the source:"
+		diff "$tmp/d_src" "$tmp/d_$db" || true
+		exit 1
+	}
+done
+echo "row digests: source = pg_scribe --restore = psql -1 -f = psql -f ($(wc -l <"$tmp/d_src") tables)"
+
+python3 - "$engine" "$t0" "$t1" "$t2" "$t3" "$txns" <<'PY'
+import sys
+engine = float(sys.argv[1])
+p1 = float(sys.argv[3]) - float(sys.argv[2])
+pf = float(sys.argv[5]) - float(sys.argv[4])
+txns = int(sys.argv[6])
+print("pg_scribe --restore (diff phase): %7.2fs (%6.0f txn/s)" % (engine, txns / engine))
+print("psql -1 -f:                       %7.2fs (%6.0f txn/s)" % (p1, txns / p1))
+print("psql -f:                          %7.2fs (%6.0f txn/s)" % (pf, txns / pf))
+print("ratio psql -1 -f / pg_scribe: %.2fx (target >= 4x)" % (p1 / engine))
+print("ratio psql -f    / pg_scribe: %.2fx" % (pf / engine))
+PY
