@@ -17,6 +17,18 @@ CREATE TABLE @extschema@.ddl_queue (
 );
 REVOKE ALL ON @extschema@.ddl_queue FROM PUBLIC;
 
+-- The tables to which the capture code gave REPLICA IDENTITY FULL
+-- automatically (created without a primary key, or that lost it): when
+-- one of them gets a usable primary key again, it goes back to REPLICA
+-- IDENTITY DEFAULT.  A table whose identity is set explicitly, or that is
+-- dropped, is removed.  Maintained by the capture code (as this table's
+-- owner); only its owner (the superuser who created the extension) may
+-- write it, and its changes are never written to the stream.
+CREATE TABLE @extschema@.auto_full (
+    relid oid PRIMARY KEY       -- pg_class.oid of the table
+);
+REVOKE ALL ON @extschema@.auto_full FROM PUBLIC;
+
 -- Event trigger function (C).  It cannot be called directly, and writes
 -- the queue without needing any privilege on it.
 CREATE FUNCTION @extschema@.capture_ddl()

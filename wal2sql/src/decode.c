@@ -325,7 +325,11 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 					   desc->natts == QUEUE_NATTS &&
 					   superuser_arg(rel->rd_rel->relowner));
 	entry->ignore = (entry->relkind != RELKIND_RELATION &&
-					 entry->relkind != RELKIND_PARTITIONED_TABLE);
+					 entry->relkind != RELKIND_PARTITIONED_TABLE) ||
+		/* the capture code's own bookkeeping (see capture.c) */
+		(strcmp(nspname, WAL2SQL_SCHEMA) == 0 &&
+		 strcmp(relname, WAL2SQL_AUTO_FULL) == 0 &&
+		 superuser_arg(rel->rd_rel->relowner));
 
 	entry->natts = desc->natts;
 	entry->uses_money = false;

@@ -27,6 +27,13 @@
 #define WAL2SQL_SCHEMA		"wal2sql"
 #define WAL2SQL_QUEUE		"ddl_queue"
 
+/*
+ * Tables that wal2sql itself gave REPLICA IDENTITY FULL (one column, relid
+ * oid, primary key), trusted only when owned by a superuser.  Its changes
+ * are never written to the stream.
+ */
+#define WAL2SQL_AUTO_FULL	"auto_full"
+
 /* Columns of wal2sql.ddl_queue (1-based attribute numbers). */
 #define QUEUE_ATT_KIND			1	/* 'ddl', 'sql', 'rewrite', 'missing' or 'unreplayable' */
 #define QUEUE_ATT_SEARCH_PATH	2	/* SET search_path value, or NULL */
