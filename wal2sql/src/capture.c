@@ -1231,10 +1231,16 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (strcmp(trigdata->event, "sql_drop") == 0)
 	{
+		bool		relations = false;
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "wal2sql: SPI_connect failed");
-		if (SPI_execute("SELECT pg_catalog.bool_and(is_temporary) "
-						"FROM pg_catalog.pg_event_trigger_dropped_objects()",
+
+		if (SPI_execute(psprintf("SELECT pg_catalog.bool_and(is_temporary), "
+								 "pg_catalog.bool_or(classid OPERATOR(pg_catalog.=) %u"
+								 " AND objsubid OPERATOR(pg_catalog.=) 0 AND NOT is_temporary) "
+								 "FROM pg_catalog.pg_event_trigger_dropped_objects()",
+								 RelationRelationId),
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "wal2sql: could not read pg_event_trigger_dropped_objects()");
 		w2s_drop_seen = true;
@@ -1243,10 +1249,14 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 		{
 			char	   *v = SPI_getvalue(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1);
+			char	   *r = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 2);
 
 			w2s_drop_all_temp = (v != NULL && strcmp(v, "t") == 0);
+			relations = (r != NULL && strcmp(r, "t") == 0);
 		}
-		if (!w2s_drop_all_temp)
+		/* dropped permanent relations: forget them */
+		if (relations)
 			w2s_auto_full_dropped();
 		SPI_finish();
 		PG_RETURN_NULL();
