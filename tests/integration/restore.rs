@@ -715,7 +715,11 @@ fn quiesce_and_snapshot(cluster: &Cluster, load: &std::process::Child) -> Instan
     while cluster
         .psql(
             "app",
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock'",
+            // A COMMIT still on its way through the socket is not visible as 'active' yet:
+            // also ask for every pgbench backend to have been still for a while.
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                AND ((state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock')
+                     OR (application_name = 'pgbench' AND state_change > clock_timestamp() - interval '300 ms'))",
         )
         .trim()
         != "0"
@@ -726,7 +730,9 @@ fn quiesce_and_snapshot(cluster: &Cluster, load: &std::process::Child) -> Instan
     let digests = cluster.table_digests("app");
     let at = cluster.psql(
         "app",
-        "SELECT pg_current_wal_insert_lsn(), to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        // --up-to LSN is inclusive (like recovery_target_lsn): a commit record starting exactly
+        // at the insert position is the next one, so the instant is one byte before it.
+        "SELECT pg_current_wal_insert_lsn() - 1, to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
     );
     let (lsn, time) = at.trim().split_once('|').unwrap();
     let instant = Instant {
