@@ -101,6 +101,7 @@ struct Streamer {
     barrier_tx: tokio::sync::mpsc::UnboundedSender<Option<Lsn>>,
     sql: std::sync::Arc<SqlSession>,
     reply_after_fsync: bool,
+    last_position_request: Option<Instant>,
     /// A newer complete chain to move to, and where it starts.
     next_chain: Option<(Chain, Lsn)>,
     /// The rotation request the hand-over will answer.
@@ -137,6 +138,7 @@ pub async fn run(
             client: tokio::sync::Mutex::new(sql),
         }),
         reply_after_fsync: false,
+        last_position_request: None,
         next_chain: None,
         handover_request: Vec::new(),
         handing_over: None,
@@ -202,6 +204,7 @@ impl Streamer {
                     self.maybe_rotate(&mut stream).await?;
                 }
                 Some(recorded) = barrier_rx.recv() => {
+                    tracing::debug!("sequence values recorded up to {recorded:?}");
                     self.barrier = match recorded {
                         Some(lsn) => Barrier::At(lsn),
                         None => Barrier::None,
@@ -215,6 +218,24 @@ impl Streamer {
                     self.on_event(event, &mut stream).await?;
                     // Requests that came during a rotation are served by the next one.
                     self.maybe_rotate(&mut stream).await?;
+                }
+                // Timers before the stream: a stream that always has data must not starve them.
+                _ = status_tick.tick() => {
+                    self.check_new_chain();
+                    self.maybe_hand_over(&mut stream).await?;
+                    self.send_status(&mut stream, false).await;
+                }
+                _ = fsync_tick.tick() => {
+                    if self.written > self.durable {
+                        self.push(Command::Fsync, &mut stream).await?;
+                    }
+                }
+                _ = sequence_tick.tick() => snapshot_sequences(self.sql.clone(), None),
+                _ = progress_tick.tick() => {
+                    if last_progress.0 != self.written || last_progress.1.elapsed() > Duration::from_secs(3600) {
+                        self.log_progress(stream.as_ref());
+                        last_progress = (self.written, Instant::now());
+                    }
                 }
                 _ = tokio::time::sleep_until(reconnect_at), if stream.is_none() => {
                     attempts += 1;
@@ -266,23 +287,6 @@ impl Streamer {
                             reconnect_at = tokio::time::Instant::now() + backoff;
                         }
                         Err(err) => return Err(err.into()),
-                    }
-                }
-                _ = status_tick.tick() => {
-                    self.check_new_chain();
-                    self.maybe_hand_over(&mut stream).await?;
-                    self.send_status(&mut stream, false).await;
-                }
-                _ = fsync_tick.tick() => {
-                    if self.written > self.durable {
-                        self.push(Command::Fsync, &mut stream).await?;
-                    }
-                }
-                _ = sequence_tick.tick() => snapshot_sequences(self.sql.clone(), None),
-                _ = progress_tick.tick() => {
-                    if last_progress.0 != self.written || last_progress.1.elapsed() > Duration::from_secs(3600) {
-                        self.log_progress(stream.as_ref());
-                        last_progress = (self.written, Instant::now());
                     }
                 }
             }
@@ -552,7 +556,7 @@ impl Streamer {
             }
             Barrier::At(lsn) => {
                 // Ask the server where it is, so an idle stream learns it has passed the record.
-                self.send_status(stream, true).await;
+                self.ask_position(stream).await;
                 Some(format!(
                     "the stream to reach {lsn}, past the recorded sequence values"
                 ))
@@ -698,7 +702,7 @@ impl Streamer {
         let reached = self.written.is_some_and(|w| w > start) || self.server_end >= start;
         if !reached {
             // Ask the server where it is; its keepalive answer lets an idle stream switch.
-            self.send_status(stream, true).await;
+            self.ask_position(stream).await;
             return Ok(());
         }
         let (new, start) = self.next_chain.take().expect("checked above");
@@ -763,6 +767,20 @@ impl Streamer {
             }
         }
         self.server_end
+    }
+
+    /// Ask the server for its position (a keepalive in reply), so an idle stream learns it has
+    /// passed a point it waits for. At most once a second: a busy stream learns it from the
+    /// transactions themselves, and asking after each one would slow the server down.
+    async fn ask_position(&mut self, stream: &mut Option<ReplicationStream>) {
+        if self
+            .last_position_request
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_position_request = Some(Instant::now());
+        self.send_status(stream, true).await;
     }
 
     /// Report positions; `reply` asks the server to answer at once with a keepalive.
@@ -865,6 +883,7 @@ struct SqlSession {
 impl SqlSession {
     /// Record every sequence's value into the stream; the WAL position right after it.
     async fn record_sequences(&self) -> Result<Lsn> {
+        tracing::debug!("recording sequence values");
         let mut client = self.client.lock().await;
         for attempt in 0..2 {
             if client.as_ref().is_none_or(|c| c.is_closed()) {

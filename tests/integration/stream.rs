@@ -607,3 +607,53 @@ fn renaming_active_sql_by_hand_then_sighup_keeps_whole_transactions() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+/// Rotations while pgbench runs: each is answered promptly (sequence record, then the seal at a
+/// boundary) and the chain still replays to the source.
+#[test]
+fn rotations_under_load_are_prompt() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    cluster.psql(
+        "app",
+        "CREATE TABLE counters (id serial PRIMARY KEY, n int); INSERT INTO counters (n) VALUES (1)",
+    );
+    let dir = scratch_dir("rotload").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &dir.with_extension("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    let mut load = Command::new(bindir().join("pgbench"))
+        .args(["-n", "-c", "2", "-T", "15"])
+        .envs(cluster.env("app"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let started = std::time::Instant::now();
+        let out = rotate(&dir);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stderr(&out),
+            streamer.log_text()
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "a rotation took {:?}",
+            started.elapsed()
+        );
+        cluster.psql("app", "INSERT INTO counters (n) VALUES (2)");
+    }
+    load.wait().unwrap();
+    settle(&cluster, &chain, "after-rotations");
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
