@@ -700,7 +700,7 @@ impl<'a> Engine<'a> {
         ))
         .with_detail(statement)
         .with_hint(
-            "The target differs from the source at this point: a row this change applies to is missing or not the same (the restored database was written to between runs, a diff file was edited, or a bug). Nothing of this transaction was applied; restore again into a new database (--create).",
+            "The target differs from the source at this point: a row this change applies to is missing or not the same (the restored database was written to between runs, a diff file was edited, or a bug). Nothing of this transaction was applied. A restore into a new database (--create) replays everything from the base again; if it stops here too, the differentials do not match the base.",
         )
     }
 
