@@ -8,24 +8,25 @@
 //!   failed group is replayed one transaction at a time to report the exact one), with
 //!   consecutive INSERTs into a table merged into one multi-row INSERT and consecutive DELETEs
 //!   by a one-column key into one `DELETE … WHERE key IN (…)`.
-//! - Groups are **pipelined**: up to a window of messages is in flight before
-//!   the first answer is read. A failed message leaves the session in an aborted transaction
-//!   block, so every later message (each starts inside `BEGIN`) fails too and nothing after a
-//!   failure commits. A failure *at* COMMIT (deferred constraint) ends the block, so each
-//!   pipelined message also starts with a check that the previous message committed:
-//!   `SELECT 1/(current_setting('pg_scribe.applied') = '<its end_lsn>')::int`, the setting being
-//!   set right after each COMMIT in the same message. No transaction ever commits after one that
-//!   did not.
+//! - **Row counts are checked**: every INSERT must insert its rows, every UPDATE and DELETE that
+//!   names its row (by key, or by `ctid = (SELECT ctid … LIMIT 1)`) must change exactly one (a
+//!   merged `DELETE … IN (n keys)` n), read from the statements' CommandComplete tags. Anything
+//!   else means the target differs from the source: the restore stops (see [`expected_rows`]).
+//!   So no transaction is committed before its counts are read: a group is sent as
+//!   `BEGIN; <statements>` and left open; the next group's message starts with its `COMMIT;`,
+//!   sent once the counts are checked, and the next group is built while the server applies
+//!   the current one. A failed COMMIT ends the message there (nothing of the next group runs).
 //! - A transaction with DDL is sent in segments, waiting for each: its row changes in messages,
 //!   each run of DDL bracketed by the trigger [`Guard`] (see there).
 //! - A transaction larger than the chunk size is sent in several messages inside its own
 //!   `BEGIN … COMMIT`, cut only between whole statements.
+//! - `--no-sync-sequences`: the sequence values recorded by `wal2sql.snapshot_sequences()`
+//!   (`SELECT pg_catalog.setval(<literal>, <integer>, true|false);`, exactly) are left out.
 //! - An error stops the replay (ON_ERROR_STOP): the caller rolls back and reports the file, the
 //!   transaction (xid, commit_lsn, commit time) and the statement (located by the server's error
 //!   position, else by counting the statements that completed). wal2sql's unreplayable markers
 //!   (`DO 'BEGIN RAISE EXCEPTION … wal2sql: …'`) are reported as such.
 
-use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -60,9 +61,6 @@ pub struct DiffFile {
 pub struct Limits {
     /// A transaction's text is sent in messages of about this size at most.
     pub chunk_bytes: usize,
-    /// Pipelining window: bytes and messages in flight.
-    pub window_bytes: usize,
-    pub window_txns: usize,
     /// Complete transactions without DDL are applied together, in one transaction of the
     /// target, up to this many or this many bytes.
     pub group_txns: usize,
@@ -73,8 +71,6 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             chunk_bytes: 8 << 20,
-            window_bytes: 32 << 20,
-            window_txns: 256,
             group_txns: 1000,
             group_bytes: 4 << 20,
         }
@@ -113,12 +109,16 @@ struct Txn {
     has_ddl: bool,
 }
 
+/// The last group sent. Its transaction is left open: it is committed only once the row count
+/// of each of its statements has been checked.
 struct InFlight {
     stream: Pin<Box<SimpleQueryStream>>,
-    /// Size of its text.
-    bytes: usize,
+    /// The group before it, committed by the message's first statement (`COMMIT;`).
+    committing: Vec<Txn>,
     /// The source transactions it applies (together, in one transaction of the target).
     txns: Vec<Txn>,
+    /// The rows each statement of the message must affect (None: not checked).
+    expect: Vec<Option<u64>>,
 }
 
 /// A statement that failed: where, and what the server said.
@@ -136,13 +136,12 @@ pub struct Engine<'a> {
     start_lsn: Lsn,
     stop: Option<StopAt>,
     files: Vec<String>,
-    inflight: VecDeque<InFlight>,
-    inflight_bytes: usize,
+    /// `--no-sync-sequences`: the stream's recorded sequence values are not replayed.
+    skip_setval: bool,
+    open: Option<InFlight>,
     /// Complete transactions without DDL waiting to be sent together.
     pending: Vec<Txn>,
     pending_bytes: usize,
-    /// end_lsn of the last transaction sent (the commit check's expected value).
-    token: String,
     last_end_lsn: Option<Lsn>,
     pub report: Report,
     progress: Progress,
@@ -152,7 +151,7 @@ pub struct Engine<'a> {
 pub async fn prepare_session(client: &Client, encoding: &str) -> Result<()> {
     let sql = format!(
         "SET synchronous_commit = off; SET session_replication_role = replica; \
-         SET wal2sql.capture = off; SET client_encoding = {}; SET pg_scribe.applied = 'start';",
+         SET wal2sql.capture = off; SET client_encoding = {};",
         literal(encoding)
     );
     client
@@ -188,6 +187,8 @@ struct Piece {
     end: usize,
     first: usize,
     last: usize,
+    /// The rows it must affect (see [`expected_rows`]); None: not checked.
+    rows: Option<u64>,
 }
 
 /// A merged INSERT stays below this size.
@@ -291,21 +292,126 @@ fn delete_split(stmt: &str) -> Option<usize> {
 /// At most this many rows per merged DELETE.
 const DELETE_MERGE_ROWS: usize = 1000;
 
+/// The index just past a quoted identifier (`"…"`, quotes doubled) starting at `b[0]`.
+fn quoted_ident_end(b: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < b.len() {
+        if b[i] == b'"' {
+            if b.get(i + 1) == Some(&b'"') {
+                i += 2;
+                continue;
+            }
+            return Some(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A wal2sql UPDATE or DELETE has a ` WHERE ` outside its quoted identifiers and literals
+/// (the rewrite forms `DELETE FROM ONLY t;` and `UPDATE ONLY t SET col = …;` have none).
+/// None when the text cannot be read that way.
+fn has_where(stmt: &str) -> Option<bool> {
+    let b = stmt.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => i += quoted_ident_end(&b[i..])?,
+            b'\'' => i += literal_end(&b[i..])?,
+            b' ' if b[i..].starts_with(b" WHERE ") => return Some(true),
+            _ => i += 1,
+        }
+    }
+    Some(false)
+}
+
+/// The number of rows of a wal2sql row list `(…), (…);` (values are `NULL` or literals).
+fn insert_rows(list: &str) -> Option<u64> {
+    let b = list.as_bytes();
+    let mut i = 0;
+    let mut rows = 0;
+    loop {
+        if b.get(i) != Some(&b'(') {
+            return None;
+        }
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'\'' => i += literal_end(&b[i..])?,
+                b')' => break,
+                b'(' => return None,
+                _ => i += 1,
+            }
+        }
+        i += 1;
+        rows += 1;
+        match &b[i..] {
+            b";" => return Some(rows),
+            rest if rest.starts_with(b", (") => i += 2,
+            _ => return None,
+        }
+    }
+}
+
+/// How many rows a wal2sql row change must affect on the target, as it did in the source: an
+/// INSERT its rows; an UPDATE or DELETE with a WHERE exactly one (it names the row by its
+/// primary key or replica identity index, or by `ctid = (SELECT ctid … LIMIT 1)` under
+/// `REPLICA IDENTITY FULL`). None for what is not checked: the rewrite forms without WHERE
+/// (`DELETE FROM ONLY t;`, `UPDATE ONLY t SET col = …;`), TRUNCATE, `setval`, markers, DDL,
+/// and any text not of these exact forms.
+fn expected_rows(stmt: &str) -> Option<u64> {
+    if stmt.starts_with("INSERT INTO ") {
+        return match insert_split(stmt) {
+            Some(k) => insert_rows(&stmt[k..]),
+            None => stmt.ends_with(" DEFAULT VALUES;").then_some(1),
+        };
+    }
+    if stmt.starts_with("UPDATE ONLY ") || stmt.starts_with("DELETE FROM ONLY ") {
+        return has_where(stmt)?.then_some(1);
+    }
+    None
+}
+
+/// A sequence value recorded by `wal2sql.snapshot_sequences()`, exactly as it writes it:
+/// `SELECT pg_catalog.setval(<literal>, <integer>, true|false);`.
+fn is_recorded_setval(stmt: &str) -> bool {
+    let Some(rest) = stmt.strip_prefix("SELECT pg_catalog.setval(") else {
+        return false;
+    };
+    let Some(end) = literal_end(rest.as_bytes()) else {
+        return false;
+    };
+    let Some(rest) = rest[end..].strip_prefix(", ") else {
+        return false;
+    };
+    let digits = rest.strip_prefix('-').unwrap_or(rest);
+    let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+    n > 0 && matches!(&digits[n..], ", true);" | ", false);")
+}
+
 /// The text of a message holding `stmts` (offsets in `body`), one statement per line, with
 /// consecutive INSERTs into the same table and columns merged into one multi-row INSERT
 /// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements)
 /// and, when `group_deletes`, consecutive DELETEs by a one-column key of the same table merged
 /// into one `DELETE … WHERE key IN (…)` (the same rows go, nothing happens in between).
+/// Each piece carries the rows it must affect: a merged INSERT the sum of its rows, a merged
+/// DELETE one per key. With `skip_setval` (`--no-sync-sequences`), the sequence values recorded
+/// by `wal2sql.snapshot_sequences()` are left out.
 fn build_message(
     body: &str,
     stmts: &[Stmt],
     out: &mut String,
     pieces: &mut Vec<Piece>,
     group_deletes: bool,
+    skip_setval: bool,
 ) {
     let mut i = 0;
     while i < stmts.len() {
         let s = &body[stmts[i].start..stmts[i].end];
+        if skip_setval && stmts[i].kind == Kind::Dml && is_recorded_setval(s) {
+            i += 1;
+            continue;
+        }
         let start = out.len();
         if group_deletes
             && stmts[i].kind == Kind::Dml
@@ -342,6 +448,7 @@ fn build_message(
                 end: out.len(),
                 first: i,
                 last: j - 1,
+                rows: Some((j - i) as u64),
             });
             out.push('\n');
             i = j;
@@ -351,6 +458,7 @@ fn build_message(
             Some(k) if stmts[i].kind == Kind::Dml => {
                 let prefix = &s[..k];
                 out.push_str(&s[..s.len() - 1]);
+                let mut rows = insert_rows(&s[k..]);
                 let mut j = i + 1;
                 while j < stmts.len() {
                     let t = &body[stmts[j].start..stmts[j].end];
@@ -362,6 +470,7 @@ fn build_message(
                     }
                     out.push_str(", ");
                     out.push_str(&t[k..t.len() - 1]);
+                    rows = rows.zip(insert_rows(&t[k..])).map(|(a, b)| a + b);
                     j += 1;
                 }
                 out.push(';');
@@ -370,6 +479,7 @@ fn build_message(
                     end: out.len(),
                     first: i,
                     last: j - 1,
+                    rows,
                 });
                 i = j;
             }
@@ -380,6 +490,10 @@ fn build_message(
                     end: out.len(),
                     first: i,
                     last: i,
+                    rows: match stmts[i].kind {
+                        Kind::Dml => expected_rows(s),
+                        _ => None,
+                    },
                 });
                 i += 1;
             }
@@ -417,18 +531,50 @@ fn locate(
     }
 }
 
+/// How a message did not go through.
+enum Drained {
+    /// The server failed a statement after `completed` statements of the message completed.
+    Server {
+        completed: usize,
+        err: tokio_postgres::Error,
+    },
+    /// Statement `index` of the message affected `actual` rows instead of `expected`.
+    Rows {
+        index: usize,
+        expected: u64,
+        actual: u64,
+    },
+}
+
+/// Reads a message's results to its end, checking the row count of each statement (from its
+/// CommandComplete tag) against `expect`, one entry per statement of the message in order. The
+/// first difference is returned (after the rest of the message has run: the caller rolls back).
 async fn drain(
     stream: &mut Pin<Box<SimpleQueryStream>>,
-) -> std::result::Result<(), (usize, tokio_postgres::Error)> {
+    expect: &[Option<u64>],
+) -> std::result::Result<(), Drained> {
     let mut completed = 0;
+    let mut wrong = None;
     while let Some(msg) = stream.next().await {
         match msg {
-            Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+            Ok(SimpleQueryMessage::CommandComplete(actual)) => {
+                if wrong.is_none()
+                    && let Some(Some(expected)) = expect.get(completed)
+                    && actual != *expected
+                {
+                    wrong = Some(Drained::Rows {
+                        index: completed,
+                        expected: *expected,
+                        actual,
+                    });
+                }
+                completed += 1;
+            }
             Ok(_) => {}
-            Err(e) => return Err((completed, e)),
+            Err(err) => return Err(wrong.unwrap_or(Drained::Server { completed, err })),
         }
     }
-    Ok(())
+    wrong.map_or(Ok(()), Err)
 }
 
 fn is_txn_control(text: &[u8]) -> bool {
@@ -455,6 +601,7 @@ impl<'a> Engine<'a> {
         stop: Option<StopAt>,
         limits: Limits,
         total: Option<u64>,
+        skip_setval: bool,
     ) -> Self {
         Engine {
             client,
@@ -463,11 +610,10 @@ impl<'a> Engine<'a> {
             start_lsn,
             stop,
             files: Vec::new(),
-            inflight: VecDeque::new(),
-            inflight_bytes: 0,
+            skip_setval,
+            open: None,
             pending: Vec::new(),
             pending_bytes: 0,
-            token: "start".into(),
             last_end_lsn: None,
             report: Report::default(),
             progress: Progress::new(total),
@@ -519,6 +665,43 @@ impl<'a> Engine<'a> {
             error = error.with_hint("Roles created after the chain's base are not in its globals.sql; create the role on the target and run the restore again.");
         }
         error
+    }
+
+    /// A row change that did not affect, on the target, the rows it affected in the source.
+    fn rows_error(
+        &self,
+        t: &Txn,
+        (n, m): (usize, usize),
+        text: &str,
+        expected: u64,
+        actual: u64,
+    ) -> Error {
+        let h = &t.header;
+        let rows = |k: u64| match k {
+            1 => "1 row".to_string(),
+            k => format!("{k} rows"),
+        };
+        let statement = if n == m {
+            format!("Statement {n} of the transaction: {}", excerpt(text))
+        } else {
+            format!(
+                "Statements {n} to {m} of the transaction (row changes merged into one statement): {}",
+                excerpt(text)
+            )
+        };
+        Error::backup(format!(
+            "could not apply transaction xid={} commit_lsn={} (committed {}) in \"{}\": the statement affected {} on the target, {} in the source",
+            h.xid,
+            h.commit_lsn,
+            format_commit_time(h.commit_time),
+            self.files[t.file],
+            rows(actual),
+            rows(expected)
+        ))
+        .with_detail(statement)
+        .with_hint(
+            "The target differs from the source at this point: a row this change applies to is missing or not the same (the restored database was written to between runs, a diff file was edited, or a bug). Nothing of this transaction was applied. A restore into a new database (--create) replays everything from the base again; if it stops here too, the differentials do not match the base.",
+        )
     }
 
     /// Replays one file. Returns false when `--up-to` stopped the replay.
@@ -711,18 +894,18 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         self.drain_all().await?;
-        let token = t.header.end_lsn.to_string();
         let n = t.stmts.len();
-        self.send_segments(&mut t, n, Some(&token)).await?;
-        self.token = token;
+        self.send_segments(&mut t, n, true).await?;
         self.done(&t.header, t.file);
         Ok(())
     }
 
     /// Sends the pending transactions (none has DDL, each is complete) as **one** transaction
-    /// of the target, pipelined: `<commit check>; BEGIN; <their statements>; COMMIT; SET
-    /// pg_scribe.applied = '<end_lsn of the last>'`. Atomic: either all of them commit or none
-    /// (a failure is then replayed transaction by transaction, see [`Self::complete_one`]).
+    /// of the target: `BEGIN; <their statements>` (merged), left open. It is committed by the
+    /// next group's message (`COMMIT; BEGIN; …`) or by [`Self::commit_open`], and only once
+    /// [`Self::settle`] has checked the row count of each of its statements; the next group is
+    /// built while the server applies this one. Atomic: either all of them commit or none (a
+    /// failure is then replayed transaction by transaction, see [`Self::settle`]).
     async fn flush_pending(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
@@ -752,45 +935,49 @@ impl<'a> Engine<'a> {
                 body.push('\n');
             }
         }
-        let start = body.len();
-        body.push_str("COMMIT;");
-        stmts.push(Stmt {
-            start,
-            end: body.len(),
-            kind: Kind::Control,
-        });
-        let last = txns.last().expect("not empty");
-        let token = last.header.end_lsn.to_string();
-        let mut text = format!(
-            "SELECT 1/(pg_catalog.current_setting('pg_scribe.applied') = '{}')::int;\n",
-            self.token
-        );
+        const COMMIT_BEFORE: &str = "COMMIT;\n";
+        let mut text = String::with_capacity(body.len() + COMMIT_BEFORE.len());
+        text.push_str(COMMIT_BEFORE);
         let mut pieces = Vec::new();
-        build_message(&body, &stmts, &mut text, &mut pieces, true);
-        text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
-        let stream = self.client.simple_query_raw(&text).await.map_err(|e| {
-            self.txn_error(
-                last.file,
-                &last.header,
-                Failure {
-                    number: None,
-                    excerpt: None,
-                    err: e,
-                },
-            )
-        })?;
-        self.token = token;
-        self.inflight_bytes += text.len();
-        self.inflight.push_back(InFlight {
+        build_message(
+            &body,
+            &stmts,
+            &mut text,
+            &mut pieces,
+            true,
+            self.skip_setval,
+        );
+        // The group before this one: checked, then committed by this message's first statement.
+        let committing = self.settle().await?;
+        let mut expect = Vec::with_capacity(pieces.len() + 1);
+        let from = if committing.is_empty() {
+            COMMIT_BEFORE.len()
+        } else {
+            expect.push(None);
+            0
+        };
+        expect.extend(pieces.iter().map(|p| p.rows));
+        let stream = match self.client.simple_query_raw(&text[from..]).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let last = txns.last().expect("not empty");
+                return Err(self.txn_error(
+                    last.file,
+                    &last.header,
+                    Failure {
+                        number: None,
+                        excerpt: None,
+                        err: e,
+                    },
+                ));
+            }
+        };
+        self.open = Some(InFlight {
             stream: Box::pin(stream),
-            bytes: text.len(),
+            committing,
             txns,
+            expect,
         });
-        while self.inflight.len() > self.limits.window_txns
-            || self.inflight_bytes > self.limits.window_bytes
-        {
-            self.complete_one().await?;
-        }
         Ok(())
     }
 
@@ -802,21 +989,29 @@ impl<'a> Engine<'a> {
         }
     }
 
-    async fn complete_one(&mut self) -> Result<()> {
-        let Some(mut f) = self.inflight.pop_front() else {
-            return Ok(());
+    /// Waits for the last group sent and checks the row counts of its statements. Returns its
+    /// transactions, applied and still open (the caller commits them), or none when it failed
+    /// (a statement, a row count, or the COMMIT of the group before it at the head of its
+    /// message): what is open is rolled back and the transactions not committed are replayed
+    /// one by one, as written, each its own transaction, so that the first that fails is
+    /// reported exactly and the ones before it are committed.
+    async fn settle(&mut self) -> Result<Vec<Txn>> {
+        let Some(mut f) = self.open.take() else {
+            return Ok(Vec::new());
         };
-        self.inflight_bytes -= f.bytes;
-        match drain(&mut f.stream).await {
-            Ok(()) => {
-                for t in &f.txns {
-                    self.done(&t.header, t.file);
-                }
-                Ok(())
+        let result = drain(&mut f.stream, &f.expect).await;
+        let commit_failed =
+            !f.committing.is_empty() && matches!(result, Err(Drained::Server { completed: 0, .. }));
+        if !commit_failed {
+            for t in &f.committing {
+                self.done(&t.header, t.file);
             }
-            Err((_, err)) if err.as_db_error().is_none() => {
+        }
+        match result {
+            Ok(()) => return Ok(f.txns),
+            Err(Drained::Server { err, .. }) if err.as_db_error().is_none() => {
                 let t = f.txns.last().expect("not empty");
-                Err(self.txn_error(
+                return Err(self.txn_error(
                     t.file,
                     &t.header,
                     Failure {
@@ -824,46 +1019,81 @@ impl<'a> Engine<'a> {
                         excerpt: None,
                         err,
                     },
-                ))
+                ));
             }
-            Err(_) => {
-                // The group failed and was rolled back as a whole; every message after it
-                // fails at its commit check. Let them run out, then replay the transactions
-                // one by one, as they are, each its own transaction: the first that fails
-                // is reported exactly, the ones before it are committed.
-                let rest: Vec<InFlight> = self.inflight.drain(..).collect();
-                self.inflight_bytes = 0;
-                let mut txns = f.txns;
-                for mut later in rest {
-                    let _ = drain(&mut later.stream).await;
-                    txns.append(&mut later.txns);
-                }
-                self.client.batch_execute("ROLLBACK").await.map_err(|e| {
-                    Error::backup(format!("could not roll back a failed transaction: {e}"))
-                })?;
-                let count = txns.len();
-                for mut t in txns {
-                    let token = t.header.end_lsn.to_string();
-                    let n = t.stmts.len();
-                    self.send_segments(&mut t, n, Some(&token)).await?;
-                    self.token = token;
+            Err(_) => {}
+        }
+        self.rollback().await?;
+        let mut txns = if commit_failed {
+            f.committing
+        } else {
+            Vec::new()
+        };
+        txns.append(&mut f.txns);
+        self.replay_one_by_one(txns).await?;
+        Ok(Vec::new())
+    }
+
+    /// Commits the last group sent, once its row counts are checked.
+    async fn commit_open(&mut self) -> Result<()> {
+        let txns = self.settle().await?;
+        let Some(last) = txns.last() else {
+            return Ok(());
+        };
+        let result = match self.client.simple_query_raw("COMMIT").await {
+            Ok(stream) => drain(&mut Box::pin(stream), &[]).await,
+            Err(err) => Err(Drained::Server { completed: 0, err }),
+        };
+        match result {
+            Ok(()) => {
+                for t in &txns {
                     self.done(&t.header, t.file);
                 }
-                ui::warning(&format!(
-                    "{count} transactions applied together failed, but applied one by one they all succeeded"
-                ));
                 Ok(())
+            }
+            Err(Drained::Server { err, .. }) if err.as_db_error().is_none() => Err(self.txn_error(
+                last.file,
+                &last.header,
+                Failure {
+                    number: None,
+                    excerpt: None,
+                    err,
+                },
+            )),
+            Err(_) => {
+                // A deferred constraint failed at COMMIT: find the transaction.
+                self.rollback().await?;
+                self.replay_one_by_one(txns).await
             }
         }
     }
 
-    /// Waits for every pipelined transaction.
+    async fn rollback(&self) -> Result<()> {
+        self.client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::backup(format!("could not roll back a failed transaction: {e}")))
+    }
+
+    /// Transactions of a group that failed, replayed one by one, as they are (no merging of
+    /// row changes), each its own transaction with its row counts checked.
+    async fn replay_one_by_one(&mut self, txns: Vec<Txn>) -> Result<()> {
+        let count = txns.len();
+        for mut t in txns {
+            let n = t.stmts.len();
+            self.send_segments(&mut t, n, true).await?;
+            self.done(&t.header, t.file);
+        }
+        ui::warning(&format!(
+            "{count} transactions applied together failed, but applied one by one they all succeeded"
+        ));
+        Ok(())
+    }
+
+    /// Applies and commits everything sent or pending.
     pub async fn drain_all(&mut self) -> Result<()> {
         self.flush_pending().await?;
-        while !self.inflight.is_empty() {
-            self.complete_one().await?;
-        }
-        Ok(())
+        self.commit_open().await
     }
 
     /// A big transaction: send its complete statements now, inside its BEGIN.
@@ -871,7 +1101,7 @@ impl<'a> Engine<'a> {
         self.check_statements(t, false)?;
         self.drain_all().await?;
         let n = t.stmts.len();
-        self.send_segments(t, n, None).await?;
+        self.send_segments(t, n, false).await?;
         let cut = t.stmts.last().map(|s| s.end).unwrap_or(0);
         t.buf.drain(..cut);
         t.lexer.shift(cut);
@@ -881,15 +1111,17 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Sends `t.stmts[..n]` in order, waiting for each message: runs of row changes in messages
-    /// of at most the chunk size, each run of DDL bracketed by the trigger guard. `token`: this
-    /// completes the transaction; mark it applied after its COMMIT.
-    async fn send_segments(&mut self, t: &mut Txn, n: usize, token: Option<&str>) -> Result<()> {
+    /// Sends `t.stmts[..n]` in order, waiting for each message and checking the row count of
+    /// each statement: runs of row changes in messages of at most the chunk size, each run of
+    /// DDL bracketed by the trigger guard. `commit`: the last statement is the transaction's
+    /// COMMIT; it is sent on its own, once every row count is checked.
+    async fn send_segments(&mut self, t: &mut Txn, n: usize, commit: bool) -> Result<()> {
+        let m = if commit { n - 1 } else { n };
         let mut i = 0;
-        while i < n {
+        while i < m {
             let ddl = t.stmts[i].kind == Kind::Ddl;
             let mut j = i + 1;
-            while j < n
+            while j < m
                 && (t.stmts[j].kind == Kind::Ddl) == ddl
                 && (ddl || t.stmts[j].end - t.stmts[i].start <= self.limits.chunk_bytes)
             {
@@ -927,30 +1159,53 @@ impl<'a> Engine<'a> {
                 .collect();
             let mut text = String::with_capacity(body.len() + 64);
             let mut pieces = Vec::with_capacity(stmts.len());
-            build_message(body, &stmts, &mut text, &mut pieces, false);
-            if j == n
-                && let Some(token) = token
-            {
-                text.push_str(&format!("SET pg_scribe.applied = '{token}';"));
+            build_message(
+                body,
+                &stmts,
+                &mut text,
+                &mut pieces,
+                false,
+                self.skip_setval,
+            );
+            if pieces.is_empty() {
+                // Only recorded sequence values, left out.
+                i = j;
+                continue;
             }
+            let expect: Vec<Option<u64>> = pieces.iter().map(|p| p.rows).collect();
             let result = match self.client.simple_query_raw(&text).await {
-                Ok(stream) => {
-                    let mut stream = Box::pin(stream);
-                    drain(&mut stream).await
-                }
-                Err(e) => Err((0, e)),
+                Ok(stream) => drain(&mut Box::pin(stream), &expect).await,
+                Err(err) => Err(Drained::Server { completed: 0, err }),
             };
-            if let Err((completed, err)) = result {
-                let (k, excerpt) = locate(&text, &pieces, 0, completed, &err);
-                return Err(self.txn_error(
-                    t.file,
-                    &t.header,
-                    Failure {
-                        number: k.map(|(a, b)| (t.sent + i + a + 1, t.sent + i + b + 1)),
-                        excerpt,
-                        err,
-                    },
-                ));
+            let number = |p: &Piece| (t.sent + i + p.first + 1, t.sent + i + p.last + 1);
+            match result {
+                Ok(()) => {}
+                Err(Drained::Server { completed, err }) => {
+                    let (k, excerpt) = locate(&text, &pieces, 0, completed, &err);
+                    return Err(self.txn_error(
+                        t.file,
+                        &t.header,
+                        Failure {
+                            number: k.map(|(a, b)| (t.sent + i + a + 1, t.sent + i + b + 1)),
+                            excerpt,
+                            err,
+                        },
+                    ));
+                }
+                Err(Drained::Rows {
+                    index,
+                    expected,
+                    actual,
+                }) => {
+                    let p = &pieces[index];
+                    return Err(self.rows_error(
+                        t,
+                        number(p),
+                        &text[p.start..p.end],
+                        expected,
+                        actual,
+                    ));
+                }
             }
             if ddl {
                 let mut guard = std::mem::take(&mut self.guard);
@@ -972,16 +1227,32 @@ impl<'a> Engine<'a> {
             }
             i = j;
         }
+        if commit {
+            let result = match self.client.simple_query_raw("COMMIT").await {
+                Ok(stream) => drain(&mut Box::pin(stream), &[]).await,
+                Err(err) => Err(Drained::Server { completed: 0, err }),
+            };
+            if let Err(Drained::Server { err, .. }) = result {
+                return Err(self.txn_error(
+                    t.file,
+                    &t.header,
+                    Failure {
+                        number: Some((t.sent + n, t.sent + n)),
+                        excerpt: Some("COMMIT;".into()),
+                        err,
+                    },
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// After a failure: let the pipeline run out (everything in it fails), roll back.
+    /// After a failure: let what was sent run out, roll back.
     pub async fn abort(&mut self) {
         self.pending.clear();
-        while let Some(mut f) = self.inflight.pop_front() {
-            let _ = drain(&mut f.stream).await;
+        if let Some(mut f) = self.open.take() {
+            let _ = drain(&mut f.stream, &[]).await;
         }
-        self.inflight_bytes = 0;
         let _ = self.client.batch_execute("ROLLBACK").await;
     }
 
@@ -1089,7 +1360,7 @@ mod tests {
         let body = "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y');\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n";
         let stmts = statements(body.as_bytes());
         let (mut text, mut pieces) = (String::new(), Vec::new());
-        build_message(body, &stmts, &mut text, &mut pieces, false);
+        build_message(body, &stmts, &mut text, &mut pieces, false, false);
         assert_eq!(
             text,
             "BEGIN;\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x'), ('0', 'y'), ('2', ' VALUES (');\nINSERT INTO public.u (a) VALUES ('3');\nUPDATE ONLY public.t SET a = '1' WHERE a = '2';\nINSERT INTO public.t (a, \"b VALUES (\") VALUES ('4', NULL);\nCOMMIT;\n"
@@ -1141,7 +1412,7 @@ mod tests {
         let body = "BEGIN;\nDELETE FROM ONLY public.t WHERE id = '1';\nDELETE FROM ONLY public.t WHERE id = E'2\\\\';\nDELETE FROM ONLY public.u WHERE id = '3';\nDELETE FROM ONLY public.t WHERE id = '4';\nDELETE FROM ONLY public.t WHERE id = '5';\nINSERT INTO public.t (id) VALUES ('1');\nDELETE FROM ONLY public.t WHERE id = '1';\nCOMMIT;\n";
         let stmts = statements(body.as_bytes());
         let (mut text, mut pieces) = (String::new(), Vec::new());
-        build_message(body, &stmts, &mut text, &mut pieces, true);
+        build_message(body, &stmts, &mut text, &mut pieces, true, false);
         assert_eq!(
             text,
             "BEGIN;\nDELETE FROM ONLY public.t WHERE id IN ('1', E'2\\\\');\nDELETE FROM ONLY public.u WHERE id = '3';\nDELETE FROM ONLY public.t WHERE id IN ('4', '5');\nINSERT INTO public.t (id) VALUES ('1');\nDELETE FROM ONLY public.t WHERE id = '1';\nCOMMIT;\n"
@@ -1152,7 +1423,96 @@ mod tests {
         );
         // Not when replaying exactly.
         let (mut text, mut pieces) = (String::new(), Vec::new());
-        build_message(body, &stmts, &mut text, &mut pieces, false);
+        build_message(body, &stmts, &mut text, &mut pieces, false, false);
+        assert_eq!(text, body);
+    }
+
+    #[test]
+    fn expected_row_counts_follow_wal2sql_forms() {
+        for (stmt, rows) in [
+            ("INSERT INTO public.t (a, b) VALUES ('1', NULL);", Some(1)),
+            (
+                "INSERT INTO public.t (a, \"b VALUES (\") VALUES ('1', 'x), (y'), (NULL, E'\\\\'''), ('3', '(');",
+                Some(3),
+            ),
+            (
+                "INSERT INTO public.t (id) OVERRIDING SYSTEM VALUE VALUES ('1'), ('2');",
+                Some(2),
+            ),
+            ("INSERT INTO public.\"t x\" DEFAULT VALUES;", Some(1)),
+            ("UPDATE ONLY public.t SET a = '1' WHERE id = '2';", Some(1)),
+            (
+                "UPDATE ONLY public.t SET a = ' WHERE ' WHERE ctid = (SELECT ctid FROM ONLY public.t WHERE a = '1' LIMIT 1);",
+                Some(1),
+            ),
+            ("DELETE FROM ONLY public.t WHERE id = '1';", Some(1)),
+            (
+                "DELETE FROM ONLY public.t WHERE a IS NULL AND b::pg_catalog.text = '{}';",
+                Some(1),
+            ),
+            // The rewrite forms, without WHERE: every row of the table, however many.
+            ("DELETE FROM ONLY public.t;", None),
+            ("UPDATE ONLY public.t SET c = ' WHERE x';", None),
+            (
+                "UPDATE ONLY public.\" WHERE \" SET \" WHERE \" = E'\\\\'' WHERE ';",
+                None,
+            ),
+            ("TRUNCATE ONLY public.t;", None),
+            ("SELECT pg_catalog.setval('public.s', 5, true);", None),
+            ("INSERT INTO public.t (a) SELECT 1;", None),
+            ("INSERT INTO public.t (a) VALUES ('1') , ('2');", None),
+            ("CREATE TABLE t (a int);", None),
+        ] {
+            assert_eq!(expected_rows(stmt), rows, "{stmt}");
+        }
+    }
+
+    #[test]
+    fn merged_pieces_carry_their_row_counts() {
+        use super::super::lexer::statements;
+        let body = "BEGIN;\nINSERT INTO public.t (a) VALUES ('1'), ('2');\nINSERT INTO public.t (a) VALUES ('3');\nDELETE FROM ONLY public.t WHERE a = '1';\nDELETE FROM ONLY public.t WHERE a = '2';\nDELETE FROM ONLY public.t;\nUPDATE ONLY public.t SET a = '4' WHERE a = '3';\nCOMMIT;\n";
+        let stmts = statements(body.as_bytes());
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, true, false);
+        assert_eq!(
+            pieces.iter().map(|p| p.rows).collect::<Vec<_>>(),
+            vec![None, Some(3), Some(2), None, Some(1), None]
+        );
+    }
+
+    #[test]
+    fn recorded_sequence_values_are_left_out_on_request() {
+        for stmt in [
+            "SELECT pg_catalog.setval('public.s', 42, true);",
+            "SELECT pg_catalog.setval('\"My s\".\"q''s\"', -9223372036854775808, false);",
+            "SELECT pg_catalog.setval(E'a\\\\b.s', 1, true);",
+        ] {
+            assert!(is_recorded_setval(stmt), "{stmt}");
+        }
+        for stmt in [
+            "SELECT pg_catalog.setval('public.s', 42);",
+            "SELECT pg_catalog.setval('public.s', 42, true); SELECT 1;",
+            "SELECT pg_catalog.setval('public.s', (SELECT max(id) FROM t), true);",
+            "SELECT pg_catalog.setval('public.s', 42, true)",
+            "SELECT setval('public.s', 42, true);",
+        ] {
+            assert!(!is_recorded_setval(stmt), "{stmt}");
+        }
+        use super::super::lexer::statements;
+        let body = "BEGIN;\nSELECT pg_catalog.setval('public.s', 42, true);\nINSERT INTO public.t (a) VALUES ('1');\nSELECT pg_catalog.setval('public.u', 7, false);\nCOMMIT;\n";
+        let stmts = statements(body.as_bytes());
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, true, true);
+        assert_eq!(
+            text,
+            "BEGIN;\nINSERT INTO public.t (a) VALUES ('1');\nCOMMIT;\n"
+        );
+        assert_eq!(
+            pieces.iter().map(|p| p.first).collect::<Vec<_>>(),
+            vec![0, 2, 4]
+        );
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, true, false);
         assert_eq!(text, body);
     }
 

@@ -527,6 +527,7 @@ async fn restore_into(
         inv.up_to,
         Limits::default(),
         total,
+        !inv.sync_sequences,
     );
     let apply_started = Instant::now();
     let applied = async {

@@ -902,3 +902,185 @@ fn a_failure_inside_a_group_is_reported_exactly_and_nothing_after_it_commits() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(cluster.table_digests("whole"), cluster.table_digests("app"));
 }
+
+/// `text` with `stmt` added to the transaction `t` (before its COMMIT): a write the source never
+/// made, as if the target had been changed after its base.
+fn with_extra_statement(text: &str, t: &TxnBounds, stmt: &str) -> String {
+    let piece = &text[t.start as usize..t.end as usize];
+    let at = piece.rfind("COMMIT;").expect("a COMMIT");
+    let changed = format!("{}{stmt}\n{}", &piece[..at], &piece[at..]);
+    text.replacen(piece, &changed, 1)
+}
+
+#[test]
+fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 40) g;
+         CREATE TABLE f (a int, b text);
+         ALTER TABLE f REPLICA IDENTITY FULL;
+         INSERT INTO f VALUES (1, 'x'), (1, 'x'), (2, 'y');",
+    );
+    let (dir, chain) = init_chain(&cluster, "app");
+    for i in 41..=60 {
+        cluster.psql("app", &format!("INSERT INTO t VALUES ({i}, 'v{i}')"));
+    }
+    cluster.psql("app", "UPDATE t SET v = 'changed' WHERE id = 5");
+    for i in 61..=70 {
+        cluster.psql("app", &format!("INSERT INTO t VALUES ({i}, 'v{i}')"));
+    }
+    cluster.psql("app", "DELETE FROM t WHERE id BETWEEN 10 AND 20");
+    cluster.psql("app", "DELETE FROM f WHERE a = 1");
+    cluster.psql("app", "INSERT INTO t VALUES (71, 'last')");
+    let text = changes(&cluster, "app");
+    let txns = transactions(&text);
+    assert_eq!(txns.len(), 34, "{text}");
+    let first = &txns[0];
+    let (update, delete, full) = (&txns[20], &txns[31], &txns[32]);
+    assert!(text[update.start as usize..update.end as usize].contains("'changed'"));
+    assert!(text[delete.start as usize..delete.end as usize].contains("WHERE id = '15'"));
+    assert!(text[full.start as usize..full.end as usize].contains("ctid = (SELECT ctid"));
+    let file = "diff-20300101T000000Z.sql";
+
+    // The row the UPDATE changes is gone from the target: exit 4, the transaction and the
+    // statement named, the ones before it committed, nothing after it.
+    let tampered = with_extra_statement(&text, first, "DELETE FROM ONLY public.t WHERE id = '5';");
+    write_private(&chain.join(file), tampered.as_bytes());
+    cluster.create_database("target");
+    let out = restore(&cluster, &dir, &["-d", "target"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(&format!(
+            "transaction xid={} commit_lsn={}",
+            update.header.xid, update.header.commit_lsn
+        )),
+        "{err}"
+    );
+    assert!(err.contains(file), "{err}");
+    assert!(
+        err.contains("the statement affected 0 rows on the target, 1 row in the source"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "Statement 2 of the transaction: UPDATE ONLY public.t SET id = '5', v = 'changed' WHERE id = '5';"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("The target differs from the source at this point"),
+        "{err}"
+    );
+    assert_eq!(
+        cluster.psql("target", "SELECT count(*), max(id) FROM t"),
+        "59|60\n",
+        "the transactions before the UPDATE are committed (row 5 deleted), nothing after it"
+    );
+
+    // A DELETE merged by key (11 keys in one `IN`) of which one row is missing: the group is
+    // replayed one by one and the exact statement named; with --create the database goes.
+    let tampered = with_extra_statement(&text, first, "DELETE FROM ONLY public.t WHERE id = '15';");
+    write_private(&chain.join(file), tampered.as_bytes());
+    let out = restore(&cluster, &dir, &["-d", "created", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("xid={}", delete.header.xid)), "{err}");
+    assert!(
+        err.contains("Statement 7 of the transaction: DELETE FROM ONLY public.t WHERE id = '15';"),
+        "{err}"
+    );
+    assert!(
+        err.contains("affected 0 rows on the target, 1 row in the source"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Dropped the partially restored database \"created\""),
+        "{err}"
+    );
+    assert!(!db_exists(&cluster, "created"));
+
+    // REPLICA IDENTITY FULL: one of two identical rows already gone, the second DELETE finds
+    // none.
+    let tampered = with_extra_statement(
+        &text,
+        first,
+        "DELETE FROM ONLY public.f WHERE ctid = (SELECT ctid FROM ONLY public.f WHERE a = '1' LIMIT 1);",
+    );
+    write_private(&chain.join(file), tampered.as_bytes());
+    let out = restore(&cluster, &dir, &["-d", "created", "--create"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains(&format!("xid={}", full.header.xid)), "{err}");
+    assert!(
+        err.contains("Statement 3 of the transaction: DELETE FROM ONLY public.f WHERE ctid"),
+        "{err}"
+    );
+
+    // Untouched, the same chain restores to the source.
+    write_private(&chain.join(file), text.as_bytes());
+    let out = restore(&cluster, &dir, &["-d", "whole", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(cluster.table_digests("whole"), cluster.table_digests("app"));
+}
+
+#[test]
+fn no_sync_sequences_leaves_out_the_recorded_sequence_values() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE EXTENSION wal2sql;
+         CREATE TABLE s (id serial PRIMARY KEY, v text);
+         CREATE SEQUENCE free;",
+    );
+    let (dir, chain) = init_chain(&cluster, "app");
+    cluster.psql(
+        "app",
+        "INSERT INTO s (v) VALUES ('a'), ('b'); SELECT nextval('free') FROM generate_series(1, 10);",
+    );
+    cluster.psql("app", "SELECT wal2sql.snapshot_sequences()");
+    cluster.psql("app", "INSERT INTO s (v) VALUES ('c')");
+    let text = changes(&cluster, "app");
+    assert!(
+        text.contains("SELECT pg_catalog.setval('public.free', 10, true);"),
+        "{text}"
+    );
+    write_diffs(&chain, &text, 1, 0);
+
+    let out = restore(&cluster, &dir, &["-d", "synced", "--create"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        cluster.psql("synced", "SELECT last_value, is_called FROM free"),
+        "10|t\n"
+    );
+    assert_eq!(
+        cluster.psql("synced", "SELECT last_value FROM s_id_seq"),
+        "3\n"
+    );
+
+    // Neither the recorded values nor the max(column) fix: the sequences stay as in the base.
+    let out = restore(
+        &cluster,
+        &dir,
+        &["-d", "unsynced", "--create", "--no-sync-sequences"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("Synchronized"), "{err}");
+    assert_eq!(
+        cluster.psql("unsynced", "SELECT last_value, is_called FROM free"),
+        "1|f\n"
+    );
+    assert_eq!(
+        cluster.psql("unsynced", "SELECT last_value, is_called FROM s_id_seq"),
+        "1|f\n"
+    );
+    assert_eq!(
+        cluster.table_digests("unsynced"),
+        cluster.table_digests("app")
+    );
+}
