@@ -634,18 +634,7 @@ fn owned_sequences_are_never_left_behind() {
 /// A source `app` with the extension (tables get a replica identity), pgbench's tables and
 /// `notes`; `--init` into a new backup directory and `--start` streaming it.
 fn streamed_source(cluster: &Cluster, label: &str) -> (PathBuf, PathBuf, Streamer) {
-    cluster.create_database("app");
-    cluster.psql("app", "CREATE EXTENSION wal2sql");
-    let out = std::process::Command::new(bindir().join("pgbench"))
-        .args(["-q", "-i", "-s", "1"])
-        .envs(cluster.env("app"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.pgbench_source();
     cluster.psql(
         "app",
         "CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, k int UNIQUE, body text, tags text[], price numeric);
