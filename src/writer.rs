@@ -268,37 +268,28 @@ impl DiffWriter {
             ));
         }
         self.fsync()?;
-        if self.moved_away()? {
-            // Someone renamed active.sql themselves (log-rotation style) and sent SIGHUP: the
-            // file they took holds whole transactions, since we only switch between them.
-            let size = self.len;
-            let file = match create_active(&self.path) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.failed = true;
-                    return Err(e);
-                }
-            };
-            self.out = BufWriter::with_capacity(WRITE_BUF, file);
-            self.len = 0;
-            self.last_byte_nl = true;
-            return Ok(Sealed {
-                path: PathBuf::new(),
-                size,
-                last_end_lsn: self.written,
-            });
-        }
-        let target = chain.diff_path(sealed);
-        if target.exists() {
-            return Err(ChainError::Usage(format!(
-                "differential \"{}\" already exists",
-                target.display()
-            )));
-        }
+        // Someone may have renamed active.sql themselves (log-rotation style) before SIGHUP:
+        // the file they took holds whole transactions, since we only switch between them, and
+        // there is nothing left for us to rename (the sealed path is then empty).
+        let target = if self.moved_away()? {
+            PathBuf::new()
+        } else {
+            let target = chain.diff_path(sealed);
+            if target.exists() {
+                return Err(ChainError::Usage(format!(
+                    "differential \"{}\" already exists",
+                    target.display()
+                )));
+            }
+            target
+        };
         let size = self.len;
-        let result =
-            durable::rename_durable(&self.path, &target).and_then(|()| create_active(&self.path));
-        let file = match result {
+        let renamed = if target.as_os_str().is_empty() {
+            Ok(())
+        } else {
+            durable::rename_durable(&self.path, &target)
+        };
+        let file = match renamed.and_then(|()| create_active(&self.path)) {
             Ok(f) => f,
             Err(e) => {
                 self.failed = true;
