@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, error::ContextKind};
 use time::OffsetDateTime;
 
-use crate::backup_dir::ChainId;
-use crate::compress::Compression;
-use crate::diff_format::StopAt;
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
+use crate::storage::backup_dir::ChainId;
+use crate::storage::compress::Compression;
+use crate::storage::diff_format::StopAt;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -148,7 +148,7 @@ impl Action {
     }
 }
 
-/// Connection options as typed; [`crate::conninfo`] resolves them with the environment.
+/// Connection options as typed; [`crate::pg::conninfo`] resolves them with the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnOptions {
     pub dbname: Option<String>,

@@ -133,8 +133,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<crate::chain_error::ChainError> for Error {
-    fn from(err: crate::chain_error::ChainError) -> Self {
+impl From<crate::storage::error::ChainError> for Error {
+    fn from(err: crate::storage::error::ChainError) -> Self {
         let situation = if err.is_validation() {
             Situation::Validation
         } else {

@@ -1,26 +1,17 @@
 //! pg_scribe: incremental, logical (SQL-text) backups for PostgreSQL.
+//!
+//! The folders are the layers (doc/architecture.md); dependencies point down:
+//! `actions` (one per CLI action) on top of the `streamer` and the `replay` engine, which rest on
+//! `pg` (connections, replication protocol, child programs) and `storage` (the backup directory
+//! and every file in it). `cli`, `error`, `ui`, `logging` and `lsn` are shared by all of them.
 
 pub mod actions;
-pub mod backup_dir;
-pub mod base;
-pub mod chain_error;
-pub mod checks;
 pub mod cli;
-pub mod compress;
-pub mod conninfo;
-pub mod diff_format;
-pub mod dump;
-pub mod durable;
 pub mod error;
-pub mod handover;
 pub mod logging;
 pub mod lsn;
-pub mod metadata;
-pub mod pidfile;
-pub mod replication;
-pub mod restore;
-pub mod sql;
+pub mod pg;
+pub mod replay;
+pub mod storage;
 pub mod streamer;
-pub mod tls;
 pub mod ui;
-pub mod writer;

@@ -127,8 +127,47 @@ pub fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// `3m 42s`, `12.3s`, `1h 02m`.
+pub fn duration_text(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(super::thousands(1234567), "1,234,567");
+        assert_eq!(super::thousands(12), "12");
+        assert_eq!(
+            super::duration_text(std::time::Duration::from_secs(222)),
+            "3m 42s"
+        );
+        assert_eq!(
+            super::duration_text(std::time::Duration::from_millis(1500)),
+            "1.5s"
+        );
+    }
+
     #[test]
     fn sizes_read_like_the_spec() {
         assert_eq!(super::size(0), "0 B");

@@ -5,15 +5,15 @@
 
 use std::path::Path;
 
-use crate::backup_dir::BackupDir;
-use crate::base::{self, BaseRequest, DatabaseFacts};
-use crate::checks;
+use crate::actions::base::{self, BaseRequest, DatabaseFacts};
+use crate::actions::checks;
 use crate::cli::{DEFAULT_SLOT, Invocation};
-use crate::compress::Compression;
-use crate::conninfo::ConnParams;
 use crate::error::{Error, Result};
-use crate::replication::{DEFAULT_PLUGIN, ReplConn};
-use crate::sql::{self, query_error};
+use crate::pg::conninfo::ConnParams;
+use crate::pg::replication::{DEFAULT_PLUGIN, ReplConn};
+use crate::pg::session::{self, query_error};
+use crate::storage::backup_dir::BackupDir;
+use crate::storage::compress::Compression;
 use crate::ui;
 
 use super::Outcome;
@@ -43,7 +43,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             "--init needs a new or empty directory; use --new-chain to add a chain to an existing backup directory.",
         ));
     }
-    let session = sql::connect(params).await?;
+    let session = session::connect(params).await?;
     let client = &session.client;
 
     ui::say("Validating server configuration");
@@ -73,7 +73,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         .batch_execute(create)
         .await
         .map_err(|e| query_error(create, &e))?;
-    let version = sql::query_text(
+    let version = session::query_text(
         client,
         "SELECT extversion FROM pg_extension WHERE extname = 'wal2sql'",
     )
@@ -93,7 +93,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         let slot = repl
             .create_logical_slot(&inv.slot, DEFAULT_PLUGIN, false, true)
             .await?;
-        Ok::<_, crate::replication::ReplicationError>((repl, system, slot))
+        Ok::<_, crate::pg::replication::ReplicationError>((repl, system, slot))
     };
     let (repl, system, slot) = match created.await {
         Ok(created) => created,
@@ -172,7 +172,7 @@ async fn cleanup(
         let mut conn = ReplConn::connect(params).await?;
         conn.drop_slot(slot, true).await?;
         conn.close().await;
-        Ok::<_, crate::replication::ReplicationError>(())
+        Ok::<_, crate::pg::replication::ReplicationError>(())
     };
     match tokio::time::timeout(std::time::Duration::from_secs(30), dropped).await {
         Ok(Ok(())) => ui::say(&format!(

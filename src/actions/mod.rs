@@ -1,16 +1,19 @@
 //! One module per action of the spec; [`run`] dispatches a validated invocation to it. Each
 //! action returns how the process should exit, or an error rendered once by `main`.
 
+pub mod base;
+pub mod checks;
 mod init;
 mod new_chain;
+pub mod restore;
 mod rotate;
 mod start;
 mod status;
 
 use crate::cli::{Action, Invocation};
-use crate::conninfo::{self, Environment};
 use crate::error::{Error, Result};
-use crate::sql;
+use crate::pg::conninfo::{self, Environment};
+use crate::pg::session;
 
 /// How a successful run ends (errors carry their own exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +48,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         return init::run(&invocation, &params).await;
     }
     if invocation.action == Action::Restore {
-        return crate::restore::run(&invocation, &params).await;
+        return restore::run(&invocation, &params).await;
     }
     if invocation.action == Action::Status {
         return status::run(&invocation, &params, &env).await;
@@ -53,7 +56,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     // Every action but --rotate-diff talks to the server; reaching it is their first step, so
     // a wrong host or password is reported as such before anything else happens.
     if invocation.action != Action::RotateDiff {
-        let session = sql::connect(&params).await?;
+        let session = session::connect(&params).await?;
         tracing::debug!("connected to {}", session.target.describe());
     }
     Err(Error::not_implemented(invocation.action.flag()))

@@ -1,16 +1,16 @@
 //! `--new-chain`: a fresh base in a new chain, cut exactly at a temporary slot's exported
 //! snapshot, then the stream handed over to it — by the running streamer itself (same PID, no
 //! restart), or by the next `--start` when none runs. Each chain restores exactly on its own:
-//! see [`crate::handover`].
+//! see [`crate::storage::handover`].
 
-use crate::backup_dir::BackupDir;
-use crate::base::{self, BaseRequest, DatabaseFacts};
+use crate::actions::base::{self, BaseRequest, DatabaseFacts};
 use crate::cli::Invocation;
-use crate::compress::Compression;
 use crate::error::{Error, Result};
-use crate::pidfile::{self, Streamer};
-use crate::replication::{DEFAULT_PLUGIN, ReplConn};
-use crate::sql;
+use crate::pg::replication::{DEFAULT_PLUGIN, ReplConn};
+use crate::pg::session;
+use crate::storage::backup_dir::BackupDir;
+use crate::storage::compress::Compression;
+use crate::storage::pidfile::{self, Streamer};
 use crate::streamer::control::RotateAnswer;
 use crate::ui;
 
@@ -26,7 +26,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let dir = BackupDir::new(root);
     let (old_chain, old_meta) = latest_chain(&dir)?;
     let params = chain_params(inv, &old_meta)?;
-    let session = sql::connect(&params).await?;
+    let session = session::connect(&params).await?;
     check_same_source(&session.client, &old_meta).await?;
     let facts = DatabaseFacts::read(&session.client).await?;
     let narrowed = session.params(&params);

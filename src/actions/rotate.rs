@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::backup_dir::BackupDir;
 use crate::cli::Invocation;
-use crate::compress::{self, Compression, Method};
-use crate::durable;
 use crate::error::{Error, Result};
-use crate::pidfile::{self, Streamer};
+use crate::storage::backup_dir::BackupDir;
+use crate::storage::compress::{self, Compression, Method};
+use crate::storage::durable;
+use crate::storage::pidfile::{self, Streamer};
 use crate::streamer::control::{self, RotateAnswer, RotateRequest};
 use crate::ui;
 

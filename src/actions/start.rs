@@ -2,18 +2,18 @@
 //! take the backup directory's pidfile, recover `active.sql`, then run the streamer until told
 //! to stop.
 
-use crate::backup_dir::{BackupDir, Chain};
 use crate::cli::Invocation;
-use crate::conninfo::{ConnParams, Environment};
 use crate::error::{Error, Result};
-use crate::handover;
 use crate::lsn::Lsn;
-use crate::metadata::Metadata;
-use crate::pidfile::PidFile;
-use crate::sql::{self, query_error};
+use crate::pg::conninfo::{ConnParams, Environment};
+use crate::pg::session::{self, query_error};
+use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::handover;
+use crate::storage::metadata::Metadata;
+use crate::storage::pidfile::PidFile;
+use crate::storage::writer::DiffWriter;
 use crate::streamer::{self, control};
 use crate::ui;
-use crate::writer::DiffWriter;
 
 use super::Outcome;
 
@@ -61,9 +61,9 @@ pub fn chain_params(inv: &Invocation, metadata: &Metadata) -> Result<ConnParams>
     if !named {
         opts.dbname = Some(metadata.database.clone());
     }
-    let mut params = crate::conninfo::resolve(&opts, &env)?;
+    let mut params = crate::pg::conninfo::resolve(&opts, &env)?;
     if inv.conn.force_prompt {
-        params.password = Some(crate::conninfo::prompt_password("Password: ")?);
+        params.password = Some(crate::pg::conninfo::prompt_password("Password: ")?);
     }
     Ok(params)
 }
@@ -136,7 +136,7 @@ async fn check_slot(client: &tokio_postgres::Client, slot: &str) -> Result<SlotS
 /// first), else of the newest sealed diff, else what `.pg_scribe.flushed` records.
 fn resume_position(dir: &BackupDir, chain: &Chain) -> Result<Option<Lsn>> {
     let recorded = control::read_flushed(dir.root());
-    match crate::writer::chain_resume_lsn(chain) {
+    match crate::storage::writer::chain_resume_lsn(chain) {
         Ok(found) => Ok(found.max(recorded)),
         // A compressed newest diff cannot be read cheaply; the recorded position covers it.
         Err(_) if recorded.is_some() => Ok(recorded),
@@ -153,7 +153,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let (chain, metadata) = latest_chain(&dir)?;
     let slot = chain_slot(inv, &metadata)?;
     let params = chain_params(inv, &metadata)?;
-    let session = sql::connect(&params).await?;
+    let session = session::connect(&params).await?;
     check_same_source(&session.client, &metadata).await?;
     let slot_state = check_slot(&session.client, &slot).await?;
     ui::done(&format!("Found latest chain: {}", chain.id));
@@ -224,7 +224,7 @@ async fn stream(
     metadata: &Metadata,
     slot: String,
     params: ConnParams,
-    session: sql::Session,
+    session: session::Session,
     slot_state: SlotState,
 ) -> Result<Outcome> {
     finish_hand_over(dir, &chain, metadata)?;

@@ -25,9 +25,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cli::{DEFAULT_SLOT, Invocation, StatusThresholds};
-use crate::conninfo::{ConnParams, Environment};
 use crate::error::{Error, Result};
-use crate::sql;
+use crate::pg::conninfo::{ConnParams, Environment};
+use crate::pg::session;
 use crate::ui;
 
 use super::Outcome;
@@ -153,9 +153,9 @@ async fn check_server(
 ) -> Result<(ServerFacts, SlotFacts)> {
     let mut params = params.clone();
     // A server that accepts and never answers must not hang a cron job: without a
-    // connect_timeout of the user's, bound each attempt (sql::connect enforces it).
+    // connect_timeout of the user's, bound each attempt (session::connect enforces it).
     params.connect_timeout.get_or_insert(SERVER_TIMEOUT);
-    let session = sql::connect(&params).await?;
+    let session = session::connect(&params).await?;
     let where_ = session.target.describe();
     let work = async {
         let client = &session.client;

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain_error::Result;
-use crate::durable;
 use crate::lsn::Lsn;
+use crate::storage::durable;
+use crate::storage::error::Result;
 
 const REQUEST_PREFIX: &str = ".pg_scribe.rotate-";
 const ANSWER_PREFIX: &str = ".pg_scribe.rotated-";

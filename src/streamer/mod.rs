@@ -24,15 +24,15 @@ use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{MissedTickBehavior, interval_at};
 
-use crate::backup_dir::{BackupDir, Chain};
-use crate::compress::Compression;
-use crate::conninfo::ConnParams;
-use crate::diff_format::{TxnHeader, parse_trailer};
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
-use crate::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
+use crate::pg::conninfo::ConnParams;
+use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
+use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::compress::Compression;
+use crate::storage::diff_format::{TxnHeader, parse_trailer};
+use crate::storage::writer::DiffWriter;
 use crate::ui;
-use crate::writer::DiffWriter;
 
 use control::RotateAnswer;
 use writer_thread::{Command, Event, WriterHandle};
@@ -648,8 +648,8 @@ impl Streamer {
             let temp = dir.join(format!(".{name}.tmp"));
             let _ = std::fs::remove_file(&temp);
             let result = async {
-                crate::dump::dump_globals(&params, major, &temp, Compression::NONE).await?;
-                crate::durable::rename_durable(&temp, &dir.join(&name))?;
+                crate::pg::programs::dump_globals(&params, major, &temp, Compression::NONE).await?;
+                crate::storage::durable::rename_durable(&temp, &dir.join(&name))?;
                 Ok::<_, Error>(())
             }
             .await;
@@ -887,7 +887,7 @@ impl SqlSession {
         let mut client = self.client.lock().await;
         for attempt in 0..2 {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
-                *client = Some(crate::sql::connect(&self.params).await?.client);
+                *client = Some(crate::pg::session::connect(&self.params).await?.client);
             }
             let c = client.as_ref().expect("connected above");
             let recorded = async {
@@ -911,7 +911,7 @@ impl SqlSession {
                     *client = None;
                 }
                 Err(err) => {
-                    return Err(crate::sql::query_error(
+                    return Err(crate::pg::session::query_error(
                         "wal2sql.snapshot_sequences()",
                         &err,
                     ));

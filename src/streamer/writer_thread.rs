@@ -6,12 +6,12 @@
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::backup_dir::{Chain, DiffName};
-use crate::chain_error::ChainError;
-use crate::diff_format::TxnHeader;
-use crate::handover::{HandOver, hand_over};
 use crate::lsn::Lsn;
-use crate::writer::{DiffWriter, Sealed};
+use crate::storage::backup_dir::{Chain, DiffName};
+use crate::storage::diff_format::TxnHeader;
+use crate::storage::error::ChainError;
+use crate::storage::handover::{HandOver, hand_over};
+use crate::storage::writer::{DiffWriter, Sealed};
 
 /// Queue depth in commands; body chunks are at most [`super::CHUNK_BYTES`], so this bounds the
 /// bytes in flight.
@@ -27,7 +27,7 @@ pub enum Command {
     Fsync,
     /// Seal `active.sql` under this name and continue in a fresh one.
     Rotate(Box<Chain>, DiffName),
-    /// Move to a new chain starting at `cut` (see [`crate::handover`]).
+    /// Move to a new chain starting at `cut` (see [`crate::storage::handover`]).
     HandOver {
         old: Box<Chain>,
         new: Box<Chain>,

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use pg_scribe::cli::ConnOptions;
-use pg_scribe::conninfo::{self, Environment};
+use pg_scribe::pg::conninfo::{self, Environment};
 
 use crate::harness::{Cluster, pg_scribe, scratch_dir, stderr};
 
@@ -26,7 +26,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn current_user_and_db(opts: &ConnOptions, env: &Environment) -> (String, String) {
     let params = conninfo::resolve(opts, env).expect("resolve");
-    let session = pg_scribe::sql::connect(&params).await.expect("connect");
+    let session = pg_scribe::pg::session::connect(&params)
+        .await
+        .expect("connect");
     let row = session
         .client
         .query_one("SELECT current_user::text, current_database()::text", &[])
@@ -215,7 +217,7 @@ fn tls_sslmode_require_against_a_self_signed_server() {
         let env = env_of(&vars);
         rt.block_on(async {
             let params = conninfo::resolve(&ConnOptions::default(), &env)?;
-            let session = pg_scribe::sql::connect(&params).await?;
+            let session = pg_scribe::pg::session::connect(&params).await?;
             let row = session
                 .client
                 .query_one(

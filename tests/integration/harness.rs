@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use pg_scribe::conninfo::{ConnParams, Host, SslMode, Target};
+use pg_scribe::pg::conninfo::{ConnParams, Host, SslMode, Target};
 
 pub const SUPERUSER: &str = "postgres";
 
@@ -416,7 +416,7 @@ fn append(path: &Path, text: &str) {
 pub fn pg_scribe(args: &[&str], env: &[(String, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg_scribe"));
     cmd.args(args);
-    for var in pg_scribe::conninfo::SUBPROCESS_CLEARED_VARS {
+    for var in pg_scribe::pg::conninfo::SUBPROCESS_CLEARED_VARS {
         cmd.env_remove(var);
     }
     cmd.env_remove("PG_COLOR");
@@ -485,7 +485,7 @@ impl Streamer {
     pub fn start(args: &[&str], env: &[(String, String)], log: &Path) -> Streamer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg_scribe"));
         cmd.arg("--start").args(args);
-        for var in pg_scribe::conninfo::SUBPROCESS_CLEARED_VARS {
+        for var in pg_scribe::pg::conninfo::SUBPROCESS_CLEARED_VARS {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pg_scribe::metadata::Metadata;
+use pg_scribe::storage::metadata::Metadata;
 
 use crate::harness::{
     Cluster, REPLAY_OPTIONS, has_output_plugin_libraries, pg_scribe, scratch_dir, stderr,
@@ -158,7 +158,9 @@ fn every_compression_method_round_trips() {
         assert!(base.exists(), "{spec}: no {}", base.display());
         let plain = rt.block_on(async {
             use tokio::io::AsyncReadExt;
-            let mut reader = pg_scribe::compress::open_decompressed(&base).await.unwrap();
+            let mut reader = pg_scribe::storage::compress::open_decompressed(&base)
+                .await
+                .unwrap();
             let mut text = Vec::new();
             reader.read_to_end(&mut text).await.unwrap();
             text
@@ -167,7 +169,7 @@ fn every_compression_method_round_trips() {
             serde_json::from_str(&std::fs::read_to_string(chain.join("metadata.json")).unwrap())
                 .unwrap();
         let (size, sha) = rt
-            .block_on(pg_scribe::compress::file_digest(&base))
+            .block_on(pg_scribe::storage::compress::file_digest(&base))
             .unwrap();
         let record = meta.file(&format!("base.sql{ext}")).expect("base recorded");
         assert_eq!(

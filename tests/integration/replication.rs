@@ -1,4 +1,4 @@
-//! The replication client (`pg_scribe::replication`, `pg_scribe::tls`) against real throwaway
+//! The replication client (`pg_scribe::pg::replication`, `pg_scribe::pg::tls`) against real throwaway
 //! clusters, with `test_decoding` as the output plugin: snapshots, streaming, status updates,
 //! shutdown, error classification, password authentication and TLS.
 
@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::Cluster;
-use pg_scribe::conninfo::{ConnParams, SslMode};
-use pg_scribe::replication::{
+use pg_scribe::pg::conninfo::{ConnParams, SslMode};
+use pg_scribe::pg::replication::{
     Lsn, ReplConn, ReplMessage, ReplicationError, ReplicationStream, XLogData,
 };
 
@@ -31,7 +31,7 @@ fn tcp_params(pg: &Cluster, host: &str, user: &str, sslmode: SslMode) -> ConnPar
         ..params(pg)
     };
     p.targets = pg.tcp_params("postgres").targets;
-    p.targets[0].host = pg_scribe::conninfo::Host::Tcp(host.into());
+    p.targets[0].host = pg_scribe::pg::conninfo::Host::Tcp(host.into());
     p
 }
 
@@ -520,7 +520,7 @@ async fn connection_failures_are_classified() {
 // ---------------------------------------------------------------------------------------------
 // Authentication and TLS
 
-use pg_scribe::replication::AuthMethod;
+use pg_scribe::pg::replication::AuthMethod;
 
 /// Runs `openssl` with `args` in `dir`.
 fn openssl(dir: &std::path::Path, args: &[&str]) {
@@ -756,14 +756,14 @@ async fn tls_modes_verification_and_channel_binding() {
         // SQL connections through tokio-postgres follow the same rules, with channel binding.
         let mut p = tls_params("localhost", SslMode::VerifyFull, &ca);
         p.password = Some("scr'am secret".into());
-        let tls = pg_scribe::tls::make_tls(&p).unwrap();
+        let tls = pg_scribe::pg::tls::make_tls(&p).unwrap();
         let (client, connection) = tokio_postgres::Config::new()
             .host("localhost")
             .port(pg.port)
             .user("scram_user")
             .password("scr'am secret")
             .dbname("postgres")
-            .ssl_mode(pg_scribe::tls::tokio_postgres_ssl_mode(p.sslmode))
+            .ssl_mode(pg_scribe::pg::tls::tokio_postgres_ssl_mode(p.sslmode))
             .channel_binding(tokio_postgres::config::ChannelBinding::Require)
             .connect(tls)
             .await
@@ -785,8 +785,8 @@ async fn tls_modes_verification_and_channel_binding() {
             .user("scram_user")
             .password("scr'am secret")
             .dbname("postgres")
-            .ssl_mode(pg_scribe::tls::tokio_postgres_ssl_mode(p.sslmode))
-            .connect(pg_scribe::tls::make_tls(&p).unwrap())
+            .ssl_mode(pg_scribe::pg::tls::tokio_postgres_ssl_mode(p.sslmode))
+            .connect(pg_scribe::pg::tls::make_tls(&p).unwrap())
             .await
             .err()
             .expect("verify-full must reject a certificate without this name");

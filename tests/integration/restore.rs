@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use pg_scribe::diff_format::{DiffScanner, TxnBounds};
+use pg_scribe::storage::diff_format::{DiffScanner, TxnBounds};
 
 use crate::harness::{Cluster, Streamer, bindir, pg_scribe, scratch_dir, stderr, wait_for_text};
 
@@ -344,7 +344,7 @@ fn up_to_stops_at_the_right_transaction() {
     );
 
     // By time: the 8th transaction's commit time (inclusive).
-    let eighth = pg_scribe::diff_format::format_commit_time(txns[7].header.commit_time);
+    let eighth = pg_scribe::storage::diff_format::format_commit_time(txns[7].header.commit_time);
     let out = restore(
         &cluster,
         &dir,

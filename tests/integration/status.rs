@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use pg_scribe::backup_dir::BackupDir;
-use pg_scribe::pidfile::PidFile;
+use pg_scribe::storage::backup_dir::BackupDir;
+use pg_scribe::storage::pidfile::PidFile;
 use serde_json::Value;
 
 use crate::harness::{Cluster, SUPERUSER, Streamer, bindir, pg_scribe, scratch_dir, stderr};
@@ -147,7 +147,7 @@ fn healthy_streaming_reports_every_section_and_exits_0() {
         .trim_start_matches("chain-")
         .to_string();
     // A sealed diff from this second and an active.sql, as a streamer would leave them.
-    let diff_name = format!("diff-{}.sql", pg_scribe::backup_dir::Stamp::now());
+    let diff_name = format!("diff-{}.sql", pg_scribe::storage::backup_dir::Stamp::now());
     std::fs::write(chain.join(&diff_name), vec![b'x'; 3000]).unwrap();
     std::fs::write(chain.join("active.sql"), vec![b'y'; 500]).unwrap();
 

@@ -202,7 +202,7 @@ fn streamed_chain_with_rotations_replays_to_the_source() {
         .unwrap();
     let bytes = rt.block_on(async {
         use tokio::io::AsyncReadExt;
-        let mut r = pg_scribe::compress::open_decompressed(&packed[0])
+        let mut r = pg_scribe::storage::compress::open_decompressed(&packed[0])
             .await
             .unwrap();
         let mut v = Vec::new();
@@ -240,7 +240,7 @@ fn a_rotation_during_a_large_transaction_keeps_it_whole() {
     settle(&cluster, &chain, "after-big");
     assert_eq!(streamer.stop(), Some(0));
     for diff in crate::harness::chain_diffs(&chain, true) {
-        let mut scanner = pg_scribe::diff_format::DiffScanner::open(&diff).unwrap();
+        let mut scanner = pg_scribe::storage::diff_format::DiffScanner::open(&diff).unwrap();
         while scanner.next_txn().unwrap().is_some() {}
         scanner
             .finish_complete()

@@ -12,11 +12,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_postgres::Client;
 
-use crate::backup_dir::{BackupDir, Chain, ChainInfo};
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
-use crate::pidfile::{self, Streamer};
-use crate::sql::query_error;
+use crate::pg::session::query_error;
+use crate::storage::backup_dir::{BackupDir, Chain, ChainInfo};
+use crate::storage::pidfile::{self, Streamer};
 
 /// `OffsetDateTime` as RFC 3339 UTC text (`2023-12-15T12:00:00Z`), for JSON.
 pub mod rfc3339 {

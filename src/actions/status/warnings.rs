@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::facts::{DirFacts, SlotFacts};
 use crate::cli::StatusThresholds;
-use crate::replication::DEFAULT_PLUGIN;
+use crate::pg::replication::DEFAULT_PLUGIN;
 use crate::ui;
 
 /// One problem; `code` is stable for monitoring rules, `message` is for people.

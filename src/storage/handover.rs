@@ -15,13 +15,13 @@ use std::io::Write;
 
 use time::OffsetDateTime;
 
-use crate::backup_dir::Chain;
-use crate::chain_error::{ChainError, Result};
-use crate::compress::{Compression, Method};
-use crate::diff_format::{self, copy_from_cut};
-use crate::durable;
 use crate::lsn::Lsn;
-use crate::writer::{DiffWriter, Sealed};
+use crate::storage::backup_dir::Chain;
+use crate::storage::compress::{Compression, Method};
+use crate::storage::diff_format::{self, copy_from_cut};
+use crate::storage::durable;
+use crate::storage::error::{ChainError, Result};
+use crate::storage::writer::{DiffWriter, Sealed};
 
 /// What a hand-over did.
 #[derive(Debug, Default)]

@@ -7,10 +7,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::chain_error::{ChainError, Result};
-use crate::compress::Compression;
-use crate::durable;
 use crate::lsn::Lsn;
+use crate::storage::compress::Compression;
+use crate::storage::durable;
+use crate::storage::error::{ChainError, Result};
 
 /// Bumped when a field changes meaning; readers refuse a newer format.
 pub const FORMAT_VERSION: u32 = 1;

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::backup_dir::BackupDir;
-use crate::chain_error::{ChainError, Result};
-use crate::durable;
+use crate::storage::backup_dir::BackupDir;
+use crate::storage::durable;
+use crate::storage::error::{ChainError, Result};
 
 /// The last line of the pidfile, naming the program that wrote it.
 pub const MARKER: &str = "pg_scribe";

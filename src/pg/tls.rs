@@ -31,7 +31,7 @@ use rustls::{
 use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::conninfo::{ConnParams, SslMode};
+use crate::pg::conninfo::{ConnParams, SslMode};
 
 /// The TLS settings cannot be turned into a working configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::codec::{COPY_BOTH_RESPONSE_TAG, CopyBothResponse, parse_copy_both_response};
 use super::error::{DbError, ReplicationError};
-use crate::conninfo::{ConnParams, DEFAULT_APPLICATION_NAME, Host, SslMode, Target};
-use crate::tls::TlsSettings;
+use crate::pg::conninfo::{ConnParams, DEFAULT_APPLICATION_NAME, Host, SslMode, Target};
+use crate::pg::tls::TlsSettings;
 
 type Result<T> = std::result::Result<T, ReplicationError>;
 
@@ -621,7 +621,7 @@ async fn authenticate_sasl(
         }
     }
     let cb_data = match &conn.socket {
-        Socket::Tls(s) => crate::tls::channel_binding_data(s),
+        Socket::Tls(s) => crate::pg::tls::channel_binding_data(s),
         _ => None,
     };
     let (mechanism, binding, method) = match cb_data {

@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-use crate::chain_error::{ChainError, Result};
 use crate::lsn::Lsn;
+use crate::storage::error::{ChainError, Result};
 
 pub const HEADER_PREFIX: &str = "-- wal2sql begin ";
 pub const TRAILER_PREFIX: &str = "-- wal2sql commit ";

@@ -7,10 +7,10 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::process::Command;
 
-use crate::compress;
-use crate::conninfo::ConnParams;
-use crate::dump::find_program;
 use crate::error::{Error, Result};
+use crate::pg::conninfo::ConnParams;
+use crate::pg::programs::find_program;
+use crate::storage::compress;
 
 /// Session settings for psql children: DDL is not captured again by wal2sql in the target.
 /// A custom setting with a prefix is accepted by any server as a placeholder (and adopted by

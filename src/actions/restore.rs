@@ -1,59 +1,30 @@
 //! `--restore`: a chain's globals and base through psql, then its differentials through the
-//! in-process [`apply`] engine, then the sequences; see `doc/restore.md`.
+//! in-process replay engine (`crate::replay`), then the sequences; see `doc/restore.md`.
 //!
 //! Order: choose the chain and check its files (before touching the server), check or create
 //! the target, globals, base, sealed diffs in order (and `active.sql` with `--include-active`),
 //! sequences, trigger states back. The backup directory is only ever read.
 
-pub mod apply;
-pub mod guard;
-pub mod lexer;
-pub mod psql;
-pub mod sequences;
-
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_postgres::Client;
 
 use crate::actions::Outcome;
-use crate::backup_dir::{BackupDir, Chain};
 use crate::cli::Invocation;
-use crate::compress::{self, Method};
-use crate::conninfo::ConnParams;
-use crate::diff_format::{StopAt, format_commit_time};
 use crate::error::{Error, Result};
-use crate::metadata::Metadata;
-use crate::sql::{self, Session, query_error};
+use crate::pg::conninfo::ConnParams;
+use crate::pg::session::{self, Session, query_error};
+use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::compress::{self, Method};
+use crate::storage::diff_format::{StopAt, format_commit_time};
+use crate::storage::metadata::Metadata;
 use crate::ui;
 
-use apply::{DiffFile, Engine, Limits, literal};
-use guard::{Guard, quote_ident};
-
-/// `3m 42s`, `12.3s`, `1h 02m`.
-pub fn duration_text(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 60 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else if s < 3600 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-    }
-}
-
-/// `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use crate::pg::psql;
+use crate::replay::engine::{DiffFile, Engine, Limits, literal};
+use crate::replay::guard::{Guard, quote_ident};
+use crate::replay::{engine, sequences};
 
 /// Everything read from the backup directory before the server is touched.
 struct Plan {
@@ -197,7 +168,7 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
         let path = chain.active_path();
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         diffs.push(DiffFile {
-            name: crate::backup_dir::ACTIVE_NAME.into(),
+            name: crate::storage::backup_dir::ACTIVE_NAME.into(),
             path,
             active: true,
             size,
@@ -239,9 +210,9 @@ async fn verify(metadata: &Metadata, path: &std::path::Path) -> Result<()> {
 }
 
 async fn connect_maintenance(params: &ConnParams) -> Result<Session> {
-    match sql::connect(&params.with_dbname("postgres")).await {
+    match session::connect(&params.with_dbname("postgres")).await {
         Ok(s) => Ok(s),
-        Err(first) => sql::connect(&params.with_dbname("template1"))
+        Err(first) => session::connect(&params.with_dbname("template1"))
             .await
             .map_err(|_| first),
     }
@@ -393,7 +364,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
                     .with_hint("Use --create to create it."),
             );
         }
-        let session = sql::connect(&params.with_dbname(&target)).await?;
+        let session = session::connect(&params.with_dbname(&target)).await?;
         let contents = target_contents(&session.client).await?;
         if !contents.is_empty() {
             return Err(Error::backup(format!("database \"{target}\" is not empty"))
@@ -406,13 +377,13 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     let work = restore_into(inv, &plan, &narrowed, server_num);
     let result = tokio::select! {
         r = work => r,
-        signal = crate::base::interrupted() => Err(Error::backup(format!("restore interrupted by {signal}"))),
+        signal = crate::actions::base::interrupted() => Err(Error::backup(format!("restore interrupted by {signal}"))),
     };
     match result {
         Ok(()) => {
             ui::say(&format!(
                 "Restore complete (took {})",
-                duration_text(started.elapsed())
+                ui::duration_text(started.elapsed())
             ));
             Ok(Outcome::Success)
         }
@@ -501,13 +472,13 @@ async fn restore_into(
     }
     ui::done(&format!(
         "Restored base backup ({} rows)",
-        thousands(run.rows)
+        ui::thousands(run.rows)
     ));
 
     // Differentials, in-process.
-    let session = sql::connect(params).await?;
+    let session = session::connect(params).await?;
     let client = &session.client;
-    apply::prepare_session(client, &plan.metadata.encoding).await?;
+    engine::prepare_session(client, &plan.metadata.encoding).await?;
     let guard = Guard::start(client).await?;
     if !guard.is_empty() {
         ui::say(&format!(
@@ -551,9 +522,9 @@ async fn restore_into(
     ui::done(&format!(
         "Applied {} differentials ({} transactions, {} in {})",
         report.files.len(),
-        thousands(report.txns),
+        ui::thousands(report.txns),
         ui::size(report.bytes),
-        duration_text(apply_started.elapsed())
+        ui::duration_text(apply_started.elapsed())
     ));
     for (name, txns) in &report.files {
         ui::say(&format!("  - {name} ({txns} transactions)"));
@@ -624,16 +595,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_durations_read_well() {
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(thousands(12), "12");
-        assert_eq!(duration_text(Duration::from_secs(222)), "3m 42s");
-        assert_eq!(duration_text(Duration::from_millis(1500)), "1.5s");
-    }
-
-    #[test]
     fn create_database_follows_metadata() {
-        let m = crate::metadata::tests::sample();
+        let m = crate::storage::metadata::tests::sample();
         assert_eq!(
             create_sql("new db", &m, 150020),
             "CREATE DATABASE \"new db\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8' LOCALE_PROVIDER libc"

@@ -6,15 +6,15 @@
 use time::OffsetDateTime;
 use tokio_postgres::Client;
 
-use crate::backup_dir::{BackupDir, Chain};
-use crate::compress::{Compression, WrittenFile};
-use crate::conninfo::ConnParams;
-use crate::dump;
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
-use crate::metadata::{Extension, FileRecord, Metadata};
-use crate::replication::SystemIdentification;
-use crate::sql::query_error;
+use crate::pg::conninfo::ConnParams;
+use crate::pg::programs;
+use crate::pg::replication::SystemIdentification;
+use crate::pg::session::query_error;
+use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::compress::{Compression, WrittenFile};
+use crate::storage::metadata::{Extension, FileRecord, Metadata};
 use crate::ui;
 
 /// What the server says about the database being backed up.
@@ -77,7 +77,7 @@ impl DatabaseFacts {
 
 /// Everything that pins a base to its place in the stream.
 pub struct BaseRequest<'a> {
-    /// Narrowed to the server holding the snapshot (see [`crate::sql::Session::params`]).
+    /// Narrowed to the server holding the snapshot (see [`crate::pg::session::Session::params`]).
     pub params: &'a ConnParams,
     pub facts: &'a DatabaseFacts,
     pub system: &'a SystemIdentification,
@@ -102,7 +102,7 @@ fn record(file: &WrittenFile) -> FileRecord {
 /// Fill `chain` with a complete base. On error the caller removes the chain directory.
 pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> {
     let major = request.facts.server_major();
-    let base = dump::dump_base(
+    let base = programs::dump_base(
         request.params,
         major,
         request.snapshot,
@@ -115,7 +115,7 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
         base.path.display(),
         ui::size(base.size)
     ));
-    let globals = dump::dump_globals(
+    let globals = programs::dump_globals(
         request.params,
         major,
         &chain.globals_path(request.compression),
@@ -126,7 +126,7 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
 
     let facts = request.facts;
     let metadata = Metadata {
-        format: crate::metadata::FORMAT_VERSION,
+        format: crate::storage::metadata::FORMAT_VERSION,
         pg_scribe_version: crate::cli::VERSION.to_string(),
         chain_id: chain.id.to_string(),
         server_version: facts.server_version.clone(),

@@ -9,9 +9,9 @@ use std::process::Stdio;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use crate::compress::{self, Compression, WrittenFile};
-use crate::conninfo::ConnParams;
 use crate::error::{Error, Result};
+use crate::pg::conninfo::ConnParams;
+use crate::storage::compress::{self, Compression, WrittenFile};
 
 /// Where a PostgreSQL client program of the server's major version lives: `PG_BINDIR`, then
 /// Debian's versioned directory, then `PATH` (pg_dump refuses servers newer than itself, so the

@@ -33,10 +33,10 @@ use std::str::FromStr;
 
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::chain_error::{ChainError, Result};
-use crate::compress::{Compression, Method};
-use crate::durable;
-use crate::metadata::Metadata;
+use crate::storage::compress::{Compression, Method};
+use crate::storage::durable;
+use crate::storage::error::{ChainError, Result};
+use crate::storage::metadata::Metadata;
 
 pub const PIDFILE_NAME: &str = ".pg_scribe.pid";
 pub const ACTIVE_NAME: &str = "active.sql";
@@ -595,7 +595,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let bd = BackupDir::new(tmp.path());
         let ch = bd.create_chain(datetime!(2023-12-15 12:00:00 UTC)).unwrap();
-        let m = crate::metadata::tests::sample();
+        let m = crate::storage::metadata::tests::sample();
         ch.write_metadata(&m).unwrap();
         assert_eq!(ch.read_metadata().unwrap(), m);
     }

@@ -20,8 +20,8 @@ use async_compression::tokio::write::{GzipEncoder, Lz4Encoder, ZstdEncoder};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::chain_error::{ChainError, Result};
-use crate::durable;
+use crate::storage::durable;
+use crate::storage::error::{ChainError, Result};
 
 /// Ordered with `None` first, which sealed-diff listing relies on to prefer a plain file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -574,7 +574,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "compress::tests::flat_memory_probe",
+                "storage::compress::tests::flat_memory_probe",
                 "--ignored",
                 "--nocapture",
             ])

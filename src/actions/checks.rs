@@ -5,7 +5,7 @@
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::sql::query_error;
+use crate::pg::session::query_error;
 use crate::ui;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

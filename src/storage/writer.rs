@@ -5,7 +5,7 @@
 //! A transaction is streamed (`begin`, `write_body`…, `commit`), not held in memory, so a
 //! transaction of millions of rows costs a buffer. Its bytes may reach the disk before its
 //! trailer; that is safe because only committed-and-fsynced transactions are reported durable,
-//! and a crash leaves a torn tail that [`crate::diff_format::recover_torn_tail`] cuts on the
+//! and a crash leaves a torn tail that [`crate::storage::diff_format::recover_torn_tail`] cuts on the
 //! next open. `abort` cuts an unfinished transaction at once (e.g. when the connection drops and
 //! the server will resend it whole).
 //!
@@ -20,11 +20,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::backup_dir::{Chain, DiffName};
-use crate::chain_error::{ChainError, Result};
-use crate::diff_format::{self, Recovery, TxnHeader};
-use crate::durable;
 use crate::lsn::Lsn;
+use crate::storage::backup_dir::{Chain, DiffName};
+use crate::storage::diff_format::{self, Recovery, TxnHeader};
+use crate::storage::durable;
+use crate::storage::error::{ChainError, Result};
 
 const WRITE_BUF: usize = 256 * 1024;
 
@@ -345,7 +345,7 @@ pub fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
         return Ok(Some(l));
     }
     for d in chain.sealed_diffs()?.iter().rev() {
-        if d.name.method != crate::compress::Method::None {
+        if d.name.method != crate::storage::compress::Method::None {
             return Err(ChainError::Usage(format!(
                 "reading the last position of compressed differential \"{}\" is not supported yet",
                 d.path.display()
@@ -361,9 +361,9 @@ pub fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup_dir::BackupDir;
-    use crate::compress::Compression;
-    use crate::diff_format::DiffScanner;
+    use crate::storage::backup_dir::BackupDir;
+    use crate::storage::compress::Compression;
+    use crate::storage::diff_format::DiffScanner;
     use time::macros::datetime;
 
     fn hdr(n: u64) -> TxnHeader {

@@ -39,11 +39,11 @@ use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryStream};
 
 use super::guard::Guard;
 use super::lexer::{Kind, Lexer, Stmt};
-use crate::chain_error::ChainError;
-use crate::compress;
-use crate::diff_format::{Framer, LineKind, StopAt, TxnHeader, format_commit_time};
 use crate::error::{Error, Result, Situation};
 use crate::lsn::Lsn;
+use crate::storage::compress;
+use crate::storage::diff_format::{Framer, LineKind, StopAt, TxnHeader, format_commit_time};
+use crate::storage::error::ChainError;
 use crate::ui;
 
 /// One file to replay.
@@ -157,7 +157,7 @@ pub async fn prepare_session(client: &Client, encoding: &str) -> Result<()> {
     client
         .batch_execute(&sql)
         .await
-        .map_err(|e| crate::sql::query_error(&sql, &e))
+        .map_err(|e| crate::pg::session::query_error(&sql, &e))
 }
 
 /// A string literal (standard_conforming_strings is on in our sessions; E'' when needed).
@@ -1293,7 +1293,9 @@ impl Progress {
             Some(total) if rate > 0.0 && total > bytes => {
                 format!(
                     ", ETA {}",
-                    super::duration_text(Duration::from_secs_f64((total - bytes) as f64 / rate))
+                    crate::ui::duration_text(Duration::from_secs_f64(
+                        (total - bytes) as f64 / rate
+                    ))
                 )
             }
             _ => String::new(),

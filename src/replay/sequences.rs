@@ -42,7 +42,7 @@ async fn query(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
         .simple_query(sql)
         .await
         .map(rows)
-        .map_err(|e| crate::sql::query_error(sql, &e))
+        .map_err(|e| crate::pg::session::query_error(sql, &e))
 }
 
 /// `(checked, advanced)`: owned sequences looked at, and those moved up to their column's max.
@@ -76,7 +76,7 @@ pub async fn sync_owned(client: &Client) -> Result<(usize, Vec<String>)> {
         }
         let set = format!(
             "SELECT pg_catalog.setval({}, {max}, true)",
-            super::apply::literal(seq)
+            super::engine::literal(seq)
         );
         query(client, &set).await?;
         advanced.push(format!("{seq} → {max}"));

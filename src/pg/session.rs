@@ -4,8 +4,8 @@
 
 use tokio_postgres::{Client, Config};
 
-use crate::conninfo::{ConnParams, Host, Target};
 use crate::error::{Error, Result};
+use crate::pg::conninfo::{ConnParams, Host, Target};
 
 /// An open SQL session and the target it reached (subprocesses must use the same one).
 pub struct Session {
@@ -54,7 +54,7 @@ fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> C
     config.ssl_mode(if target.is_unix() {
         tokio_postgres::config::SslMode::Disable
     } else {
-        crate::tls::tokio_postgres_ssl_mode(params.sslmode)
+        crate::pg::tls::tokio_postgres_ssl_mode(params.sslmode)
     });
     config
 }
@@ -83,7 +83,7 @@ pub async fn connect(params: &ConnParams) -> Result<Session> {
 
 async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session> {
     let mut password = params.password_for(target);
-    let tls = crate::tls::make_tls(params).map_err(|e| Error::connection(e.to_string()))?;
+    let tls = crate::pg::tls::make_tls(params).map_err(|e| Error::connection(e.to_string()))?;
     loop {
         let config = config_for(params, target, password.as_deref());
         let attempt = config.connect(tls.clone());
@@ -122,7 +122,7 @@ async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session>
                     && !params.no_password
                     && std::io::IsTerminal::is_terminal(&std::io::stdin())
                 {
-                    password = Some(crate::conninfo::prompt_password("Password: ")?);
+                    password = Some(crate::pg::conninfo::prompt_password("Password: ")?);
                     continue;
                 }
                 return Err(connect_error(target, &err));

@@ -1,0 +1,9 @@
+//! The PostgreSQL layer: libpq-compatible connection settings, TLS, SQL sessions, the
+//! in-process replication client, and the child programs (pg_dump, pg_dumpall, psql).
+
+pub mod conninfo;
+pub mod programs;
+pub mod psql;
+pub mod replication;
+pub mod session;
+pub mod tls;

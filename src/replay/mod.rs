@@ -1,0 +1,7 @@
+//! The replay engine: differentials read back and applied to a target database, transaction by
+//! transaction, with statement batching, row-count checks, trigger neutralisation and sequences.
+
+pub mod engine;
+pub mod guard;
+pub mod lexer;
+pub mod sequences;

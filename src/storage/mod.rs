@@ -1,0 +1,13 @@
+//! The storage layer: the backup directory and every file in it — chains and their names, the
+//! differential format, durable writes, compression, metadata, the pidfile, the transaction-aware
+//! writer of `active.sql` and the hand-over between chains. Nothing here talks to a server.
+
+pub mod backup_dir;
+pub mod compress;
+pub mod diff_format;
+pub mod durable;
+pub mod error;
+pub mod handover;
+pub mod metadata;
+pub mod pidfile;
+pub mod writer;
