@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod connection;
 mod init;
+mod install;
 mod new_chain;
 mod replication;
 mod restore;
