@@ -206,8 +206,8 @@ const MISUSE: &[(&[&str], &str)] = &[
         "invalid connection option \"frob\"",
     ),
     (
-        &["--status", "-d", "host=x sslcert=/c"],
-        "connection option \"sslcert\" is not supported by pg_scribe",
+        &["--status", "-d", "host=x sslpassword=x"],
+        "connection option \"sslpassword\" is not supported by pg_scribe",
     ),
     (
         &["--status", "-d", "postgresql://h/db?sslmode=sometimes"],

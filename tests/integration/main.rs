@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod client_cert;
 mod connection;
 mod init;
 mod install;
