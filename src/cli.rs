@@ -11,10 +11,13 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, error::ContextKind
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+
+mod docs;
 use crate::lsn::Lsn;
 use crate::storage::backup_dir::ChainId;
 use crate::storage::compress::Compression;
 use crate::storage::diff_format::StopAt;
+pub use docs::{MAN_SECTIONS, SYNOPSIS, documented_command};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -314,6 +317,17 @@ where
 fn clap_error(err: clap::Error) -> Error {
     use clap::error::ErrorKind;
     let context = |kind: ContextKind| err.get(kind).map(|v| v.to_string());
+    if err.kind() == clap::error::ErrorKind::UnknownArgument {
+        let arg = context(ContextKind::InvalidArg).unwrap_or_default();
+        let longs: Vec<String> = Raw::command()
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        if let Some(suggestion) = suggest(&arg, &longs, context(ContextKind::SuggestedArg)) {
+            return Error::usage(format!("unrecognized option \"{arg}\""))
+                .with_hint(format!("Did you mean \"{suggestion}\"?"));
+        }
+    }
     let message = match err.kind() {
         ErrorKind::UnknownArgument => {
             let arg = context(ContextKind::InvalidArg).unwrap_or_default();
@@ -338,6 +352,22 @@ fn clap_error(err: clap::Error) -> Error {
         }
     };
     Error::usage(message)
+}
+
+/// The option a misspelt `arg` most likely meant: the shortest option it abbreviates (`--stat`
+/// → `--status`, not `--status-interval`), else clap's closest match by similarity.
+fn suggest(arg: &str, longs: &[String], clap_suggestion: Option<String>) -> Option<String> {
+    let typed = arg.split('=').next().unwrap_or(arg);
+    if typed.len() > 3 && typed.starts_with("--") {
+        let abbreviated = longs
+            .iter()
+            .filter(|l| l.starts_with(typed))
+            .min_by_key(|l| l.len());
+        if let Some(long) = abbreviated {
+            return Some(long.clone());
+        }
+    }
+    clap_suggestion.map(|s| option_name(&s))
 }
 
 /// clap names an option `--slot <SLOT>` or `-d, --dbname <DBNAME>`; keep only the long name.

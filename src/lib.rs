@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod cli;
 pub mod error;
+pub mod generate;
 pub mod logging;
 pub mod lsn;
 pub mod pg;

@@ -127,6 +127,22 @@ fn make_install_as_a_user_into_a_staging_directory_runs_no_package_manager() {
     assert_eq!(mode & 0o777, 0o755, "binary mode");
     let libdir = staged(&stage, &pg_config("--pkglibdir"));
     let extdir = staged(&stage, &pg_config("--sharedir")).join("extension");
+    for (file, needle) in [
+        ("share/man/man1/pg_scribe.1", ".TH PG_SCRIBE 1"),
+        (
+            "share/bash-completion/completions/pg_scribe",
+            "--backup-dir",
+        ),
+        ("share/zsh/site-functions/_pg_scribe", "#compdef pg_scribe"),
+        (
+            "share/fish/vendor_completions.d/pg_scribe.fish",
+            "-l backup-dir",
+        ),
+    ] {
+        let text = std::fs::read_to_string(prefix.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}\n{log}"));
+        assert!(text.contains(needle), "{file} lacks {needle:?}");
+    }
     for file in [
         libdir.join("wal2sql.so"),
         extdir.join("wal2sql.control"),
