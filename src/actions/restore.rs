@@ -22,8 +22,9 @@ use crate::storage::metadata::Metadata;
 use crate::ui;
 
 use crate::pg::psql;
-use crate::replay::engine::{DiffFile, Engine, Limits, literal};
-use crate::replay::guard::{Guard, quote_ident};
+use crate::pg::quote;
+use crate::replay::engine::{DiffFile, Engine, Limits};
+use crate::replay::guard::Guard;
 use crate::replay::{engine, sequences};
 
 /// Everything read from the backup directory before the server is touched.
@@ -245,23 +246,23 @@ async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
 fn create_sql(target: &str, m: &Metadata, server_num: u32) -> String {
     let mut sql = format!(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
-        quote_ident(target),
-        literal(&m.encoding),
-        literal(&m.lc_collate),
-        literal(&m.lc_ctype)
+        quote::ident(target),
+        quote::escaped_literal(&m.encoding),
+        quote::escaped_literal(&m.lc_collate),
+        quote::escaped_literal(&m.lc_ctype)
     );
     if server_num >= 150000 {
         match m.locale_provider.as_deref() {
             Some("i") => {
                 sql.push_str(" LOCALE_PROVIDER icu");
                 if let Some(l) = &m.icu_locale {
-                    sql.push_str(&format!(" ICU_LOCALE {}", literal(l)));
+                    sql.push_str(&format!(" ICU_LOCALE {}", quote::escaped_literal(l)));
                 }
             }
             Some("b") => {
                 sql.push_str(" LOCALE_PROVIDER builtin");
                 if let Some(l) = &m.icu_locale {
-                    sql.push_str(&format!(" BUILTIN_LOCALE {}", literal(l)));
+                    sql.push_str(&format!(" BUILTIN_LOCALE {}", quote::escaped_literal(l)));
                 }
             }
             Some("c") => sql.push_str(" LOCALE_PROVIDER libc"),
@@ -318,7 +319,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         .unwrap_or(0);
     let exists_sql = format!(
         "SELECT 1 FROM pg_catalog.pg_database WHERE datname = {}",
-        literal(&target)
+        quote::escaped_literal(&target)
     );
     let exists = one_text(mclient, &exists_sql).await?.is_some();
     let available = rows_text(
@@ -391,7 +392,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             if inv.create {
                 let drop = format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote_ident(&target)
+                    quote::ident(&target)
                 );
                 // The first connection may have been idle for long: use a fresh one.
                 let dropped = match connect_maintenance(params).await {

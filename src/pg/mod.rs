@@ -4,6 +4,7 @@
 pub mod conninfo;
 pub mod programs;
 pub mod psql;
+pub mod quote;
 pub mod replication;
 pub mod session;
 pub mod tls;

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
+use crate::pg::quote::ident as quote_ident;
 
 /// A trigger or rule on a table, or an event trigger.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,11 +63,6 @@ impl Object {
             Object::EventTrigger(n) => format!("event trigger {}", quote_ident(n)),
         }
     }
-}
-
-/// A quoted identifier (always quoted: keywords need no special case).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 const TABLE_SCAN: &str = "\

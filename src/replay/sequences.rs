@@ -76,7 +76,7 @@ pub async fn sync_owned(client: &Client) -> Result<(usize, Vec<String>)> {
         }
         let set = format!(
             "SELECT pg_catalog.setval({}, {max}, true)",
-            super::engine::literal(seq)
+            crate::pg::quote::escaped_literal(seq)
         );
         query(client, &set).await?;
         advanced.push(format!("{seq} → {max}"));
