@@ -14,7 +14,7 @@ use crate::actions::Outcome;
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
-use crate::pg::session::{self, Session, query_error};
+use crate::pg::session::{self, Session, one_text, query_error, rows_text};
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::{self, Method};
 use crate::storage::diff_format::{StopAt, format_commit_time};
@@ -217,30 +217,6 @@ async fn connect_maintenance(params: &ConnParams) -> Result<Session> {
             .await
             .map_err(|_| first),
     }
-}
-
-async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let msgs = client
-        .simple_query(sql)
-        .await
-        .map_err(|e| query_error(sql, &e))?;
-    Ok(msgs
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect())
-}
-
-async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
-    Ok(rows_text(client, sql)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten()))
 }
 
 fn create_sql(target: &str, m: &Metadata, server_num: u32) -> String {

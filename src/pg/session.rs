@@ -2,7 +2,7 @@
 //! in order as libpq does, server and network failures turned into connection errors worded
 //! like libpq's, and a password prompt when the server asks for one and `-w` was not given.
 
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
 use crate::pg::conninfo::{ConnParams, Host, Target};
@@ -180,6 +180,41 @@ pub async fn query_text(client: &Client, sql: &str) -> Result<String> {
         .map_err(|e| query_error(sql, &e))?;
     row.try_get::<_, String>(0)
         .map_err(|e| Error::backup(format!("unexpected result from \"{sql}\": {e}")))
+}
+
+/// The rows of a simple query, every column as text (NULL as `None`): the simple protocol
+/// returns any type as text, and the text is all our catalog queries need.
+pub async fn simple_rows(
+    client: &Client,
+    sql: &str,
+) -> std::result::Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// [`simple_rows`], a failure worded by [`query_error`].
+pub async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    simple_rows(client, sql)
+        .await
+        .map_err(|e| query_error(sql, &e))
+}
+
+/// The first column of the first row of a simple query, if there is a row and it is not NULL.
+pub async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
+    Ok(rows_text(client, sql)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
 }
 
 /// A failed query as a diagnostic that keeps the server's detail and hint.
