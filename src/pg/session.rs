@@ -146,14 +146,10 @@ pub fn connect_error(target: &Target, err: &tokio_postgres::Error) -> Error {
             while let Some(source) = inner.source() {
                 inner = source;
             }
-            let text = inner.to_string();
-            if text.contains("password missing") {
+            if inner.to_string().contains("password missing") {
                 "fe_sendauth: no password supplied".to_string()
             } else {
-                text.split(" (os error ")
-                    .next()
-                    .unwrap_or(&text)
-                    .to_string()
+                crate::error::io_reason(inner)
             }
         }
     };
