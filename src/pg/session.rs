@@ -5,6 +5,7 @@
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
+use crate::pg::attempt;
 use crate::pg::conninfo::{ConnParams, Host, Target};
 
 /// An open SQL session and the target it reached (subprocesses must use the same one).
@@ -61,13 +62,11 @@ fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> C
 
 /// Connect to the first target that accepts us.
 pub async fn connect(params: &ConnParams) -> Result<Session> {
-    let mut failures: Vec<Error> = Vec::new();
-    for target in &params.targets {
-        match connect_target(params, target).await {
+    let failures =
+        match attempt::first_target(params, |target| connect_target(params, target)).await {
             Ok(session) => return Ok(session),
-            Err(err) => failures.push(err),
-        }
-    }
+            Err(failures) => failures,
+        };
     // Like libpq, name every attempt: the first as the error, the others as its detail.
     let mut failures = failures.into_iter();
     let first = failures
@@ -87,21 +86,18 @@ async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session>
     loop {
         let config = config_for(params, target, password.as_deref());
         let attempt = config.connect(tls.clone());
-        // libpq's connect_timeout bounds the whole attempt (TLS and authentication too), not
-        // only the TCP connect that tokio-postgres times.
-        let result = match params.connect_timeout {
-            Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(Error::connection(format!(
-                        "connection to {} failed: timeout expired after {} seconds",
-                        target.describe(),
-                        limit.as_secs()
-                    ))
-                    .with_hint("The server did not complete the connection in time; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
-                }
-            },
-            None => attempt.await,
+        // Timed here, not around the whole of this function: a password prompt is not part of
+        // the attempt.
+        let result = match attempt::within_timeout(params, attempt).await {
+            Ok(result) => result,
+            Err(limit) => {
+                return Err(Error::connection(format!(
+                    "connection to {} failed: timeout expired after {} seconds",
+                    target.describe(),
+                    limit.as_secs()
+                ))
+                .with_hint("The server did not complete the connection in time; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
+            }
         };
         match result {
             Ok((client, connection)) => {
