@@ -217,9 +217,8 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             .collect();
         Check::fail(
             format!(
-                "{} table{} without a usable replica identity: {}",
-                offenders.len(),
-                if offenders.len() == 1 { "" } else { "s" },
+                "{} without a usable replica identity: {}",
+                ui::counted(offenders.len(), "table"),
                 offenders.join(", ")
             ),
             fixes.join("\n"),
@@ -341,8 +340,8 @@ pub fn report(checks: &[Check]) -> usize {
 /// The error `--init` stops with when critical checks failed and `--force` was not given.
 pub fn failed_error(failed: usize) -> Error {
     Error::validation(format!(
-        "validation failed: {failed} critical problem{} found",
-        if failed == 1 { "" } else { "s" }
+        "validation failed: {} found",
+        ui::counted(failed, "critical problem")
     ))
     .with_hint("Fix the problems listed above, or use --force to initialize anyway (dangerous).")
 }
