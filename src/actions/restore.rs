@@ -38,29 +38,6 @@ struct Plan {
     diffs: Vec<DiffFile>,
 }
 
-/// The streamer's later role dumps, `globals-<stamp>.sql`, in name (= time) order.
-fn later_globals(chain: &Chain) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(&chain.dir).map_err(|e| {
-        Error::io(
-            crate::error::Situation::Backup,
-            "open directory",
-            &chain.dir,
-            &e,
-        )
-    })?;
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("globals-") && n.ends_with(".sql"))
-        })
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
 fn describe_chains(dir: &BackupDir) -> String {
     match dir.chains() {
         Ok(list) if list.is_empty() => "The backup directory holds no chains.".into(),
@@ -177,7 +154,7 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
         });
     }
     let mut globals = vec![globals];
-    globals.extend(later_globals(&chain)?);
+    globals.extend(chain.later_globals()?);
     Ok(Plan {
         chain,
         metadata,

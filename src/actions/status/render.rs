@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::Report;
 use super::facts::{ChainFacts, DirFacts, ServerFacts, SlotFacts};
+use crate::storage::backup_dir::CHAIN_PREFIX;
 use crate::ui;
 
 /// `2 minutes ago`; a time in the future (clock skew) is `just now`.
@@ -148,7 +149,7 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
     } else {
         ""
     };
-    let _ = writeln!(out, "chain-{}{tag}", c.id);
+    let _ = writeln!(out, "{CHAIN_PREFIX}{}{tag}", c.id);
     let base = match c.base_bytes {
         Some(b) => format!("{} ({})", when(c.created_at), ui::size(b)),
         None => format!("{} (no base file)", when(c.created_at)),
