@@ -56,7 +56,7 @@ fn man_page(cmd: clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
 
     // Option names must not be hyphenated or justified apart.
     writeln!(out, ".SH SYNOPSIS\n.nh\n.ad l")?;
-    for (i, (action, rest)) in cli::SYNOPSIS.iter().enumerate() {
+    for (i, (action, rest)) in cli::synopsis().iter().enumerate() {
         if i > 0 {
             writeln!(out, ".br")?;
         }
