@@ -39,7 +39,7 @@ use rustls::{
 use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::pg::conninfo::{ConnParams, SslMode};
+use crate::pg::conninfo::{ConnParams, Host, SslMode};
 
 /// The TLS settings cannot be turned into a working configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +61,28 @@ pub struct TlsSettings {
 }
 
 impl TlsSettings {
-    /// Builds the configuration for `params.sslmode` and `params.sslrootcert`.
+    /// Builds the configuration for `params.sslmode` and the certificate files. Like libpq, the
+    /// files are read only when TLS may be used: not for `sslmode=disable` or Unix sockets only,
+    /// so a stray `~/.postgresql/postgresql.crt` cannot break a local connection.
     pub fn new(params: &ConnParams) -> Result<TlsSettings, TlsConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let sockets_only = !params.targets.is_empty()
+            && params
+                .targets
+                .iter()
+                .all(|t| matches!(t.host, Host::Unix(_)));
+        if params.sslmode == SslMode::Disable || sockets_only {
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsConfigError(e.to_string()))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth();
+            return Ok(TlsSettings {
+                mode: params.sslmode,
+                config: Arc::new(config),
+            });
+        }
         let home = home_dir();
         let root_path = params
             .sslrootcert
@@ -788,5 +807,20 @@ mod tests {
             // A machine without a CA bundle says so rather than trusting nothing silently.
             Err(e) => assert!(e.0.contains("system root certificate store"), "{e}"),
         }
+    }
+
+    #[test]
+    fn certificate_files_are_read_only_when_tls_may_be_used() {
+        let mut p = params(SslMode::VerifyFull, Some("/nonexistent/root.crt"));
+        p.sslcert = Some("/nonexistent/client.crt".into());
+        p.targets = vec![crate::pg::conninfo::Target {
+            host: Host::Unix("/tmp".into()),
+            port: 5432,
+        }];
+        TlsSettings::new(&p).expect("Unix sockets never use TLS");
+        p.targets[0].host = Host::Tcp("localhost".into());
+        assert!(TlsSettings::new(&p).is_err());
+        p.sslmode = SslMode::Disable;
+        TlsSettings::new(&p).expect("sslmode=disable reads no files");
     }
 }
