@@ -1,8 +1,9 @@
 //! TLS client certificates against a server that requires one (`cert clientcert=verify-full`),
 //! on every kind of connection pg_scribe opens: `--init` (SQL, replication with the exported
 //! snapshot, and the pg_dump/pg_dumpall children), `--start` streaming, `--status`. Certificates
-//! come from conninfo, from PGSSLCERT/PGSSLKEY and from libpq's `~/.postgresql/` defaults; a
-//! missing or too readable key and a revoked server certificate (`sslcrl`) are refused.
+//! come from conninfo, from PGSSLCERT/PGSSLKEY and from libpq's `~/.postgresql/` defaults;
+//! `sslrootcert=system` trusts the system store; a missing or too readable key and a revoked
+//! server certificate (`sslcrl`, `sslcrldir`) are refused.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -310,6 +311,28 @@ fn client_certificate_sources_and_refusals() {
     let with_crl = format!("{} {}", setup.with_cert(), crl("empty.crl"));
     connected(&status(&with_crl, &empty_home()), "empty CRL");
 
+    // sslrootcert=system: the system store, here pointed at the test CA the way OpenSSL (and
+    // rustls-native-certs) let one, through SSL_CERT_FILE; verify-full is implied.
+    let system = format!(
+        "host=localhost port={} user=postgres dbname=app sslrootcert=system sslcert={} sslkey={}",
+        setup.cluster.port,
+        setup.pki.join("client.crt").display(),
+        setup.pki.join("client.key").display()
+    );
+    let mut env = empty_home();
+    env.push((
+        "SSL_CERT_FILE".into(),
+        setup.pki.join("ca.crt").display().to_string(),
+    ));
+    connected(&status(&system, &env), "sslrootcert=system");
+    let out = status(&format!("{system} sslmode=require"), &env);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("weak sslmode \"require\" may not be used with sslrootcert=system"),
+        "{}",
+        stderr(&out)
+    );
+
     // No certificate: the server refuses, exit 2 with its message.
     let out = status(&setup.conninfo(""), &empty_home());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -342,13 +365,30 @@ fn client_certificate_sources_and_refusals() {
         stderr(&out)
     );
 
-    // The CRL that revokes the server certificate.
-    let revoked = format!("{} {}", setup.with_cert(), crl("revoked.crl"));
-    let out = status(&revoked, &empty_home());
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("invalid peer certificate: Revoked"),
-        "{}",
-        stderr(&out)
-    );
+    // The CRL that revokes the server certificate, as a file and in an OpenSSL hashed
+    // directory (`<issuer hash>.r0`).
+    let crl_dir = scratch_dir("client-cert-crldir");
+    let hash = Command::new("openssl")
+        .args(["crl", "-hash", "-noout", "-in"])
+        .arg(setup.pki.join("revoked.crl"))
+        .output()
+        .expect("openssl crl -hash");
+    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
+    std::fs::copy(
+        setup.pki.join("revoked.crl"),
+        crl_dir.join(format!("{hash}.r0")),
+    )
+    .unwrap();
+    for revoked in [
+        format!("{} {}", setup.with_cert(), crl("revoked.crl")),
+        format!("{} sslcrldir={}", setup.with_cert(), crl_dir.display()),
+    ] {
+        let out = status(&revoked, &empty_home());
+        assert_eq!(out.status.code(), Some(2), "{revoked}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid peer certificate: Revoked"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
