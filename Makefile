@@ -33,6 +33,10 @@ build:
 INSTALL_PG_CONFIG := $(if $(filter command line environment,$(origin PG_CONFIG)),$(PG_CONFIG),pg_config)
 
 install-extension:
+	@command -v $(INSTALL_PG_CONFIG) >/dev/null || { \
+		echo 'pg_scribe: error: no pg_config found ("$(INSTALL_PG_CONFIG)")' >&2; \
+		echo 'pg_scribe: hint: Install the server development package of your PostgreSQL, or name its pg_config: make install PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config' >&2; \
+		exit 1; }
 	if [ -d wal2sql ]; then $(MAKE) -C wal2sql PG_CONFIG=$(INSTALL_PG_CONFIG) install; fi
 
 # make test and make demo set the machine up first, then install into the server they test against.
