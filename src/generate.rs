@@ -10,15 +10,7 @@ use clap_complete::Shell;
 use crate::cli;
 use crate::error::{Error, Result};
 
-/// What `--generate` can write, and the file name `make` gives each.
-pub const KINDS: &[(&str, &str)] = &[
-    ("man", "pg_scribe.1"),
-    ("bash", "pg_scribe.bash"),
-    ("zsh", "_pg_scribe"),
-    ("fish", "pg_scribe.fish"),
-];
-
-/// The text for `kind` (one of [`KINDS`]).
+/// The text for `kind`: `man`, `bash`, `zsh` or `fish`.
 pub fn generate(kind: &str) -> Result<Vec<u8>> {
     let mut cmd = cli::documented_command();
     let mut out = Vec::new();
