@@ -10,6 +10,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 # PostgreSQL 15 headers, make, gcc: make install also builds the extension (unused here).
+# PG_SCRIBE_NO_PG18=1 skips the extra PostgreSQL 18 that install-deps.sh fetches for the tests.
 RUN PG_SCRIBE_NO_PG18=1 ./scripts/install-deps.sh \
  && make install DESTDIR=/staging PREFIX=/usr/local PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 

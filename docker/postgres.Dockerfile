@@ -8,6 +8,8 @@
 
 ARG PG_MAJOR=15
 
+# The Rust image only because install-deps.sh insists on a toolchain; nothing Rust is built here.
+# PG_SCRIBE_NO_PG18=1 skips the extra PostgreSQL 18 that install-deps.sh fetches for the tests.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
