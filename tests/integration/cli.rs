@@ -400,6 +400,26 @@ fn man_page_and_completions_name_every_option() {
             "man: {section}"
         );
     }
+    // bash is here to try the completion for real: `--back` completes to `--backup-dir`.
+    let dir = crate::harness::scratch_dir("completion");
+    std::fs::write(dir.join("pg_scribe.bash"), &bash).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(
+            "source \"$0\"; COMP_WORDS=(pg_scribe --back); COMP_CWORD=1; \
+             COMP_LINE='pg_scribe --back'; COMP_POINT=${#COMP_LINE}; \
+             _pg_scribe pg_scribe --back pg_scribe; echo \"${COMPREPLY[*]}\"",
+        )
+        .arg(dir.join("pg_scribe.bash"))
+        .output()
+        .expect("bash");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "--backup-dir",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let out = pg_scribe(&["--generate", "tcsh"], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
 }
