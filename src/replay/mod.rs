@@ -3,5 +3,6 @@
 
 pub mod engine;
 pub mod guard;
-pub mod lexer;
+pub mod progress;
 pub mod sequences;
+pub mod statements;

@@ -248,46 +248,12 @@ w2s_statement_text(const char *query, int location, int len)
 	return buf.data;
 }
 
-/*
- * Remove the CONCURRENTLY keyword: the replay runs every statement inside
- * a transaction block, where CONCURRENTLY is not allowed.
- */
-static char *
-w2s_strip_concurrently(const char *text)
-{
-	core_yy_extra_type yyextra;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	core_yyscan_t scanner;
-	int			kwnum = ScanKeywordLookup("concurrently", &ScanKeywords);
-	int			token;
-	char	   *result = NULL;
-
-	if (kwnum < 0)
-		return pstrdup(text);
-
-	scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((token = core_yylex(&yylval, &yylloc, scanner)) != 0)
-	{
-		if (token == ScanKeywordTokens[kwnum])
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			appendBinaryStringInfo(&buf, text, yylloc);
-			appendStringInfoString(&buf, text + yylloc + strlen("concurrently") +
-								   (text[yylloc + strlen("concurrently")] == ' ' ? 1 : 0));
-			result = buf.data;
-			break;
-		}
-	}
-	scanner_finish(scanner);
-	return result ? result : pstrdup(text);
-}
-
+/* Does the statement ask for CONCURRENTLY (which the replay cannot run)? */
 static bool
 w2s_is_concurrent(Node *parsetree)
 {
+	ListCell   *lc;
+
 	switch (nodeTag(parsetree))
 	{
 		case T_IndexStmt:
@@ -295,11 +261,109 @@ w2s_is_concurrent(Node *parsetree)
 		case T_DropStmt:
 			return ((DropStmt *) parsetree)->concurrent;
 		case T_ReindexStmt:
+			foreach(lc, ((ReindexStmt *) parsetree)->params)
+			{
+				DefElem    *opt = (DefElem *) lfirst(lc);
+
+				if (strcmp(opt->defname, "concurrently") == 0 && defGetBoolean(opt))
+					return true;
+			}
+			return false;
 		case T_AlterTableStmt:
-			return true;		/* only strips a CONCURRENTLY keyword */
+			foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+			{
+				AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+				if (cmd->subtype == AT_DetachPartition &&
+					((PartitionCmd *) cmd->def)->concurrent)
+					return true;
+			}
+			return false;
 		default:
 			return false;
 	}
+}
+
+/* The grammar token of a keyword (lower case), or -1. */
+static int
+w2s_keyword_token(const char *word)
+{
+	int			kwnum = ScanKeywordLookup(word, &ScanKeywords);
+
+	return kwnum < 0 ? -1 : ScanKeywordTokens[kwnum];
+}
+
+/*
+ * The statement without its CONCURRENTLY keyword (the replay runs every
+ * statement inside a transaction block, where it is not allowed), or NULL
+ * when it cannot be removed safely.  Only the keyword at its place in the
+ * grammar goes: right after INDEX (CREATE/DROP INDEX), after the object
+ * kind of REINDEX, or last in ALTER TABLE ... DETACH PARTITION; a function
+ * or column named "concurrently" stays.  The result is parsed again and
+ * must be one statement of the same kind, no longer concurrent.
+ */
+static char *
+w2s_strip_concurrently(const char *text, Node *parsetree)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			conc = w2s_keyword_token("concurrently");
+	int			token;
+	int			prev = 0;
+	int			at = -1;
+	char	   *result;
+	List	   *raw;
+	RawStmt    *rs;
+
+	scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((token = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (token == conc && at < 0)
+		{
+			switch (nodeTag(parsetree))
+			{
+				case T_IndexStmt:
+				case T_DropStmt:
+					if (prev == w2s_keyword_token("index"))
+						at = yylloc;
+					break;
+				case T_ReindexStmt:
+					if (prev == w2s_keyword_token("index") ||
+						prev == w2s_keyword_token("table") ||
+						prev == w2s_keyword_token("schema") ||
+						prev == w2s_keyword_token("database") ||
+						prev == w2s_keyword_token("system"))
+						at = yylloc;
+					break;
+				case T_AlterTableStmt:
+					at = yylloc;	/* checked below: must be the last token */
+					break;
+				default:
+					break;
+			}
+		}
+		else if (at >= 0 && IsA(parsetree, AlterTableStmt) && token != ';')
+			at = -1;			/* not last: an identifier, not the option */
+		prev = token;
+	}
+	scanner_finish(scanner);
+	if (at < 0)
+		return NULL;
+
+	result = psprintf("%.*s%s", at, text,
+					  text + at + strlen("concurrently") +
+					  (text[at + strlen("concurrently")] == ' ' ? 1 : 0));
+
+	/* the same statement, without CONCURRENTLY, or nothing */
+	raw = W2S_RAW_PARSER(result);
+	if (list_length(raw) != 1)
+		return NULL;
+	rs = linitial_node(RawStmt, raw);
+	if (nodeTag(rs->stmt) != nodeTag(parsetree) || w2s_is_concurrent(rs->stmt))
+		return NULL;
+	return result;
 }
 
 /*
@@ -319,8 +383,17 @@ w2s_current_statement(CommandTag tag)
 		return w2s_statement_text(f->query, f->location, f->len);
 	}
 
-	/* no hook: trust only a query string that is this one statement */
-	if (debug_query_string == NULL)
+	/*
+	 * No hook: trust only a top-level query string that is this one
+	 * statement.  The library is loaded at the latest by the
+	 * ddl_command_start trigger of the first DDL a session runs, so a DDL
+	 * nested in another DDL always has a hook frame; one run by a function
+	 * (SECURITY DEFINER, or called from a DO block, a SELECT ...) is
+	 * refused here: its query string is not its own text.
+	 */
+	if (debug_query_string == NULL ||
+		GetUserId() != GetOuterUserId() ||
+		InSecurityRestrictedOperation())
 		return NULL;
 	raw = W2S_RAW_PARSER(debug_query_string);
 	if (list_length(raw) != 1)
@@ -926,9 +999,12 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 							   debug_query_string ? debug_query_string : "");
 	else
 	{
-		if (w2s_is_concurrent(parsetree))
-			text = w2s_strip_concurrently(text);
-		w2s_queue_ddl(text);
+		if (w2s_is_concurrent(parsetree) &&
+			(text = w2s_strip_concurrently(text, parsetree)) == NULL)
+			w2s_queue_unreplayable(tag, "whose CONCURRENTLY cannot be removed",
+								   w2s_current_statement(trigdata->tag));
+		else
+			w2s_queue_ddl(text);
 	}
 }
 

@@ -113,7 +113,6 @@ typedef struct W2SData
 
 	/* per transaction */
 	bool		xact_written;	/* header and BEGIN already written */
-	char	   *search_path;	/* last SET LOCAL search_path, or NULL */
 	bool		money_set;		/* SET LOCAL lc_monetary written */
 	List	   *rewrites;		/* tables whose rewritten rows are written */
 
@@ -432,31 +431,44 @@ w2s_get_entry(Relation rel)
  */
 
 /*
- * Append a value as a string literal.  A value holding a backslash is
- * written as E'...' so that it reads back the same whatever
- * standard_conforming_strings is; every other value is a plain '...'.
+ * Append a value as a string literal, on one line: a value holding a
+ * backslash, a newline or a carriage return is written as E'...' (those
+ * escaped as \\, \n, \r), so that it reads back the same whatever
+ * standard_conforming_strings is and no row change ever spans two lines
+ * (see w2s_write_line); every other value is a plain '...'.
  */
 static void
 w2s_append_literal(StringInfo out, const char *s)
 {
 	const char *p;
-	const char *special = (strchr(s, '\\') != NULL) ? "'\\" : "'";
+	bool		escape = (strpbrk(s, "\\\n\r") != NULL);
 
-	if (special[1] != '\0')
+	if (escape)
 		appendStringInfoChar(out, 'E');
 	appendStringInfoChar(out, '\'');
 	p = s;
 	for (;;)
 	{
-		size_t		n = strcspn(p, special);
+		size_t		n = strcspn(p, escape ? "'\\\n\r" : "'");
 
 		appendBinaryStringInfo(out, p, n);
 		p += n;
 		if (*p == '\0')
 			break;
-		/* double the quote or backslash */
-		appendStringInfoChar(out, *p);
-		appendStringInfoChar(out, *p);
+		switch (*p)
+		{
+			case '\n':
+				appendStringInfoString(out, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(out, "\\r");
+				break;
+			default:
+				/* double the quote or backslash */
+				appendStringInfoChar(out, *p);
+				appendStringInfoChar(out, *p);
+				break;
+		}
 		p++;
 	}
 	appendStringInfoChar(out, '\'');
@@ -511,6 +523,7 @@ w2s_ensure_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 					 LSN_FORMAT_ARGS(txn->final_lsn),
 					 LSN_FORMAT_ARGS(txn->end_lsn));
 	w2s_append_utc(ctx->out, W2S_COMMIT_TIME(txn));
+	appendStringInfo(ctx->out, " format=%d", W2S_FORMAT);
 	OutputPluginWrite(ctx, false);
 
 	OutputPluginPrepareWrite(ctx, false);
@@ -520,10 +533,37 @@ w2s_ensure_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	data->xact_written = true;
 }
 
-/* Write one complete statement (text without the terminating ';'). */
+/*
+ * Write one message of "kind" ("text" or "ddl") framed by its length:
+ * "-- wal2sql <kind> bytes=<N>", a newline, then exactly N bytes of text.
+ * The reader skips those N bytes (and the newline the consumer appends)
+ * without looking at them, so the text may hold anything.
+ */
+static void
+w2s_write_framed(LogicalDecodingContext *ctx, const char *kind,
+				 const char *text, size_t len)
+{
+	OutputPluginPrepareWrite(ctx, true);
+	appendStringInfo(ctx->out, "-- wal2sql %s bytes=%zu\n", kind, len);
+	appendBinaryStringInfo(ctx->out, text, len);
+	OutputPluginWrite(ctx, true);
+}
+
+/*
+ * Write one complete statement (with its ';').  Everything the plugin
+ * writes goes through here or w2s_write_framed: a statement holding a
+ * newline or carriage return (an identifier that contains one) is framed,
+ * so every other message is exactly one line and no line of the output can
+ * be mistaken for a framing line (see doc/security.md).
+ */
 static void
 w2s_write_line(LogicalDecodingContext *ctx, const char *text, size_t len)
 {
+	if (memchr(text, '\n', len) != NULL || memchr(text, '\r', len) != NULL)
+	{
+		w2s_write_framed(ctx, "text", text, len);
+		return;
+	}
 	OutputPluginPrepareWrite(ctx, true);
 	appendBinaryStringInfo(ctx->out, text, len);
 	OutputPluginWrite(ctx, true);
@@ -599,7 +639,8 @@ w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull)
 	switch (col->eq_kind)
 	{
 		case W2S_EQ_PLAIN:
-			appendStringInfoString(out, " = ");
+			/* never resolved through search_path */
+			appendStringInfoString(out, " OPERATOR(pg_catalog.=) ");
 			break;
 		case W2S_EQ_OPERATOR:
 			appendStringInfoChar(out, ' ');
@@ -607,7 +648,7 @@ w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull)
 			appendStringInfoChar(out, ' ');
 			break;
 		case W2S_EQ_TEXT:
-			appendStringInfoString(out, "::pg_catalog.text = ");
+			appendStringInfoString(out, "::pg_catalog.text OPERATOR(pg_catalog.=) ");
 			break;
 	}
 	w2s_append_value(out, col, value, false);
@@ -631,7 +672,7 @@ w2s_append_where(StringInfo out, W2SRelEntry *entry,
 
 		if (oldvals == NULL)
 			return false;
-		appendStringInfo(out, " WHERE ctid = (SELECT ctid FROM ONLY %s WHERE ",
+		appendStringInfo(out, " WHERE ctid OPERATOR(pg_catalog.=) (SELECT ctid FROM ONLY %s WHERE ",
 						 entry->qualname);
 		for (i = 0; i < entry->natts; i++)
 		{
@@ -859,14 +900,17 @@ w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		return;
 	}
 
-	if (search_path != NULL &&
-		(data->search_path == NULL || strcmp(data->search_path, search_path) != 0))
+	/*
+	 * The settings the statement was parsed with, each its own statement
+	 * before it (a consumer sends them before the DDL, so that the server
+	 * parses the DDL with them in effect), then the DDL framed, then the
+	 * replay session's own settings back: row changes after it never
+	 * depend on the DDL's search_path or role.
+	 */
+	if (search_path != NULL)
 	{
 		appendStringInfo(&buf, "SET LOCAL search_path = %s;", search_path);
 		w2s_write_line(ctx, buf.data, buf.len);
-		if (data->search_path)
-			pfree(data->search_path);
-		data->search_path = MemoryContextStrdup(data->context, search_path);
 	}
 	if (settings != NULL)
 		w2s_write_line(ctx, settings, strlen(settings));
@@ -876,9 +920,12 @@ w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		appendStringInfo(&buf, "SET LOCAL ROLE %s;", quote_identifier(role));
 		w2s_write_line(ctx, buf.data, buf.len);
 	}
-	w2s_write_line(ctx, command, strlen(command));
+	w2s_write_framed(ctx, "ddl", command, strlen(command));
 	if (role != NULL)
 		w2s_write_line(ctx, "RESET ROLE;", strlen("RESET ROLE;"));
+	if (search_path != NULL)
+		w2s_write_line(ctx, "SET LOCAL search_path = pg_catalog, pg_temp;",
+					   strlen("SET LOCAL search_path = pg_catalog, pg_temp;"));
 	if (settings != NULL)
 		w2s_write_line(ctx, "SET LOCAL standard_conforming_strings = on;",
 					   strlen("SET LOCAL standard_conforming_strings = on;"));
@@ -1017,9 +1064,6 @@ w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 
 	/* written lazily with the first statement: empty ones are skipped */
 	data->xact_written = false;
-	if (data->search_path)
-		pfree(data->search_path);
-	data->search_path = NULL;
 	data->money_set = false;
 	list_free(data->rewrites);
 	data->rewrites = NIL;
