@@ -1110,6 +1110,7 @@ w2s_drop_index_start(DropStmt *stmt)
 {
 	ListCell   *lc;
 
+	list_free(w2s_dropped_index_tables);
 	w2s_dropped_index_tables = NIL;
 	foreach(lc, stmt->objects)
 	{
@@ -1123,7 +1124,8 @@ w2s_drop_index_start(DropStmt *stmt)
 		relid = IndexGetRelation(indexid, true);
 		if (!OidIsValid(relid))
 			continue;
-		old = MemoryContextSwitchTo(TopTransactionContext);
+		/* not a transaction's memory: DROP INDEX CONCURRENTLY commits */
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		w2s_dropped_index_tables = lappend_oid(w2s_dropped_index_tables, relid);
 		MemoryContextSwitchTo(old);
 	}
@@ -1287,6 +1289,7 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (strcmp(trigdata->event, "ddl_command_start") == 0)
 	{
 		w2s_drop_seen = false;
+		list_free(w2s_dropped_index_tables);
 		w2s_dropped_index_tables = NIL;
 		if (w2s_ctas_is_table(parsetree))
 			w2s_queue_ctas((CreateTableAsStmt *) parsetree, tag);
@@ -1345,7 +1348,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	dropped_index_tables = NIL;
 	if (IsA(parsetree, DropStmt) &&
 		((DropStmt *) parsetree)->removeType == OBJECT_INDEX)
-		dropped_index_tables = w2s_dropped_index_tables;
+		dropped_index_tables = list_copy(w2s_dropped_index_tables);
+	list_free(w2s_dropped_index_tables);
 	w2s_dropped_index_tables = NIL;
 
 	if (w2s_skipped_statement(parsetree))
