@@ -70,7 +70,14 @@ typedef struct W2SFrame
 	int			len;
 	NodeTag		tag;			/* node type of the utility statement */
 	bool		queued;			/* its text is queued already (table_rewrite) */
+	int			scs;			/* standard_conforming_strings it was parsed with */
 } W2SFrame;
+
+/* W2SFrame.scs: off, on, either (no backslash in it), or unknown */
+#define W2S_SCS_OFF		0
+#define W2S_SCS_ON		1
+#define W2S_SCS_EITHER	2
+#define W2S_SCS_UNKNOWN	3
 
 static W2SFrame *w2s_frames = NULL;
 static int	w2s_depth = 0;
@@ -184,15 +191,18 @@ w2s_current_search_path(void)
 	return buf.data;
 }
 
-/* Queue a DDL statement with the settings needed to replay it. */
+/*
+ * Queue a DDL statement with the settings needed to replay it: the
+ * search_path and role it ran with, and standard_conforming_strings as it
+ * was when the statement was parsed (scs_off).
+ */
 static void
-w2s_queue_ddl(const char *command)
+w2s_queue_ddl(const char *command, bool scs_off)
 {
 	w2s_queue_insert("ddl",
 					 w2s_current_search_path(),
 					 GetUserNameFromId(GetUserId(), false),
-					 standard_conforming_strings ? NULL :
-					 "SET LOCAL standard_conforming_strings = off;",
+					 scs_off ? "SET LOCAL standard_conforming_strings = off;" : NULL,
 					 command);
 }
 
@@ -371,15 +381,20 @@ w2s_strip_concurrently(const char *text, Node *parsetree)
  * exactly.
  */
 static char *
-w2s_current_statement(CommandTag tag)
+w2s_current_statement(CommandTag tag, bool *scs_off)
 {
 	List	   *raw;
 	RawStmt    *rs;
 
+	*scs_off = !standard_conforming_strings;
 	if (w2s_depth > 0)
 	{
 		W2SFrame   *f = &w2s_frames[w2s_depth - 1];
 
+		if (f->scs == W2S_SCS_UNKNOWN)
+			return NULL;
+		if (f->scs != W2S_SCS_EITHER)
+			*scs_off = (f->scs == W2S_SCS_OFF);
 		return w2s_statement_text(f->query, f->location, f->len);
 	}
 
@@ -514,7 +529,7 @@ w2s_queue_ctas(CreateTableAsStmt *ctas, const char *tag)
 		return;
 	text = w2s_ctas_create_table(ctas);
 	if (text != NULL)
-		w2s_queue_ddl(text);
+		w2s_queue_ddl(text, false); /* generated: literals are E'' when needed */
 	else
 		w2s_queue_unreplayable(tag, "that cannot be turned into CREATE TABLE",
 							   debug_query_string ? debug_query_string : "");
@@ -524,6 +539,64 @@ w2s_queue_ctas(CreateTableAsStmt *ctas, const char *tag)
  * ProcessUtility hook
  * ---------------------------------------------------------------------
  */
+
+/*
+ * The standard_conforming_strings value a statement was parsed with.  The
+ * current value may differ: a query string is parsed as a whole before its
+ * first statement runs, so "SET standard_conforming_strings = off; CREATE
+ * ..." parses the CREATE with the old value.  Only string literals with a
+ * backslash read differently; for those the statement's text is parsed
+ * again with each value and compared with the tree being executed (raw
+ * trees; equal() ignores locations).  UNKNOWN when neither matches.
+ */
+static int
+w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
+{
+	const char *start;
+	char	   *text;
+	bool		saved = standard_conforming_strings;
+	volatile bool match[2] = {false, false};
+	int			v;
+
+	if (query == NULL)
+		return W2S_SCS_EITHER;
+	if (location < 0)
+	{
+		location = 0;
+		len = 0;
+	}
+	start = query + location;
+	text = (len > 0) ? pnstrdup(start, len) : pstrdup(start);
+	if (strchr(text, '\\') == NULL)
+		return W2S_SCS_EITHER;
+
+	for (v = 0; v <= 1; v++)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		standard_conforming_strings = (v == 1);
+		PG_TRY();
+		{
+			List	   *raw = W2S_RAW_PARSER(text);
+
+			match[v] = list_length(raw) == 1 &&
+				equal(linitial_node(RawStmt, raw)->stmt, parsetree);
+		}
+		PG_CATCH();
+		{
+			/* a syntax error under this value: not how it was parsed */
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+		}
+		PG_END_TRY();
+	}
+	standard_conforming_strings = saved;
+	if (match[0] && match[1])
+		return W2S_SCS_EITHER;
+	if (match[0] != match[1])
+		return match[1] ? W2S_SCS_ON : W2S_SCS_OFF;
+	return W2S_SCS_UNKNOWN;
+}
 
 static void
 w2s_utility(W2S_UTILITY_ARGS_DECL)
@@ -567,6 +640,9 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
 	w2s_frames[w2s_depth].len = pstmt->stmt_len;
 	w2s_frames[w2s_depth].tag = nodeTag(parsetree);
 	w2s_frames[w2s_depth].queued = false;
+	w2s_frames[w2s_depth].scs = w2s_capture_active() ?
+		w2s_parse_time_scs(parsetree, queryString, pstmt->stmt_location,
+						   pstmt->stmt_len) : W2S_SCS_EITHER;
 	w2s_depth++;
 
 	PG_TRY();
@@ -742,7 +818,7 @@ w2s_run_internal(const char *sql)
 		w2s_internal = false;
 	}
 	PG_END_TRY();
-	w2s_queue_ddl(sql);
+	w2s_queue_ddl(sql, false);	/* generated: identifiers only */
 }
 
 static char *
@@ -988,24 +1064,44 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 	bool	   *queued = w2s_queued_flag();
 	Node	   *parsetree = trigdata->parsetree;
 	char	   *text;
+	char	   *volatile stripped = NULL;
+	volatile bool scs_off;
+	bool		off;
+	bool		saved = standard_conforming_strings;
 
 	if (*queued)
 		return;
 	*queued = true;
 	if (w2s_ctas_is_table(parsetree))
 		return;					/* written at ddl_command_start */
-	if ((text = w2s_current_statement(trigdata->tag)) == NULL)
+	text = w2s_current_statement(trigdata->tag, &off);
+	scs_off = off;
+	if (text == NULL)
+	{
 		w2s_queue_unreplayable(tag, W2S_REASON_NO_TEXT,
 							   debug_query_string ? debug_query_string : "");
-	else
-	{
-		if (w2s_is_concurrent(parsetree) &&
-			(text = w2s_strip_concurrently(text, parsetree)) == NULL)
-			w2s_queue_unreplayable(tag, "whose CONCURRENTLY cannot be removed",
-								   w2s_current_statement(trigdata->tag));
-		else
-			w2s_queue_ddl(text);
+		return;
 	}
+	if (!w2s_is_concurrent(parsetree))
+	{
+		w2s_queue_ddl(text, scs_off);
+		return;
+	}
+	/* read the text as it was parsed */
+	standard_conforming_strings = !scs_off;
+	PG_TRY();
+	{
+		stripped = w2s_strip_concurrently(text, parsetree);
+	}
+	PG_FINALLY();
+	{
+		standard_conforming_strings = saved;
+	}
+	PG_END_TRY();
+	if (stripped == NULL)
+		w2s_queue_unreplayable(tag, "whose CONCURRENTLY cannot be removed", text);
+	else
+		w2s_queue_ddl(stripped, scs_off);
 }
 
 /* Does a raw expression call a function or hold a subquery? */
