@@ -267,6 +267,7 @@ async fn drain(
 }
 
 impl<'a> Engine<'a> {
+    #[allow(clippy::too_many_arguments)] // each is a distinct restore option
     pub fn new(
         client: &'a Client,
         guard: Guard,
