@@ -1,8 +1,9 @@
 //! The diff apply engine: the chain's differentials replayed in-process over one connection.
 //!
-//! - Each transaction is framed by [`Framer`] (its `-- wal2sql` header and trailer), split into
-//!   statements by the [`lexer`](super::lexer), and sent as **one simple-query message** (the
-//!   whole `BEGIN; … COMMIT;`), not one round trip per statement.
+//! - Each transaction is framed by [`Framer`] (its `-- wal2sql` header and trailer); its
+//!   statements are its lines and its framed texts (no SQL lexer, see doc/security.md), and a
+//!   transaction of row changes is sent as **one simple-query message** (the whole
+//!   `BEGIN; … COMMIT;`), not one round trip per statement.
 //! - Consecutive transactions without DDL are applied **together**, several in one transaction
 //!   of the target (atomic: a failure never leaves part of a source transaction applied; a
 //!   failed group is replayed one transaction at a time to report the exact one), with
@@ -11,13 +12,15 @@
 //! - **Row counts are checked**: every INSERT must insert its rows, every UPDATE and DELETE that
 //!   names its row (by key, or by `ctid = (SELECT ctid … LIMIT 1)`) must change exactly one (a
 //!   merged `DELETE … IN (n keys)` n), read from the statements' CommandComplete tags. Anything
-//!   else means the target differs from the source: the restore stops (see [`expected_rows`]).
+//!   else means the target differs from the source: the restore stops (see
+//!   `statements::expected_rows`).
 //!   So no transaction is committed before its counts are read: a group is sent as
 //!   `BEGIN; <statements>` and left open; the next group's message starts with its `COMMIT;`,
 //!   sent once the counts are checked, and the next group is built while the server applies
 //!   the current one. A failed COMMIT ends the message there (nothing of the next group runs).
 //! - A transaction with DDL is sent in segments, waiting for each: its row changes in messages,
-//!   each run of DDL bracketed by the trigger [`Guard`] (see there).
+//!   each run of DDL bracketed by the trigger [`Guard`] (see there), each captured DDL **alone
+//!   in its message** after the settings before it, then the session's own settings again.
 //! - A transaction larger than the chunk size is sent in several messages inside its own
 //!   `BEGIN … COMMIT`, cut only between whole statements.
 //! - `--no-sync-sequences`: the sequence values recorded by `wal2sql.snapshot_sequences()`

@@ -74,7 +74,7 @@ pub struct Piece {
     pub end: usize,
     pub first: usize,
     pub last: usize,
-    /// The rows it must affect (see [`expected_rows`]); None: not checked.
+    /// The rows it must affect (see `expected_rows`); None: not checked.
     pub rows: Option<u64>,
 }
 
