@@ -33,18 +33,19 @@
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use futures::StreamExt;
 use tokio::io::AsyncBufReadExt;
-use tokio_postgres::error::ErrorPosition;
-use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryStream};
+use tokio_postgres::{Client, SimpleQueryStream};
 
+use super::failure::{self, Drained, Failure, drain, excerpt, locate};
 use super::guard::Guard;
 use super::progress::Progress;
+use super::session::session_settings;
+pub use super::session::{literal, prepare_session};
 use super::statements::{Kind, Piece, Stmt, build_message, classify, is_txn_control};
 use crate::error::{Error, Result, Situation};
 use crate::lsn::Lsn;
 use crate::storage::compress;
-use crate::storage::diff_format::{Body, Framer, LineKind, StopAt, TxnHeader, format_commit_time};
+use crate::storage::diff_format::{Body, Framer, LineKind, StopAt, TxnHeader};
 use crate::storage::error::ChainError;
 use crate::ui;
 
@@ -124,14 +125,6 @@ struct InFlight {
     expect: Vec<Option<u64>>,
 }
 
-/// A statement that failed: where, and what the server said.
-struct Failure {
-    /// First and last statement number (1-based; several when INSERTs were merged).
-    number: Option<(usize, usize)>,
-    excerpt: Option<String>,
-    err: tokio_postgres::Error,
-}
-
 pub struct Engine<'a> {
     client: &'a Client,
     pub guard: Guard,
@@ -150,123 +143,6 @@ pub struct Engine<'a> {
     progress: Progress,
     /// The session's own settings, sent again after every captured DDL.
     session_sql: String,
-}
-
-/// The replay session's own settings: set at the start, and again after every captured DDL
-/// (whose role's code may have changed session settings with `set_config(…, false)`), so that
-/// every row change runs with them. `search_path` is `pg_catalog, pg_temp` (nothing a user
-/// created is found by an unqualified name), `standard_conforming_strings` on, the client
-/// encoding the source's.
-fn session_settings(encoding: &str) -> String {
-    format!(
-        "RESET ROLE; RESET ALL; SET synchronous_commit = off; SET session_replication_role = replica; \
-         SET wal2sql.capture = off; SET client_encoding = {}; SET search_path = pg_catalog, pg_temp; \
-         SET standard_conforming_strings = on; SET check_function_bodies = off;",
-        literal(encoding)
-    )
-}
-
-/// The replay session's settings (the connection must be a superuser's).
-pub async fn prepare_session(client: &Client, encoding: &str) -> Result<()> {
-    let sql = session_settings(encoding);
-    client
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| crate::pg::session::query_error(&sql, &e))
-}
-
-/// A string literal (standard_conforming_strings is on in our sessions; E'' when needed).
-pub fn literal(s: &str) -> String {
-    if s.contains('\\') {
-        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
-}
-
-fn excerpt(text: &str) -> String {
-    let one_line: String = text.chars().take(200).collect();
-    let one_line = one_line.replace('\n', " ");
-    if text.chars().count() > 200 {
-        format!("{one_line}…")
-    } else {
-        one_line
-    }
-}
-
-/// Which piece failed: the one holding the server's error position, else the one after the
-/// `completed` ones. Returns the index of its first statement in the transaction's list.
-fn locate(
-    text: &str,
-    pieces: &[Piece],
-    prefix: usize,
-    completed: usize,
-    err: &tokio_postgres::Error,
-) -> (Option<(usize, usize)>, Option<String>) {
-    let by_position = err.as_db_error().and_then(|db| match db.position() {
-        Some(ErrorPosition::Original(p)) => {
-            let byte = text
-                .char_indices()
-                .nth((*p as usize).saturating_sub(1))
-                .map(|(i, _)| i)?;
-            pieces.iter().position(|s| s.start <= byte && byte < s.end)
-        }
-        _ => None,
-    });
-    let index = by_position.or_else(|| completed.checked_sub(prefix).filter(|i| *i < pieces.len()));
-    match index {
-        Some(i) => (
-            Some((pieces[i].first, pieces[i].last)),
-            Some(excerpt(&text[pieces[i].start..pieces[i].end])),
-        ),
-        None => (None, None),
-    }
-}
-
-/// How a message did not go through.
-enum Drained {
-    /// The server failed a statement after `completed` statements of the message completed.
-    Server {
-        completed: usize,
-        err: tokio_postgres::Error,
-    },
-    /// Statement `index` of the message affected `actual` rows instead of `expected`.
-    Rows {
-        index: usize,
-        expected: u64,
-        actual: u64,
-    },
-}
-
-/// Reads a message's results to its end, checking the row count of each statement (from its
-/// CommandComplete tag) against `expect`, one entry per statement of the message in order. The
-/// first difference is returned (after the rest of the message has run: the caller rolls back).
-async fn drain(
-    stream: &mut Pin<Box<SimpleQueryStream>>,
-    expect: &[Option<u64>],
-) -> std::result::Result<(), Drained> {
-    let mut completed = 0;
-    let mut wrong = None;
-    while let Some(msg) = stream.next().await {
-        match msg {
-            Ok(SimpleQueryMessage::CommandComplete(actual)) => {
-                if wrong.is_none()
-                    && let Some(Some(expected)) = expect.get(completed)
-                    && actual != *expected
-                {
-                    wrong = Some(Drained::Rows {
-                        index: completed,
-                        expected: *expected,
-                        actual,
-                    });
-                }
-                completed += 1;
-            }
-            Ok(_) => {}
-            Err(err) => return Err(wrong.unwrap_or(Drained::Server { completed, err })),
-        }
-    }
-    wrong.map_or(Ok(()), Err)
 }
 
 impl<'a> Engine<'a> {
@@ -300,86 +176,25 @@ impl<'a> Engine<'a> {
     }
 
     fn txn_error(&self, file: usize, h: &TxnHeader, f: Failure) -> Error {
-        let name = &self.files[file];
-        let at = format!(
-            "transaction xid={} commit_lsn={} (committed {}) in \"{name}\"",
-            h.xid,
-            h.commit_lsn,
-            format_commit_time(h.commit_time)
-        );
-        let statement = match (f.number, &f.excerpt) {
-            (Some((n, m)), Some(text)) if n == m => {
-                format!("Statement {n} of the transaction: {text}")
-            }
-            (Some((n, m)), Some(text)) => format!(
-                "Statements {n} to {m} of the transaction (row inserts merged into one statement): {text}"
-            ),
-            _ => "The failing statement could not be located.".into(),
-        };
-        let Some(db) = f.err.as_db_error() else {
-            return Error::backup(format!("could not apply {at}: {}", f.err))
-                .with_detail(statement);
-        };
-        let message = db.message();
-        if message.starts_with("wal2sql:") {
-            return Error::backup(format!("{at} cannot be replayed: {message}"))
-                .with_detail(statement)
-                .with_hint(
-                    "wal2sql could not turn this change of the source into SQL. The restore can go up to the transaction before it: use --up-to with its commit_lsn minus one, or its commit time minus one microsecond.",
-                );
-        }
-        let mut detail = statement;
-        if let Some(d) = db.detail() {
-            detail = format!("{d}\n{detail}");
-        }
-        let mut error = Error::backup(format!(
-            "could not apply {at}: {} ({})",
-            message,
-            db.code().code()
-        ))
-        .with_detail(detail);
-        if let Some(h) = db.hint() {
-            error = error.with_hint(h.to_string());
-        } else if db.code().code() == "42704" && message.starts_with("role ") {
-            error = error.with_hint("Roles created after the chain's base are not in its globals.sql; create the role on the target and run the restore again.");
-        }
-        error
+        failure::txn_error(&self.files[file], h, f)
     }
 
     /// A row change that did not affect, on the target, the rows it affected in the source.
     fn rows_error(
         &self,
         t: &Txn,
-        (n, m): (usize, usize),
+        numbers: (usize, usize),
         text: &str,
         expected: u64,
         actual: u64,
     ) -> Error {
-        let h = &t.header;
-        let rows = |k: u64| match k {
-            1 => "1 row".to_string(),
-            k => format!("{k} rows"),
-        };
-        let statement = if n == m {
-            format!("Statement {n} of the transaction: {}", excerpt(text))
-        } else {
-            format!(
-                "Statements {n} to {m} of the transaction (row changes merged into one statement): {}",
-                excerpt(text)
-            )
-        };
-        Error::backup(format!(
-            "could not apply transaction xid={} commit_lsn={} (committed {}) in \"{}\": the statement affected {} on the target, {} in the source",
-            h.xid,
-            h.commit_lsn,
-            format_commit_time(h.commit_time),
-            self.files[t.file],
-            rows(actual),
-            rows(expected)
-        ))
-        .with_detail(statement)
-        .with_hint(
-            "The target differs from the source at this point: a row this change applies to is missing or not the same (the restored database was written to between runs, a diff file was edited, or a bug). Nothing of this transaction was applied. A restore into a new database (--create) replays everything from the base again; if it stops here too, the differentials do not match the base.",
+        failure::rows_error(
+            &self.files[t.file],
+            &t.header,
+            numbers,
+            text,
+            expected,
+            actual,
         )
     }
 
