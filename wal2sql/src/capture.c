@@ -562,6 +562,7 @@ w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
 	const char *start;
 	char	   *text;
 	bool		saved = standard_conforming_strings;
+	bool		saved_warning = escape_string_warning;
 	volatile bool match[2] = {false, false};
 	int			v;
 
@@ -577,6 +578,8 @@ w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
 	if (strchr(text, '\\') == NULL)
 		return W2S_SCS_EITHER;
 
+	/* no "nonstandard use of \\" warnings from parsing it again */
+	escape_string_warning = false;
 	for (v = 0; v <= 1; v++)
 	{
 		MemoryContext cxt = CurrentMemoryContext;
@@ -598,6 +601,7 @@ w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
 		PG_END_TRY();
 	}
 	standard_conforming_strings = saved;
+	escape_string_warning = saved_warning;
 	if (match[0] && match[1])
 		return W2S_SCS_EITHER;
 	if (match[0] != match[1])
@@ -782,6 +786,7 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 	volatile bool scs_off;
 	bool		off;
 	bool		saved = standard_conforming_strings;
+	bool		saved_warning = escape_string_warning;
 
 	if (*queued)
 		return;
@@ -801,8 +806,9 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 		w2s_queue_ddl(text, scs_off);
 		return;
 	}
-	/* read the text as it was parsed */
+	/* read the text as it was parsed, without warning again */
 	standard_conforming_strings = !scs_off;
+	escape_string_warning = false;
 	PG_TRY();
 	{
 		stripped = w2s_strip_concurrently(text, parsetree);
@@ -810,6 +816,7 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 	PG_FINALLY();
 	{
 		standard_conforming_strings = saved;
+		escape_string_warning = saved_warning;
 	}
 	PG_END_TRY();
 	if (stripped == NULL)

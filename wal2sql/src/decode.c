@@ -271,7 +271,7 @@ w2s_insert(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   W2SRelEntry *entry, Datum *values, bool *nulls)
 {
 	W2SData    *data = ctx->output_plugin_private;
-	StringInfo	out;
+	StringInfoData out;
 
 	if (data->batch_rows > 0 && !entry->default_values)
 	{
@@ -299,13 +299,14 @@ w2s_insert(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 	w2s_flush_batch(ctx, txn);
 	w2s_ensure_begin(ctx, txn);
-	OutputPluginPrepareWrite(ctx, true);
-	out = ctx->out;
-	appendStringInfoString(out, entry->insert_prefix);
+	/* through w2s_write_line: a newline in an identifier frames it */
+	initStringInfo(&out);
+	appendStringInfoString(&out, entry->insert_prefix);
 	if (!entry->default_values)
-		w2s_append_row(out, entry, values, nulls);
-	appendStringInfoChar(out, ';');
-	OutputPluginWrite(ctx, true);
+		w2s_append_row(&out, entry, values, nulls);
+	appendStringInfoChar(&out, ';');
+	w2s_write_line(ctx, out.data, out.len);
+	pfree(out.data);
 }
 
 /*
