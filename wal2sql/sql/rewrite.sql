@@ -85,6 +85,9 @@ BEGIN;
 INSERT INTO rw_nocash VALUES (1);
 INSERT INTO rw_cash VALUES (1, 1234.5, ARRAY[ROW('x', 2)::rw_tag]);
 UPDATE rw_cash SET m = m * -1;
+-- a consumer resets its session after DDL: lc_monetary is pinned again
+ALTER TABLE rw_nocash ADD COLUMN n int;
+INSERT INTO rw_cash VALUES (2, 7.25, NULL);
 COMMIT;
 SELECT * FROM changes('rewrite');
 SELECT pg_drop_replication_slot('rewrite');

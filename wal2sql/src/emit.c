@@ -549,4 +549,6 @@ w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	if (settings != NULL)
 		w2s_write_line(ctx, "SET LOCAL standard_conforming_strings = on;",
 					   strlen("SET LOCAL standard_conforming_strings = on;"));
+	/* a consumer resets its session after DDL: pin lc_monetary again */
+	data->money_set = false;
 }
