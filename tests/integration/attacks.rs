@@ -447,6 +447,8 @@ fn row_changes_never_resolve_user_operators() {
          CREATE FUNCTION us.sp() RETURNS text LANGUAGE plpgsql VOLATILE AS $$
          BEGIN
            PERFORM pg_catalog.set_config('search_path', 'us, pg_catalog', false);
+           PERFORM pg_catalog.set_config('standard_conforming_strings', 'off', false);
+           PERFORM pg_catalog.set_config('client_encoding', 'SJIS', false);
            RETURN 'w';
          END $$;
          CREATE TABLE us.k (id int PRIMARY KEY, v text);
@@ -601,4 +603,29 @@ fn without_preload_only_a_top_level_lone_statement_is_trusted() {
         stderr(&out)
     );
     assert_eq!(pwned(&cluster, "app"), "");
+}
+
+/// Diffs written by an older wal2sql (no `format=2`: DDL not framed, raw newlines in values) are
+/// refused with a message saying so, not read.
+#[test]
+fn old_format_diffs_are_refused() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("attacks").join("old");
+    let out = init(&cluster, &dir);
+    assert_eq!(out.status.code(), Some(0), "init: {}", stderr(&out));
+    let chain = newest_chain(&dir);
+    let lsns = cluster.psql(
+        "app",
+        "SELECT (confirmed_flush_lsn + 100) || ' ' || (confirmed_flush_lsn + 200) FROM pg_replication_slots WHERE slot_name = 's'",
+    );
+    let (start, end) = lsns.trim().split_once(' ').unwrap();
+    let old = format!(
+        "-- wal2sql begin xid=900 commit_lsn={start} end_lsn={end} commit_time=2030-01-01T00:00:00.000000Z\nBEGIN;\nINSERT INTO public.victim (id, v) VALUES ('100', 'x\n-- wal2sql commit end_lsn={end}');\nCOMMIT;\n-- wal2sql commit end_lsn={end}\n"
+    );
+    let path = chain.join("diff-20300101T000000Z.sql");
+    std::fs::write(&path, old).unwrap();
+    let out = restore(&cluster, &dir, "restored_from_old", None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("older wal2sql"), "{}", stderr(&out));
 }
