@@ -574,6 +574,13 @@ fn without_preload_only_a_top_level_lone_statement_is_trusted() {
             c,
             "CREATE INDEX CONCURRENTLY \"concurrently\" ON us.t (us.concurrently(id))",
         );
+        // Backslashes in lone statements: their parse-time setting is checked, not guessed.
+        attack(c, "COMMENT ON TABLE us.t IS 'a\\b'");
+        attack(c, "ALTER TABLE us.t ALTER COLUMN b SET DEFAULT E'x\\\\y'");
+        attack(
+            c,
+            "CREATE TABLE us.np (id int PRIMARY KEY, v text DEFAULT 'p\\q')",
+        );
     };
     let nothing = |_: &Cluster| {};
     scenario(&cluster, [&round1, &nothing, &nothing]);

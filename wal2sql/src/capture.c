@@ -94,12 +94,17 @@ static bool w2s_drop_all_temp = false;
 /* the same as W2SFrame.queued, for a statement run without the hook */
 static bool w2s_nohook_queued = false;
 
+/* the same as W2SFrame.scs, for a statement run without the hook */
+static int	w2s_nohook_scs = W2S_SCS_EITHER;
+
 /* tables of the indexes a DROP INDEX drops (seen at ddl_command_start) */
 static List *w2s_dropped_index_tables = NIL;
 
 static ProcessUtility_hook_type w2s_prev_utility = NULL;
 
 static void w2s_utility(W2S_UTILITY_ARGS_DECL);
+static int	w2s_parse_time_scs(Node *parsetree, const char *query, int location,
+							   int len);
 
 /* Install the ProcessUtility hook (from _PG_init). */
 void
@@ -386,7 +391,7 @@ w2s_strip_concurrently(const char *text, Node *parsetree)
  * exactly.
  */
 static char *
-w2s_current_statement(CommandTag tag, bool *scs_off)
+w2s_current_statement(CommandTag tag, Node *parsetree, bool *scs_off)
 {
 	List	   *raw;
 	RawStmt    *rs;
@@ -421,6 +426,23 @@ w2s_current_statement(CommandTag tag, bool *scs_off)
 	rs = linitial_node(RawStmt, raw);
 	if (CreateCommandTag(rs->stmt) != tag)
 		return NULL;
+	/*
+	 * A statement prepared before a SET was parsed with the old value:
+	 * checked at ddl_command_start, before the command changed its tree.
+	 */
+	switch (w2s_nohook_scs)
+	{
+		case W2S_SCS_UNKNOWN:
+			return NULL;
+		case W2S_SCS_OFF:
+			*scs_off = true;
+			break;
+		case W2S_SCS_ON:
+			*scs_off = false;
+			break;
+		default:
+			break;
+	}
 	return w2s_statement_text(debug_query_string, rs->stmt_location,
 							  rs->stmt_len);
 }
@@ -793,7 +815,7 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 	*queued = true;
 	if (w2s_ctas_is_table(parsetree))
 		return;					/* written at ddl_command_start */
-	text = w2s_current_statement(trigdata->tag, &off);
+	text = w2s_current_statement(trigdata->tag, parsetree, &off);
 	scs_off = off;
 	if (text == NULL)
 	{
@@ -1106,6 +1128,10 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (strcmp(trigdata->event, "ddl_command_start") == 0)
 	{
+		/* without the hook, how the statement was parsed (see above) */
+		if (w2s_depth == 0)
+			w2s_nohook_scs = (debug_query_string == NULL) ? W2S_SCS_EITHER :
+				w2s_parse_time_scs(parsetree, debug_query_string, 0, 0);
 		w2s_drop_seen = false;
 		list_free(w2s_dropped_index_tables);
 		w2s_dropped_index_tables = NIL;
