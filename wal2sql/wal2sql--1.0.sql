@@ -36,10 +36,8 @@ RETURNS event_trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'wal2sql_capture_ddl';
 
--- Every command: also loads the library (and its ProcessUtility hook) at
--- the start of a session's first DDL, so that a DDL nested in it is seen
--- with its own text.
 CREATE EVENT TRIGGER wal2sql_ddl_start ON ddl_command_start
+    WHEN TAG IN ('CREATE TABLE AS', 'SELECT INTO', 'DROP INDEX')
     EXECUTE FUNCTION @extschema@.capture_ddl();
 CREATE EVENT TRIGGER wal2sql_table_rewrite ON table_rewrite
     EXECUTE FUNCTION @extschema@.capture_ddl();

@@ -69,7 +69,8 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     }
 
     refuse_squatted_schema(client).await?;
-    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql";
+    // An older version gets the capture it needs for format 2 (doc/security.md).
+    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql; ALTER EXTENSION wal2sql UPDATE";
     client
         .batch_execute(create)
         .await
