@@ -8,7 +8,7 @@
 //! BEGIN;
 //! INSERT INTO public.t (id, a) VALUES ('1', E'two\nlines');
 //! SET LOCAL ROLE alice;
-//! -- wal2sql ddl bytes=27
+//! -- wal2sql ddl bytes=30
 //! CREATE TABLE public.u (a int);
 //! RESET ROLE;
 //! COMMIT;
