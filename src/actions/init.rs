@@ -68,7 +68,9 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         return Err(slot_exists(&inv.slot));
     }
 
-    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql";
+    refuse_squatted_schema(client).await?;
+    // An older version gets the capture it needs for format 2 (doc/security.md).
+    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql; ALTER EXTENSION wal2sql UPDATE";
     client
         .batch_execute(create)
         .await
@@ -144,6 +146,44 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         }
         Err(err) => Err(cleanup(&narrowed, &inv.slot, root, created_root, err).await),
     }
+}
+
+/// The extension lives in schema `wal2sql` (not relocatable): a role that owns that schema, or
+/// may create in it, could drop or shadow the extension's objects and with them all DDL capture,
+/// silently. Such a schema existing before `--init` is refused, `--force` or not.
+async fn refuse_squatted_schema(client: &tokio_postgres::Client) -> Result<()> {
+    let sql = "SELECT r.rolname::text, r.rolsuper, \
+                      EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a \
+                              LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee \
+                              WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' \
+                                AND NOT coalesce(g.rolsuper, false)) \
+               FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
+               WHERE n.nspname OPERATOR(pg_catalog.=) 'wal2sql'";
+    let rows = client
+        .query(sql, &[])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    let Some(row) = rows.first() else {
+        return Ok(());
+    };
+    let (owner, superuser, grants): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    if !superuser {
+        return Err(Error::validation(format!(
+            "schema \"wal2sql\" exists and is owned by role \"{owner}\", which is not a superuser"
+        ))
+        .with_detail("The wal2sql extension is installed into that schema: its owner could drop the extension's objects, and with them all DDL capture, without anyone noticing.")
+        .with_hint(format!(
+            "Check what the schema holds, then drop it (DROP SCHEMA wal2sql CASCADE;) or give it to a superuser (ALTER SCHEMA wal2sql OWNER TO postgres;), and run --init again. Role \"{owner}\" may have created it to take over DDL capture."
+        )));
+    }
+    if grants {
+        return Err(Error::validation(
+            "schema \"wal2sql\" grants CREATE to a role that is not a superuser",
+        )
+        .with_detail("A role that may create objects in the extension's schema could shadow or replace what DDL capture relies on.")
+        .with_hint("REVOKE CREATE ON SCHEMA wal2sql FROM PUBLIC, <role>;  -- then run --init again"));
+    }
+    Ok(())
 }
 
 fn slot_exists(slot: &str) -> Error {

@@ -453,6 +453,7 @@ async fn restore_into(
         Limits::default(),
         total,
         !inv.sync_sequences,
+        &plan.metadata.encoding,
     );
     let apply_started = Instant::now();
     let applied = async {

@@ -4,25 +4,35 @@
 //! routing and `--up-to`.
 //!
 //! ```text
-//! -- wal2sql begin xid=750 commit_lsn=0/1A2B3C4 end_lsn=0/1A2B3F8 commit_time=2026-11-26T12:00:00.123456Z
+//! -- wal2sql begin xid=750 commit_lsn=0/1A2B3C4 end_lsn=0/1A2B3F8 commit_time=2026-11-26T12:00:00.123456Z format=2
 //! BEGIN;
-//! ...
+//! INSERT INTO public.t (id, a) VALUES ('1', E'two\nlines');
+//! SET LOCAL ROLE alice;
+//! -- wal2sql ddl bytes=30
+//! CREATE TABLE public.u (a int);
+//! RESET ROLE;
 //! COMMIT;
 //! -- wal2sql commit end_lsn=0/1A2B3F8
 //! ```
 //!
-//! Framing rules, chosen so that nothing inside a transaction can fake a boundary:
+//! Framing rules (format 2), chosen so that nothing a user of the source database writes can
+//! fake a boundary (the argument is in doc/security.md):
+//! - Every message of wal2sql is one line, except a *framed* one: a frame line
+//!   `-- wal2sql ddl bytes=N` (captured DDL) or `-- wal2sql text bytes=N` (a statement of
+//!   wal2sql's holding a newline, from an identifier) followed by exactly N bytes and a newline.
+//!   The N bytes are skipped unread: they may hold anything, markers included.
 //! - Outside a transaction the only legal line is a header. The first line of a non-empty file
 //!   must be a header, which is how a file that is not ours is recognised (and never truncated).
-//! - Inside a transaction every line is opaque body (DDL text may contain newlines and text that
-//!   looks like a marker), except a whole trailer line whose `end_lsn` equals the header's. A
-//!   forged trailer would have to predict the commit's WAL end position.
+//! - Inside a transaction, outside framed text, each line is one statement (values escape their
+//!   newlines), and a line starting with `-- ` is a frame line or the trailer, whose `end_lsn`
+//!   must equal the header's; any other such line makes the file corrupt.
+//! - A header without `format=2` (an older wal2sql, whose DDL was not framed) is refused.
 //! - Marker lines are short; a line longer than [`MARKER_MAX`] is body without being looked at,
 //!   so a multi-gigabyte line costs no memory.
 //! - `end_lsn` strictly increases from one transaction to the next within a file (wal2sql
 //!   delivers in commit order and the streamer drops duplicates), so a concatenation or replayed
 //!   stretch is reported instead of being replayed twice.
-//! - Header fields other than the four known ones are ignored, so a later wal2sql may add some.
+//! - Header fields other than the known ones are ignored, so a later wal2sql may add some.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -37,6 +47,12 @@ use crate::storage::error::{ChainError, Result};
 
 pub const HEADER_PREFIX: &str = "-- wal2sql begin ";
 pub const TRAILER_PREFIX: &str = "-- wal2sql commit ";
+/// The frame line of captured DDL: `-- wal2sql ddl bytes=N`.
+pub const DDL_FRAME_PREFIX: &str = "-- wal2sql ddl bytes=";
+/// The frame line of one of wal2sql's own statements that holds a newline.
+pub const TEXT_FRAME_PREFIX: &str = "-- wal2sql text bytes=";
+/// The output format this build reads and expects wal2sql to write.
+pub const FORMAT: u32 = 2;
 
 /// No marker line is longer than this (a full header is about 110 bytes); longer lines are body.
 pub const MARKER_MAX: usize = 512;
@@ -93,7 +109,7 @@ impl TxnHeader {
     /// The header line, with its newline.
     pub fn to_line(&self) -> String {
         format!(
-            "{HEADER_PREFIX}xid={} commit_lsn={} end_lsn={} commit_time={}\n",
+            "{HEADER_PREFIX}xid={} commit_lsn={} end_lsn={} commit_time={} format={FORMAT}\n",
             self.xid,
             self.commit_lsn,
             self.end_lsn,
@@ -108,6 +124,7 @@ impl TxnHeader {
             .strip_prefix(HEADER_PREFIX)
             .ok_or_else(|| marker_err("not a transaction header"))?;
         let (mut xid, mut commit_lsn, mut end_lsn, mut commit_time) = (None, None, None, None);
+        let mut format = None;
         for tok in rest.split(' ') {
             let (k, v) = tok
                 .split_once('=')
@@ -124,7 +141,25 @@ impl TxnHeader {
                 "commit_lsn" => set_once(&mut commit_lsn, k, || lsn(v))?,
                 "end_lsn" => set_once(&mut end_lsn, k, || lsn(v))?,
                 "commit_time" => set_once(&mut commit_time, k, || parse_commit_time(v))?,
+                "format" => set_once(&mut format, k, || {
+                    v.parse::<u32>()
+                        .map_err(|_| marker_err(format!("invalid format \"{v}\"")))
+                })?,
                 _ => {}
+            }
+        }
+        match format {
+            Some(FORMAT) => {}
+            None => {
+                return Err(marker_err(
+                    "written by an older wal2sql (format 1, no \"format=2\"), whose DDL is not framed: \
+                     it cannot be read safely (see doc/security.md); update wal2sql and start a new chain",
+                ));
+            }
+            Some(v) => {
+                return Err(marker_err(format!(
+                    "output format {v} is not the one this pg_scribe reads ({FORMAT})"
+                )));
             }
         }
         let missing = |f: &str| marker_err(format!("header field \"{f}\" is missing"));
@@ -161,6 +196,31 @@ fn set_once<T>(
     Ok(())
 }
 
+/// Checks that one message of wal2sql inside a transaction (not its trailer) keeps the framing
+/// rules: one line not starting with `--`, or a frame line and exactly the bytes it announces.
+/// The streamer refuses anything else rather than write a file whose lines could be misread.
+pub fn check_message(data: &[u8]) -> std::result::Result<(), MarkerError> {
+    match memchr::memchr(b'\n', data) {
+        None if data.starts_with(b"--") => Err(marker_err("a comment that is not a wal2sql frame")),
+        None if data.is_empty() => Err(marker_err("an empty message")),
+        None => Ok(()),
+        Some(i) => {
+            let frame = std::str::from_utf8(&data[..i])
+                .ok()
+                .and_then(parse_frame)
+                .ok_or_else(|| marker_err("a message on several lines without a frame line"))?;
+            if frame.1 != (data.len() - i - 1) as u64 {
+                return Err(marker_err(format!(
+                    "a framed message of {} bytes announced as {}",
+                    data.len() - i - 1,
+                    frame.1
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The trailer line for a transaction ending at `end_lsn`, with its newline.
 pub fn trailer_line(end_lsn: Lsn) -> String {
     format!("{TRAILER_PREFIX}end_lsn={end_lsn}\n")
@@ -190,8 +250,35 @@ pub struct TxnBounds {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineKind {
     Begin(TxnHeader),
-    Body,
+    Body(Body),
     Commit(TxnBounds),
+}
+
+/// A line inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// A whole statement on one line (`BEGIN;`, a row change, a setting, …).
+    Line,
+    /// A frame line: the next `len` bytes (then a newline) are one statement, captured DDL when
+    /// `ddl`, else one of wal2sql's own.
+    Frame { ddl: bool, len: u64 },
+    /// Part of a framed statement; `last`: it ends with this line.
+    Framed { last: bool },
+}
+
+/// `-- wal2sql ddl bytes=N` / `-- wal2sql text bytes=N` (a trailing `\n` is allowed).
+pub fn parse_frame(line: &str) -> Option<(bool, u64)> {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let (ddl, n) = if let Some(n) = line.strip_prefix(DDL_FRAME_PREFIX) {
+        (true, n)
+    } else {
+        (false, line.strip_prefix(TEXT_FRAME_PREFIX)?)
+    };
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0'))
+    {
+        return None;
+    }
+    Some((ddl, n.parse().ok()?))
 }
 
 /// The framing state machine, independent of how lines are read, so that the sync scanner here
@@ -205,6 +292,8 @@ pub struct Framer {
     valid_len: u64,
     /// A well-formed trailer line with the wrong end_lsn inside the open transaction.
     stray_trailer: Option<u64>,
+    /// Bytes of framed text still to come (its newline included).
+    framed: u64,
 }
 
 impl Framer {
@@ -217,6 +306,7 @@ impl Framer {
             last_end_lsn: None,
             valid_len: 0,
             stray_trailer: None,
+            framed: 0,
         }
     }
 
@@ -252,10 +342,34 @@ impl Framer {
                 self.stray_trailer = None;
                 Ok(LineKind::Begin(h))
             }
+            Some(_) if self.framed > 0 => {
+                if len > self.framed {
+                    return Err(self.bad(
+                        at,
+                        "a framed statement does not end at the end of a line".into(),
+                    ));
+                }
+                self.framed -= len;
+                Ok(LineKind::Body(Body::Framed {
+                    last: self.framed == 0,
+                }))
+            }
             Some((h, start)) => {
-                let Some(s) = marker.filter(|s| s.starts_with(TRAILER_PREFIX)) else {
-                    return Ok(LineKind::Body);
+                // wal2sql's statements start with a keyword: a line starting with "--" is a frame
+                // line or the trailer, or the file is not what wal2sql wrote.
+                if !head.starts_with(b"--") {
+                    return Ok(LineKind::Body(Body::Line));
+                }
+                let Some(s) = marker else {
+                    return Err(self.bad(at, "a comment line that is not a wal2sql frame".into()));
                 };
+                if let Some((ddl, n)) = parse_frame(s) {
+                    self.framed = n + 1;
+                    return Ok(LineKind::Body(Body::Frame { ddl, len: n }));
+                }
+                if !s.starts_with(TRAILER_PREFIX) {
+                    return Err(self.bad(at, "a comment line that is not a wal2sql frame".into()));
+                }
                 match parse_trailer(s) {
                     Ok(end) if end == h.end_lsn => {
                         let b = TxnBounds {
@@ -270,9 +384,15 @@ impl Framer {
                     }
                     Ok(_) => {
                         self.stray_trailer.get_or_insert(at);
-                        Ok(LineKind::Body)
+                        Err(self.bad(
+                            at,
+                            format!(
+                                "a trailer for another transaction (end_lsn {} expected)",
+                                h.end_lsn
+                            ),
+                        ))
                     }
-                    Err(_) => Ok(LineKind::Body),
+                    Err(e) => Err(self.bad(at, e.0)),
                 }
             }
         }
@@ -703,7 +823,7 @@ mod tests {
             end_lsn: "0/1A2B3F8".parse().unwrap(),
             commit_time: datetime!(2026-11-26 12:00:00.123456 UTC),
         };
-        let line = "-- wal2sql begin xid=750 commit_lsn=0/1A2B3C4 end_lsn=0/1A2B3F8 commit_time=2026-11-26T12:00:00.123456Z\n";
+        let line = "-- wal2sql begin xid=750 commit_lsn=0/1A2B3C4 end_lsn=0/1A2B3F8 commit_time=2026-11-26T12:00:00.123456Z format=2\n";
         assert_eq!(h.to_line(), line);
         assert_eq!(TxnHeader::parse(line).unwrap(), h);
         assert_eq!(h.trailer_line(), "-- wal2sql commit end_lsn=0/1A2B3F8\n");
@@ -718,7 +838,7 @@ mod tests {
         let t = datetime!(2026-11-26 13:00:00 +01:00);
         assert_eq!(format_commit_time(t), "2026-11-26T12:00:00.000000Z");
         let h = TxnHeader::parse(
-            "-- wal2sql begin commit_time=2026-11-26T12:00:00Z end_lsn=0/20 xid=1 commit_lsn=0/10 future=x",
+            "-- wal2sql begin commit_time=2026-11-26T12:00:00Z end_lsn=0/20 format=2 xid=1 commit_lsn=0/10 future=x",
         )
         .unwrap();
         assert_eq!(h.commit_time, datetime!(2026-11-26 12:00:00 UTC));
@@ -760,18 +880,65 @@ mod tests {
     }
 
     #[test]
-    fn fake_markers_inside_ddl_are_body() {
+    fn framed_text_is_skipped_unread() {
         let h = hdr(9, 0x1000, 0x1040);
         let ddl = format!(
-            "CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $$SELECT '\n{}{}-- wal2sql commit end_lsn=0/1040 \n'$$;\n",
+            "CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $$SELECT '\n{}{}-- wal2sql commit end_lsn=0/1040\n-- wal2sql ddl bytes=1\n'$$;",
             hdr(10, 0x2000, 0x2040).to_line(),
             trailer_line(Lsn(0x999)),
         );
-        let s = txn(&h, &ddl);
+        let body = format!("-- wal2sql ddl bytes={}\n{ddl}\n", ddl.len());
+        let s = txn(&h, &body);
         let (v, end) = scan(s.as_bytes()).unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].end as usize, s.len());
         assert!(end.is_complete());
+        // A wrong length makes the file corrupt, whichever way it is wrong.
+        for n in [ddl.len() - 1, ddl.len() + 1, ddl.len() + 2] {
+            let body = format!("-- wal2sql ddl bytes={n}\n{ddl}\n");
+            assert!(scan(txn(&h, &body).as_bytes()).is_err(), "{n}");
+        }
+        // Outside framed text, only a frame line or the right trailer may start with "--".
+        for line in [
+            "-- a comment\n".to_string(),
+            "--\n".to_string(),
+            trailer_line(Lsn(0x999)),
+            "-- wal2sql ddl bytes=01\nx\n".to_string(),
+        ] {
+            assert!(scan(txn(&h, &line).as_bytes()).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn old_format_is_refused() {
+        let e = TxnHeader::parse(
+            "-- wal2sql begin xid=1 commit_lsn=0/10 end_lsn=0/20 commit_time=2026-11-26T12:00:00Z",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("older wal2sql"), "{e}");
+        assert!(TxnHeader::parse(
+            "-- wal2sql begin xid=1 commit_lsn=0/10 end_lsn=0/20 commit_time=2026-11-26T12:00:00Z format=3"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn messages_keep_the_framing_rules() {
+        assert!(check_message(b"INSERT INTO public.t (a) VALUES (E'a\\nb');").is_ok());
+        assert!(check_message(b"-- wal2sql ddl bytes=3\nx\ny").is_ok());
+        for bad in [
+            &b"-- wal2sql commit end_lsn=0/10"[..],
+            b"INSERT INTO t VALUES ('a\nb');",
+            b"-- wal2sql ddl bytes=4\nx\ny",
+            b"-- x\ny",
+            b"",
+        ] {
+            assert!(
+                check_message(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::pg::conninfo::ConnParams;
 use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
 use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
 use crate::storage::compress::Compression;
-use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, parse_trailer};
+use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, check_message, parse_trailer};
 use crate::storage::durable;
 use crate::storage::writer::DiffWriter;
 use crate::ui;
@@ -354,6 +354,17 @@ impl Streamer {
                     self.maybe_rotate(stream).await?;
                     self.maybe_hand_over(stream).await?;
                 } else {
+                    check_message(&data).map_err(|e| {
+                        Error::backup(format!(
+                            "unexpected message from wal2sql in transaction {}: {e}",
+                            header.xid
+                        ))
+                        .with_detail(format!(
+                            "Message: {}",
+                            truncate(&String::from_utf8_lossy(&data), 200)
+                        ))
+                        .with_hint("The wal2sql on the server must be the version this pg_scribe was built with.")
+                    })?;
                     self.bytes += data.len() as u64 + 1;
                     self.chunk.extend_from_slice(&data);
                     self.chunk.extend_from_slice(b"\n");

@@ -647,8 +647,10 @@ fn rotations_under_load_are_prompt() {
         );
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
-            "a rotation took {:?}",
-            started.elapsed()
+            "a rotation took {:?}\n{}\n{}",
+            started.elapsed(),
+            stderr(&out),
+            streamer.log_text()
         );
         cluster.psql("app", "INSERT INTO counters (n) VALUES (2)");
     }
