@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::programs;
-use crate::pg::replication::SystemIdentification;
+use crate::pg::replication::{
+    CreatedSlot, DEFAULT_PLUGIN, ReplConn, ReplicationError, SystemIdentification,
+};
 use crate::pg::session::query_error;
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::{Compression, WrittenFile};
@@ -75,15 +77,63 @@ impl DatabaseFacts {
     }
 }
 
-/// Everything that pins a base to its place in the stream.
+/// A replication connection that created a slot with an exported snapshot. It must stay open,
+/// and idle, until the base has been taken at that snapshot: [`Snapshot::take_chain`] closes it.
+pub struct Snapshot {
+    repl: ReplConn,
+    system: SystemIdentification,
+    created: CreatedSlot,
+}
+
+impl Snapshot {
+    /// Create `slot` (a temporary one lends only its snapshot and consistent point).
+    pub async fn create(
+        params: &ConnParams,
+        slot: &str,
+        temporary: bool,
+    ) -> std::result::Result<Snapshot, ReplicationError> {
+        let mut repl = ReplConn::connect(params).await?;
+        let system = repl.identify_system().await?;
+        let created = repl
+            .create_logical_slot(slot, DEFAULT_PLUGIN, temporary, true)
+            .await?;
+        Ok(Snapshot {
+            repl,
+            system,
+            created,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.created.snapshot_name.as_deref().unwrap_or_default()
+    }
+
+    /// The slot's consistent point: where the chain's stream starts.
+    pub fn start_lsn(&self) -> Lsn {
+        self.created.consistent_point
+    }
+
+    /// Create a new chain in `dir` with a complete base at this snapshot, then close the
+    /// connection; see [`new_chain`].
+    pub async fn take_chain(
+        self,
+        dir: &BackupDir,
+        request: &BaseRequest<'_>,
+        action: &str,
+    ) -> Result<(Chain, Metadata)> {
+        let result = new_chain(dir, &self, request, action).await;
+        self.repl.close().await;
+        result
+    }
+}
+
+/// What the chain's base is taken with, beside the snapshot.
 pub struct BaseRequest<'a> {
     /// Narrowed to the server holding the snapshot (see [`crate::pg::session::Session::params`]).
     pub params: &'a ConnParams,
     pub facts: &'a DatabaseFacts,
-    pub system: &'a SystemIdentification,
+    /// The backup's slot, which streams the chain (not a temporary one that lent the snapshot).
     pub slot: &'a str,
-    pub snapshot: &'a str,
-    pub start_lsn: Lsn,
     pub compression: Compression,
 }
 
@@ -100,12 +150,12 @@ fn record(file: &WrittenFile) -> FileRecord {
 }
 
 /// Fill `chain` with a complete base. On error the caller removes the chain directory.
-pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> {
+async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> Result<Metadata> {
     let major = request.facts.server_major();
     let base = programs::dump_base(
         request.params,
         major,
-        request.snapshot,
+        snapshot.name(),
         &chain.base_path(request.compression),
         request.compression,
     )
@@ -139,9 +189,9 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
         icu_locale: facts.icu_locale.clone(),
         extensions: facts.extensions.clone(),
         slot: request.slot.to_string(),
-        start_lsn: request.start_lsn,
-        system_identifier: request.system.systemid.clone(),
-        timeline: request.system.timeline,
+        start_lsn: snapshot.start_lsn(),
+        system_identifier: snapshot.system.systemid.clone(),
+        timeline: snapshot.system.timeline,
         compression: request.compression,
         files: vec![record(&base), record(&globals)],
         created_at: OffsetDateTime::now_utc(),
@@ -153,14 +203,15 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
 
 /// Create a new chain in `dir` and fill it with a complete base; on failure or on SIGINT/SIGTERM
 /// the chain directory is removed again. `action` names the command in the interruption error.
-pub async fn new_chain(
+async fn new_chain(
     dir: &BackupDir,
+    snapshot: &Snapshot,
     request: &BaseRequest<'_>,
     action: &str,
 ) -> Result<(Chain, Metadata)> {
     let chain = dir.create_chain(OffsetDateTime::now_utc())?;
     let result = tokio::select! {
-        r = take(&chain, request) => r,
+        r = take(&chain, snapshot, request) => r,
         signal = interrupted() => Err(Error::backup(format!("{action} interrupted by {signal}"))),
     };
     match result {

@@ -3,6 +3,7 @@
 
 pub mod base;
 pub mod checks;
+mod common;
 mod init;
 mod new_chain;
 pub mod restore;
@@ -12,7 +13,7 @@ mod status;
 
 use crate::cli::{Action, Invocation};
 use crate::error::{Error, Result};
-use crate::pg::conninfo::{self, Environment};
+use crate::pg::conninfo::Environment;
 use crate::pg::session;
 
 /// How a successful run ends (errors carry their own exit code).
@@ -40,10 +41,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         _ => {}
     }
     let env = Environment::from_process();
-    let mut params = conninfo::resolve(&invocation.conn, &env)?;
-    if invocation.conn.force_prompt {
-        params.password = Some(conninfo::prompt_password("Password: ")?);
-    }
+    let params = common::resolve_params(&invocation.conn, &env)?;
     if invocation.action == Action::Init {
         return init::run(&invocation, &params).await;
     }

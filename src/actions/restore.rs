@@ -59,17 +59,8 @@ fn describe_chains(dir: &BackupDir) -> String {
 }
 
 async fn plan(inv: &Invocation) -> Result<Plan> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir for --restore");
-    if !root.is_dir() {
-        return Err(Error::backup(format!(
-            "backup directory \"{}\" does not exist",
-            root.display()
-        )));
-    }
-    let dir = BackupDir::new(root);
+    let dir = super::common::existing_backup_dir(inv)?;
+    let root = dir.root();
     let chain = match inv.chain_id {
         Some(id) => {
             let chain = dir.chain(id);
