@@ -17,8 +17,6 @@ pub enum Situation {
     Slot,
     /// Taking, writing, reading or restoring a backup failed (exit 4).
     Backup,
-    /// The action exists in the CLI but is not built yet (exit 4: never a silent success).
-    NotImplemented,
 }
 
 impl Situation {
@@ -26,7 +24,7 @@ impl Situation {
         match self {
             Situation::Connection => 2,
             Situation::Slot => 3,
-            Situation::Backup | Situation::NotImplemented => 4,
+            Situation::Backup => 4,
             Situation::Usage | Situation::Validation => 5,
         }
     }
@@ -73,14 +71,6 @@ impl Error {
 
     pub fn backup(message: impl Into<String>) -> Self {
         Error::new(Situation::Backup, message)
-    }
-
-    pub fn not_implemented(action: &str) -> Self {
-        Error::new(
-            Situation::NotImplemented,
-            format!("{action} is not implemented yet"),
-        )
-        .with_detail("This build of pg_scribe does not contain this action; nothing was done.")
     }
 
     /// An I/O failure on a named file, worded like PostgreSQL's
@@ -145,7 +135,6 @@ mod tests {
         assert_eq!(Error::backup("x").exit_code(), 4);
         assert_eq!(Error::usage("x").exit_code(), 5);
         assert_eq!(Error::validation("x").exit_code(), 5);
-        assert_ne!(Error::not_implemented("--init").exit_code(), 0);
     }
 
     #[test]

@@ -86,17 +86,6 @@ pub fn warning(message: &str) {
     line("warning", palette().map(|p| p.warning.as_str()), message);
 }
 
-pub fn warning_with(message: &str, detail: Option<&str>, hint: Option<&str>) {
-    warning(message);
-    let note = palette().map(|p| p.note.as_str());
-    if let Some(detail) = detail {
-        line("detail", note, detail);
-    }
-    if let Some(hint) = hint {
-        line("hint", note, hint);
-    }
-}
-
 /// A completed step, as the spec shows them: `✓ Initial chain created: …`.
 pub fn done(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "✓ {text}");

@@ -1,20 +1,19 @@
 //! One module per action of the spec; [`run`] dispatches a validated invocation to it. Each
 //! action returns how the process should exit, or an error rendered once by `main`.
 
-pub mod base;
-pub mod checks;
+mod base;
+mod checks;
 mod common;
 mod init;
 mod new_chain;
-pub mod restore;
+mod restore;
 mod rotate;
 mod start;
 mod status;
 
 use crate::cli::{Action, Invocation};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pg::conninfo::Environment;
-use crate::pg::session;
 
 /// How a successful run ends (errors carry their own exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,28 +33,18 @@ impl Outcome {
 }
 
 pub async fn run(invocation: Invocation) -> Result<Outcome> {
-    match invocation.action {
-        Action::Start => return start::run(&invocation).await,
-        Action::RotateDiff => return rotate::run(&invocation).await,
-        Action::NewChain => return new_chain::run(&invocation).await,
-        _ => {}
-    }
+    let inv = &invocation;
+    // These three find the connection in the chain's metadata; the others resolve it first, so
+    // a bad connection string is reported before anything else happens.
     let env = Environment::from_process();
-    let params = common::resolve_params(&invocation.conn, &env)?;
-    if invocation.action == Action::Init {
-        return init::run(&invocation, &params).await;
+    match inv.action {
+        Action::Start => start::run(inv).await,
+        Action::RotateDiff => rotate::run(inv).await,
+        Action::NewChain => new_chain::run(inv).await,
+        Action::Init => init::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
+        Action::Restore => restore::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
+        Action::Status => {
+            status::run(inv, &common::resolve_params(&inv.conn, &env)?, &env).await
+        }
     }
-    if invocation.action == Action::Restore {
-        return restore::run(&invocation, &params).await;
-    }
-    if invocation.action == Action::Status {
-        return status::run(&invocation, &params, &env).await;
-    }
-    // Every action but --rotate-diff talks to the server; reaching it is their first step, so
-    // a wrong host or password is reported as such before anything else happens.
-    if invocation.action != Action::RotateDiff {
-        let session = session::connect(&params).await?;
-        tracing::debug!("connected to {}", session.target.describe());
-    }
-    Err(Error::not_implemented(invocation.action.flag()))
 }

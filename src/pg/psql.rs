@@ -20,7 +20,6 @@ pub const PSQL_OPTIONS: &str = "-c wal2sql.capture=off -c client_min_messages=wa
 pub struct Run {
     /// Rows in the COPY blocks sent (pg_dump's plain format: one row per line).
     pub rows: u64,
-    pub bytes: u64,
     pub stderr: String,
 }
 
@@ -75,7 +74,7 @@ pub async fn run(
     let mut reader = compress::open_decompressed(file).await?;
     let mut out = BufWriter::with_capacity(256 * 1024, stdin);
     let mut line = Vec::with_capacity(64 * 1024);
-    let (mut rows, mut bytes, mut in_copy) = (0u64, 0u64, false);
+    let (mut rows, mut in_copy) = (0u64, false);
     let mut broken_pipe = false;
     loop {
         line.clear();
@@ -89,7 +88,6 @@ pub async fn run(
         if n == 0 {
             break;
         }
-        bytes += n as u64;
         if in_copy {
             if line == b"\\.\n" {
                 in_copy = false;
@@ -116,11 +114,7 @@ pub async fn run(
     let stderr = errors.await.unwrap_or_default();
     Ok((
         status.success() && !broken_pipe,
-        Run {
-            rows,
-            bytes,
-            stderr,
-        },
+        Run { rows, stderr },
     ))
 }
 

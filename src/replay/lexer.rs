@@ -95,11 +95,6 @@ impl Lexer {
         }
     }
 
-    /// Bytes of the buffer already scanned.
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-
     /// True when no statement is partly scanned (only whitespace or comments since the last `;`).
     pub fn at_boundary(&self) -> bool {
         self.stmt_start.is_none() && matches!(self.state, State::Top | State::LineComment)
@@ -303,14 +298,10 @@ impl Lexer {
             _ => {}
         }
     }
-
-    /// The transaction is over: standard_conforming_strings is back to its default.
-    pub fn reset(&mut self) {
-        *self = Lexer::new();
-    }
 }
 
-/// Every statement of `text` (a whole message), for error reports.
+/// Every statement of `text` (a whole message), as the tests split them.
+#[cfg(test)]
 pub fn statements(text: &[u8]) -> Vec<Stmt> {
     let mut lexer = Lexer::new();
     let mut out = Vec::new();

@@ -4,7 +4,7 @@
 //! after a crash a file is either absent or complete, and never readable by other users.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -133,8 +133,9 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     result
 }
 
-/// Mode bits of a path, for checks and tests.
-pub fn mode_of(path: &Path) -> io::Result<u32> {
+/// Mode bits of a path, for the tests of what we create.
+#[cfg(test)]
+pub fn mode_of(path: &Path) -> std::io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
 }
 
@@ -176,7 +177,7 @@ mod tests {
         create_private_dir(&d).unwrap();
         match create_private_dir(&d).unwrap_err() {
             ChainError::Io { source, .. } => {
-                assert_eq!(source.kind(), io::ErrorKind::AlreadyExists)
+                assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists)
             }
             e => panic!("{e}"),
         }

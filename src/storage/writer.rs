@@ -103,11 +103,8 @@ impl DiffWriter {
         Ok((w, rec))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Bytes in the file, counting buffered ones.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -127,12 +124,9 @@ impl DiffWriter {
     }
 
     /// True if no committed transaction awaits an fsync.
+    #[cfg(test)]
     pub fn is_synced(&self) -> bool {
         self.written == self.durable
-    }
-
-    pub fn in_transaction(&self) -> bool {
-        self.open.is_some()
     }
 
     fn usable(&self) -> Result<()> {
@@ -214,7 +208,8 @@ impl DiffWriter {
         Ok(h.end_lsn)
     }
 
-    /// Convenience: one whole transaction.
+    /// One whole transaction, as the tests write them.
+    #[cfg(test)]
     pub fn append_txn(&mut self, h: &TxnHeader, body: &[u8]) -> Result<Lsn> {
         self.begin(h)?;
         self.write_body(body)?;
