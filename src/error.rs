@@ -52,7 +52,7 @@ impl Error {
         }
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Error::new(Situation::Usage, message)
             .with_hint("Try \"pg_scribe --help\" for more information.")
     }
@@ -91,12 +91,12 @@ impl Error {
         )
     }
 
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -108,7 +108,7 @@ impl Error {
 
 /// The OS's reason for a failure without Rust's " (os error N)" suffix, as strerror() and
 /// PostgreSQL's `%m` say it ("No such file or directory"); any other error keeps its text.
-pub fn io_reason(err: &dyn std::error::Error) -> String {
+pub(crate) fn io_reason(err: &dyn std::error::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error ") {
         Some(pos) => text[..pos].to_string(),

@@ -72,7 +72,7 @@ impl DatabaseFacts {
         })
     }
 
-    pub fn server_major(&self) -> u32 {
+    pub(crate) fn server_major(&self) -> u32 {
         self.server_version_num / 10000
     }
 }
@@ -115,7 +115,7 @@ impl Snapshot {
 
     /// Create a new chain in `dir` with a complete base at this snapshot, then close the
     /// connection; see [`new_chain`].
-    pub async fn take_chain(
+    pub(crate) async fn take_chain(
         self,
         dir: &BackupDir,
         request: &BaseRequest<'_>,

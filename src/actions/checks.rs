@@ -67,7 +67,7 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
 }
 
 /// Run every check against the connected database, critical ones first.
-pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
+pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
 
     let wal_level = text(client, "SELECT current_setting('wal_level')").await?;
@@ -338,7 +338,7 @@ pub fn report(checks: &[Check]) -> usize {
 }
 
 /// The error `--init` stops with when critical checks failed and `--force` was not given.
-pub fn failed_error(failed: usize) -> Error {
+pub(crate) fn failed_error(failed: usize) -> Error {
     Error::validation(format!(
         "validation failed: {} found",
         ui::counted(failed, "critical problem")

@@ -19,7 +19,7 @@ pub fn backup_dir(inv: &Invocation) -> BackupDir {
 }
 
 /// [`backup_dir`], which must exist already (actions that only read or signal).
-pub fn existing_backup_dir(inv: &Invocation) -> Result<BackupDir> {
+pub(crate) fn existing_backup_dir(inv: &Invocation) -> Result<BackupDir> {
     let dir = backup_dir(inv);
     if !dir.root().is_dir() {
         return Err(Error::backup(format!(
@@ -31,7 +31,7 @@ pub fn existing_backup_dir(inv: &Invocation) -> Result<BackupDir> {
 }
 
 /// The connection options and the environment resolved, with the `-W` prompt.
-pub fn resolve_params(conn: &ConnOptions, env: &Environment) -> Result<ConnParams> {
+pub(crate) fn resolve_params(conn: &ConnOptions, env: &Environment) -> Result<ConnParams> {
     let mut params = conninfo::resolve(conn, env)?;
     if conn.force_prompt {
         params.password = Some(conninfo::prompt_password("Password: ")?);
@@ -40,7 +40,7 @@ pub fn resolve_params(conn: &ConnOptions, env: &Environment) -> Result<ConnParam
 }
 
 /// The backup directory's newest complete chain, or a clear error.
-pub fn latest_chain(dir: &BackupDir) -> Result<(Chain, Metadata)> {
+pub(crate) fn latest_chain(dir: &BackupDir) -> Result<(Chain, Metadata)> {
     if !dir.root().is_dir() {
         return Err(Error::backup(format!(
             "backup directory \"{}\" does not exist",
@@ -60,7 +60,7 @@ pub fn latest_chain(dir: &BackupDir) -> Result<(Chain, Metadata)> {
 }
 
 /// The slot to use: the chain's own, and an explicit `--slot` must agree with it.
-pub fn chain_slot(inv: &Invocation, metadata: &Metadata) -> Result<String> {
+pub(crate) fn chain_slot(inv: &Invocation, metadata: &Metadata) -> Result<String> {
     if inv.slot_explicit && inv.slot != metadata.slot {
         return Err(Error::slot(format!(
             "replication slot \"{}\" does not belong to this backup: its chain streams from slot \"{}\"",
@@ -71,7 +71,7 @@ pub fn chain_slot(inv: &Invocation, metadata: &Metadata) -> Result<String> {
 }
 
 /// Resolve the connection, defaulting the database to the chain's when none was named.
-pub fn chain_params(inv: &Invocation, metadata: &Metadata) -> Result<ConnParams> {
+pub(crate) fn chain_params(inv: &Invocation, metadata: &Metadata) -> Result<ConnParams> {
     let env = Environment::from_process();
     let mut opts = inv.conn.clone();
     let named =
@@ -83,7 +83,10 @@ pub fn chain_params(inv: &Invocation, metadata: &Metadata) -> Result<ConnParams>
 }
 
 /// The connected server must be the one the chain was taken from.
-pub async fn check_same_source(client: &tokio_postgres::Client, metadata: &Metadata) -> Result<()> {
+pub(crate) async fn check_same_source(
+    client: &tokio_postgres::Client,
+    metadata: &Metadata,
+) -> Result<()> {
     let sql = "SELECT current_database()::text, (SELECT system_identifier::text FROM pg_control_system())";
     let row = client
         .query_one(sql, &[])
@@ -119,7 +122,7 @@ pub struct ChainSession {
 
 /// What `--start` and `--new-chain` do first, in this order so that the cheapest mistake is
 /// reported first: the directory and its chain, `--slot`, the connection, the source server.
-pub async fn open_latest_chain(inv: &Invocation) -> Result<ChainSession> {
+pub(crate) async fn open_latest_chain(inv: &Invocation) -> Result<ChainSession> {
     let dir = backup_dir(inv);
     let (chain, metadata) = latest_chain(&dir)?;
     let slot = chain_slot(inv, &metadata)?;

@@ -179,7 +179,7 @@ fn remove_root_if_ours(root: &Path, created_root: bool) {
 }
 
 /// Quote a word for a shell command line shown to the user, only when it needs it.
-pub fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

@@ -43,8 +43,6 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         Action::NewChain => new_chain::run(inv).await,
         Action::Init => init::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
         Action::Restore => restore::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
-        Action::Status => {
-            status::run(inv, &common::resolve_params(&inv.conn, &env)?, &env).await
-        }
+        Action::Status => status::run(inv, &common::resolve_params(&inv.conn, &env)?, &env).await,
     }
 }

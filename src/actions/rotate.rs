@@ -121,7 +121,7 @@ async fn compress_sealed(chain_dir: &Path, sealed: &str, c: Compression) -> Resu
 
 /// Ask the streamer (verified by the caller) to rotate, and wait for its final answer. With a
 /// new chain waiting, the streamer answers with the hand-over's seal of the old chain.
-pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
+pub(crate) async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
     let id = format!(
         "{}-{}",
         std::process::id(),

@@ -35,7 +35,7 @@ use facts::{DirFacts, ServerFacts, SlotFacts, SlotNameSource, rfc3339};
 use warnings::Warning;
 
 /// Version of the JSON report's schema; bumped when a field changes meaning or disappears.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// How long a status check may wait for a server that accepts the TCP connection but never
 /// answers; libpq's `connect_timeout` (or `PGCONNECT_TIMEOUT`) bounds the connection itself and

@@ -23,8 +23,8 @@ use crate::storage::compress::Compression;
 use crate::storage::diff_format::StopAt;
 
 pub use help::help_text;
-pub use table::DEFAULT_SLOT;
-pub use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
+pub(crate) use table::DEFAULT_SLOT;
+pub(crate) use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
 
 use table::{Opt, Takes};
 use values::{check_port, parse_chain_id, seconds};

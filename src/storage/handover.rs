@@ -34,7 +34,7 @@ pub struct HandOver {
 
 /// Copy the old chain's transactions from `cut` on into `new`, seal the old `active.sql` (held
 /// open by `old`), and return a writer on the new chain's `active.sql`.
-pub fn hand_over(
+pub(crate) fn hand_over(
     old: &mut DiffWriter,
     old_chain: &Chain,
     new_chain: &Chain,

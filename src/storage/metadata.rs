@@ -13,7 +13,7 @@ use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
 
 /// Bumped when a field changes meaning; readers refuse a newer format.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
@@ -69,7 +69,7 @@ impl Metadata {
         self.files.iter().find(|f| f.name == name)
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("metadata always serializes");
         s.push('\n');
         s
@@ -103,12 +103,12 @@ mod rfc3339 {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
 
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         let t = t.to_offset(time::UtcOffset::UTC);
         s.serialize_str(&t.format(&Rfc3339).map_err(serde::ser::Error::custom)?)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let s = String::deserialize(d)?;
         OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
     }

@@ -30,7 +30,7 @@ use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
 
 /// The last line of the pidfile, naming the program that wrote it.
-pub const MARKER: &str = "pg_scribe";
+pub(crate) const MARKER: &str = "pg_scribe";
 
 /// What a pidfile says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +189,7 @@ impl PidFile {
     }
 
     /// Clean shutdown: removes the file while still holding the lock, then releases it.
-    pub fn remove(self) -> Result<()> {
+    pub(crate) fn remove(self) -> Result<()> {
         std::fs::remove_file(&self.path).map_err(|e| ChainError::file("remove", &self.path, e))?;
         drop(self.file);
         Ok(())

@@ -20,7 +20,7 @@ fn warn(code: &'static str, message: String) -> Warning {
     Warning { code, message }
 }
 
-pub fn evaluate(
+pub(crate) fn evaluate(
     slot: Option<&SlotFacts>,
     dir: Option<&DirFacts>,
     limits: &StatusThresholds,

@@ -18,8 +18,8 @@ use std::time::Duration;
 use crate::cli::ConnOptions;
 use crate::error::{Error, Result};
 
-pub use parse::{parse_conninfo, parse_uri};
-pub use pgpass::{pgpass_lookup, prompt_password};
+pub(crate) use parse::{parse_conninfo, parse_uri};
+pub(crate) use pgpass::{pgpass_lookup, prompt_password};
 
 use parse::is_conninfo_like;
 use service::lookup_service;

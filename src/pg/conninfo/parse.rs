@@ -60,7 +60,7 @@ fn syntax_error(message: impl Into<String>) -> Error {
 }
 
 /// Parse a libpq `key=value …` connection string.
-pub fn parse_conninfo(text: &str) -> Result<Pairs> {
+pub(crate) fn parse_conninfo(text: &str) -> Result<Pairs> {
     let mut pairs = Pairs::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -170,7 +170,7 @@ fn percent_decode(text: &str) -> Result<String> {
 }
 
 /// Parse a `postgresql://` or `postgres://` URI into keyword/value pairs.
-pub fn parse_uri(uri: &str) -> Result<Pairs> {
+pub(crate) fn parse_uri(uri: &str) -> Result<Pairs> {
     let rest = uri
         .strip_prefix("postgresql://")
         .or_else(|| uri.strip_prefix("postgres://"))

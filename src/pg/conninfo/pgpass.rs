@@ -30,7 +30,7 @@ fn pgpass_fields(line: &str) -> Option<[String; 5]> {
 /// libpq's `.pgpass` rules: first matching line wins, `*` matches anything, `localhost` stands
 /// for the default socket directory, and a file open to group or others is ignored (with a
 /// warning, once).
-pub fn pgpass_lookup(
+pub(crate) fn pgpass_lookup(
     file: &std::path::Path,
     host: &str,
     port: u16,
@@ -78,7 +78,7 @@ fn warn_once(file: &std::path::Path, message: &str) {
 }
 
 /// Ask for a password on the terminal without echo, as libpq's `-W` does.
-pub fn prompt_password(prompt: &str) -> Result<String> {
+pub(crate) fn prompt_password(prompt: &str) -> Result<String> {
     use std::io::{BufRead, Write};
     let tty = std::fs::OpenOptions::new()
         .read(true)

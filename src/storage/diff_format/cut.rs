@@ -3,12 +3,12 @@
 //! trailer of a sealed diff.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use time::OffsetDateTime;
 
-use super::scanner::{DiffScanner, READ_BUF, TxnBounds};
+use super::scanner::{DiffScanner, READ_BUF};
 use super::{MARKER_MAX, TxnHeader, parse_trailer};
 use crate::lsn::Lsn;
 use crate::storage::error::{ChainError, Result};
@@ -31,7 +31,7 @@ pub struct Recovery {
 /// is not a wal2sql header, garbage between transactions, or a cut that would remove a
 /// well-formed trailer of another transaction (a sign that valid data follows a tear, which only
 /// a human should throw away).
-pub fn recover_torn_tail(path: &Path) -> Result<Recovery> {
+pub(crate) fn recover_torn_tail(path: &Path) -> Result<Recovery> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -86,7 +86,7 @@ pub enum StopAt {
 }
 
 impl StopAt {
-    pub fn is_past(&self, h: &TxnHeader) -> bool {
+    pub(crate) fn is_past(&self, h: &TxnHeader) -> bool {
         match *self {
             StopAt::Time(t) => h.commit_time > t,
             StopAt::Lsn(l) => h.commit_lsn > l,
@@ -95,11 +95,12 @@ impl StopAt {
 }
 
 /// The first complete transaction past `stop`, or `None` when every transaction is within it.
-/// Works on any reader, e.g. a decompressing one.
-pub fn find_stop<R: BufRead>(
+/// Works on any reader, e.g. a decompressing one. (Replay finds its stop itself, as it reads.)
+#[cfg(test)]
+pub(crate) fn find_stop<R: std::io::BufRead>(
     scanner: &mut DiffScanner<R>,
     stop: StopAt,
-) -> Result<Option<TxnBounds>> {
+) -> Result<Option<super::TxnBounds>> {
     while let Some(t) = scanner.next_txn()? {
         if stop.is_past(&t.header) {
             return Ok(Some(t));
@@ -121,7 +122,7 @@ pub struct CopySummary {
 /// Appends to `dst` every complete transaction of `src` whose `commit_lsn >= cut` (the
 /// transactions that belong to a chain starting at `cut`), byte for byte. A torn tail in `src`
 /// is not copied. The caller makes `dst` durable.
-pub fn copy_from_cut(src: &Path, cut: Lsn, dst: &mut impl Write) -> Result<CopySummary> {
+pub(crate) fn copy_from_cut(src: &Path, cut: Lsn, dst: &mut impl Write) -> Result<CopySummary> {
     let mut scanner = DiffScanner::open(src)?;
     let mut s = CopySummary::default();
     while let Some(t) = scanner.next_txn()? {
@@ -172,7 +173,7 @@ fn copy_checked(r: &mut impl Read, w: &mut impl Write, src: &Path) -> Result<u64
 
 /// The `end_lsn` of the last transaction of a *sealed, uncompressed* diff, read from its final
 /// line without scanning the file. Fails if the file does not end with a trailer.
-pub fn last_end_lsn_of_sealed(path: &Path) -> Result<Option<Lsn>> {
+pub(crate) fn last_end_lsn_of_sealed(path: &Path) -> Result<Option<Lsn>> {
     let mut f = File::open(path).map_err(|e| ChainError::file("open", path, e))?;
     let len = f
         .metadata()

@@ -35,10 +35,10 @@ use time::macros::format_description;
 
 use crate::lsn::Lsn;
 
-pub use cut::{
-    CopySummary, Recovery, StopAt, copy_from_cut, find_stop, last_end_lsn_of_sealed,
-    recover_torn_tail,
-};
+#[cfg(test)]
+pub(crate) use cut::find_stop;
+pub use cut::{CopySummary, Recovery, StopAt};
+pub(crate) use cut::{copy_from_cut, last_end_lsn_of_sealed, recover_torn_tail};
 pub use scanner::{DiffScanner, Framer, LineKind, ScanEnd, TxnBounds};
 
 pub const HEADER_PREFIX: &str = "-- wal2sql begin ";

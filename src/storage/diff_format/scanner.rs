@@ -128,21 +128,17 @@ impl Framer {
     }
 
     /// Bytes fed so far.
-    pub fn offset(&self) -> u64 {
+    pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
 
     /// End of the last complete transaction.
-    pub fn valid_len(&self) -> u64 {
+    pub(crate) fn valid_len(&self) -> u64 {
         self.valid_len
     }
 
-    pub fn last_end_lsn(&self) -> Option<Lsn> {
-        self.last_end_lsn
-    }
-
     /// The unfinished transaction, if any: its header and start offset.
-    pub fn open_txn(&self) -> Option<(&TxnHeader, u64)> {
+    pub(crate) fn open_txn(&self) -> Option<(&TxnHeader, u64)> {
         self.open.as_ref().map(|(h, s)| (h, *s))
     }
 }
@@ -165,7 +161,7 @@ pub struct ScanEnd {
 }
 
 impl ScanEnd {
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.valid_len == self.total_len
     }
 }
