@@ -1,10 +1,10 @@
 //! The crate-wide error: a situation (what kind of thing went wrong) plus a PostgreSQL-style
 //! diagnostic (message, optional detail and hint). It is rendered once, at the edge, by
-//! [`crate::ui`], and the situation alone decides the exit code of the spec.
+//! [`crate::ui`], and the situation alone decides the exit code (README.md).
 
 use std::fmt;
 
-/// What kind of thing went wrong; each maps to one exit code of the spec.
+/// What kind of thing went wrong; each maps to one exit code (README.md, `pg_scribe --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Situation {
     /// The command line itself is wrong (exit 5, with a `Try "pg_scribe --help"` hint).

@@ -86,7 +86,7 @@ pub fn warning(message: &str) {
     line("warning", palette().map(|p| p.warning.as_str()), message);
 }
 
-/// A completed step, as the spec shows them: `✓ Initial chain created: …`.
+/// A completed step, as README.md and doc/ show them: `✓ Initial chain created: …`.
 pub fn done(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "✓ {text}");
 }

@@ -302,7 +302,8 @@ pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-/// Print the checks as the spec's pass/fail list; return how many critical checks failed.
+/// Print the checks as a pass/fail list (README.md, "Set up"); return how many critical checks
+/// failed.
 pub fn report(checks: &[Check]) -> usize {
     let mut failed = 0;
     for check in checks

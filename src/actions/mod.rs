@@ -1,4 +1,4 @@
-//! One module per action of the spec; [`run`] dispatches a validated invocation to it. Each
+//! One module per action of the CLI (README.md); [`run`] dispatches a validated invocation to it. Each
 //! action returns how the process should exit, or an error rendered once by `main`.
 
 mod base;

@@ -9,7 +9,7 @@
 //!
 //! Offline rule: with `--backup-dir` and no server named anywhere — none of `-d -h -p -U -W` and
 //! none of `PGDATABASE PGHOST PGHOSTADDR PGPORT PGSERVICE` — the directory is reported alone and
-//! the slot section says it was not checked. This is the disaster-recovery case of the spec
+//! the slot section says it was not checked. This is the disaster-recovery case (doc/status.md)
 //! (`pg_scribe --status --backup-dir /backups/production` while the server is gone). As soon as a
 //! server is named, failing to reach it is exit 2: a monitor must not mistake a down server for
 //! a healthy backup.

@@ -17,11 +17,12 @@
 //!   (atomically, fsynced, directory fsynced) after base, globals and metadata are all durable,
 //!   so a crash or failure mid-creation leaves a chain that `--start` and `--restore` skip and
 //!   `--status` flags.
-//! - **Unique, sortable names.** Chain IDs and diff stamps are whole UTC seconds in the spec's
+//! - **Unique, sortable names.** Chain IDs and diff stamps are whole UTC seconds in the
 //!   `YYYYMMDDTHHMMSSZ` form, so names sort chronologically with `ls`. A new name takes the
 //!   current second, or one second past the newest existing name if that is not earlier (two
 //!   rotations within a second, or a clock that stepped back): names never collide, never go
-//!   backwards, and keep the spec's shape (no `-1` suffix, which would sort before `.sql`).
+//!   backwards, and keep the shape doc/file-handling.md gives (no `-1` suffix, which would sort
+//!   before `.sql`).
 //!   Chain directories are claimed with `mkdir`, so two processes racing for a name cannot
 //!   both get it.
 //! - **Diffs under compression.** A sealed diff may be compressed after sealing. If a diff

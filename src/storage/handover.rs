@@ -1,4 +1,5 @@
-//! Moving the stream from one chain to the next without a gap or an overlap (design §4).
+//! Moving the stream from one chain to the next without a gap or an overlap (doc/file-handling.md,
+//! "The cut rules").
 //!
 //! A new chain starts at its `start_lsn` S: exactly the transactions with `commit_lsn >= S` are
 //! its differentials, all others are in its base. When streaming moves to it, the transactions

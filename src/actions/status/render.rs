@@ -1,4 +1,4 @@
-//! The human report, laid out like the spec's sample: a slot section, then the backup directory
+//! The human report, laid out as doc/status.md shows it: a slot section, then the backup directory
 //! with one paragraph per chain, then the total. Pure text from facts, tested without a server.
 
 use std::fmt::Write;
