@@ -77,7 +77,7 @@ pub struct ConnParams {
     pub options: Option<String>,
 }
 
-/// Debian's compiled-in socket directory first, then upstream's, as doc/connections.md says: a default
+/// Debian's compiled-in socket directory first, then upstream's (doc/connections.md): a default
 /// (host-less) connection tries both.
 pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 pub const DEFAULT_PORT: u16 = 5432;
