@@ -33,6 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use time::format_description::BorrowedFormatItem;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::storage::compress::{Compression, Method};
@@ -83,19 +84,17 @@ impl Stamp {
     }
 }
 
+/// `YYYYMMDDTHHMMSSZ`, written and read.
+const STAMP_FORMAT: &[BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.to_time();
-        write!(
-            f,
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        let text = self
+            .to_time()
+            .format(STAMP_FORMAT)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(&text)
     }
 }
 
@@ -112,8 +111,7 @@ impl FromStr for Stamp {
         if !shape {
             return Err(());
         }
-        let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let t = PrimitiveDateTime::parse(s, &fmt).map_err(|_| ())?;
+        let t = PrimitiveDateTime::parse(s, STAMP_FORMAT).map_err(|_| ())?;
         Ok(Stamp::from_time(t.assume_offset(UtcOffset::UTC)))
     }
 }

@@ -22,16 +22,11 @@ pub fn ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
 
 /// `2023-12-15 12:00:00 UTC`.
 pub fn when(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 fn opt_lsn(l: Option<crate::lsn::Lsn>) -> String {
