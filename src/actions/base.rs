@@ -16,27 +16,14 @@ use crate::pg::replication::{
 use crate::pg::session::query_error;
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::{Compression, WrittenFile};
-use crate::storage::metadata::{Extension, FileRecord, Metadata};
+use crate::storage::metadata::{Extension, FileRecord, Metadata, Source};
 use crate::ui;
 
-/// What the server says about the database being backed up.
-pub struct DatabaseFacts {
-    pub server_version: String,
-    pub server_version_num: u32,
-    pub database: String,
-    pub encoding: String,
-    pub lc_collate: String,
-    pub lc_ctype: String,
-    pub locale_provider: Option<String>,
-    pub icu_locale: Option<String>,
-    pub extensions: Vec<Extension>,
-}
-
-impl DatabaseFacts {
-    pub async fn read(client: &Client) -> Result<DatabaseFacts> {
-        // Through to_jsonb so the same query works on servers with and without ICU columns
-        // (daticulocale became datlocale in 17).
-        let sql = "SELECT current_setting('server_version'),
+/// What the server says about the database being backed up, as `metadata.json` keeps it.
+pub async fn read_source(client: &Client) -> Result<Source> {
+    // Through to_jsonb so the same query works on servers with and without ICU columns
+    // (daticulocale became datlocale in 17).
+    let sql = "SELECT current_setting('server_version'),
                           current_setting('server_version_num')::int,
                           current_database()::text,
                           pg_encoding_to_char(d.encoding)::text,
@@ -44,37 +31,32 @@ impl DatabaseFacts {
                           to_jsonb(d) ->> 'datlocprovider',
                           coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')
                      FROM pg_database d WHERE d.datname = current_database()";
-        let row = client
-            .query_one(sql, &[])
-            .await
-            .map_err(|e| query_error(sql, &e))?;
-        let ext_sql = "SELECT extname::text, extversion FROM pg_extension ORDER BY 1";
-        let extensions = client
-            .query(ext_sql, &[])
-            .await
-            .map_err(|e| query_error(ext_sql, &e))?
-            .iter()
-            .map(|r| Extension {
-                name: r.get(0),
-                version: r.get(1),
-            })
-            .collect();
-        Ok(DatabaseFacts {
-            server_version: row.get(0),
-            server_version_num: row.get::<_, i32>(1) as u32,
-            database: row.get(2),
-            encoding: row.get(3),
-            lc_collate: row.get(4),
-            lc_ctype: row.get(5),
-            locale_provider: row.get(6),
-            icu_locale: row.get(7),
-            extensions,
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    let ext_sql = "SELECT extname::text, extversion FROM pg_extension ORDER BY 1";
+    let extensions = client
+        .query(ext_sql, &[])
+        .await
+        .map_err(|e| query_error(ext_sql, &e))?
+        .iter()
+        .map(|r| Extension {
+            name: r.get(0),
+            version: r.get(1),
         })
-    }
-
-    pub(crate) fn server_major(&self) -> u32 {
-        self.server_version_num / 10000
-    }
+        .collect();
+    Ok(Source {
+        server_version: row.get(0),
+        server_version_num: row.get::<_, i32>(1) as u32,
+        database: row.get(2),
+        encoding: row.get(3),
+        lc_collate: row.get(4),
+        lc_ctype: row.get(5),
+        locale_provider: row.get(6),
+        icu_locale: row.get(7),
+        extensions,
+    })
 }
 
 /// A replication connection that created a slot with an exported snapshot. It must stay open,
@@ -131,7 +113,7 @@ impl Snapshot {
 pub struct BaseRequest<'a> {
     /// Narrowed to the server holding the snapshot (see [`crate::pg::session::Session::params`]).
     pub params: &'a ConnParams,
-    pub facts: &'a DatabaseFacts,
+    pub source: &'a Source,
     /// The backup's slot, which streams the chain (not a temporary one that lent the snapshot).
     pub slot: &'a str,
     pub compression: Compression,
@@ -151,7 +133,7 @@ fn record(file: &WrittenFile) -> FileRecord {
 
 /// Fill `chain` with a complete base. On error the caller removes the chain directory.
 async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> Result<Metadata> {
-    let major = request.facts.server_major();
+    let major = request.source.server_major();
     let base = programs::dump_base(
         request.params,
         major,
@@ -174,20 +156,11 @@ async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> 
     .await?;
     ui::done(&format!("Globals written: {}", globals.path.display()));
 
-    let facts = request.facts;
     let metadata = Metadata {
         format: crate::storage::metadata::FORMAT_VERSION,
         pg_scribe_version: crate::cli::VERSION.to_string(),
         chain_id: chain.id.to_string(),
-        server_version: facts.server_version.clone(),
-        server_version_num: facts.server_version_num,
-        database: facts.database.clone(),
-        encoding: facts.encoding.clone(),
-        lc_collate: facts.lc_collate.clone(),
-        lc_ctype: facts.lc_ctype.clone(),
-        locale_provider: facts.locale_provider.clone(),
-        icu_locale: facts.icu_locale.clone(),
-        extensions: facts.extensions.clone(),
+        source: request.source.clone(),
         slot: request.slot.to_string(),
         start_lsn: snapshot.start_lsn(),
         system_identifier: snapshot.system.systemid.clone(),

@@ -77,7 +77,7 @@ pub(crate) fn chain_params(inv: &Invocation, metadata: &Metadata) -> Result<Conn
     let named =
         opts.dbname.is_some() || std::env::var_os("PGDATABASE").is_some_and(|v| !v.is_empty());
     if !named {
-        opts.dbname = Some(metadata.database.clone());
+        opts.dbname = Some(metadata.source.database.clone());
     }
     resolve_params(&opts, &env)
 }
@@ -93,12 +93,12 @@ pub(crate) async fn check_same_source(
         .await
         .map_err(|e| query_error(sql, &e))?;
     let (database, system): (String, String) = (row.get(0), row.get(1));
-    if database != metadata.database {
+    if database != metadata.source.database {
         return Err(Error::validation(format!(
             "this backup directory belongs to database \"{}\", but the connection is to \"{database}\"",
-            metadata.database
+            metadata.source.database
         ))
-        .with_hint(format!("Connect with -d {}.", metadata.database)));
+        .with_hint(format!("Connect with -d {}.", metadata.source.database)));
     }
     if system != metadata.system_identifier {
         return Err(Error::validation(format!(

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::actions::base::{BaseRequest, DatabaseFacts, Snapshot};
+use crate::actions::base::{self, BaseRequest, Snapshot};
 use crate::actions::checks;
 use crate::cli::{DEFAULT_SLOT, Invocation};
 use crate::error::{Error, Result};
@@ -79,7 +79,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         "Extension wal2sql {version} ready (DDL capture on)"
     ));
 
-    let facts = DatabaseFacts::read(client).await?;
+    let source = base::read_source(client).await?;
     let narrowed = session.params(params);
     let created_root = !root.exists();
     dir.create_root()?;
@@ -103,7 +103,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
 
     let request = BaseRequest {
         params: &narrowed,
-        facts: &facts,
+        source: &source,
         slot: &inv.slot,
         compression: inv.compress.unwrap_or(Compression::NONE),
     };
@@ -116,7 +116,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             ui::say("\nNext step: Start streaming with:");
             ui::say(&format!(
                 "pg_scribe --start -d {} --backup-dir {}{}",
-                shell_word(&facts.database),
+                shell_word(&source.database),
                 shell_word(&root.display().to_string()),
                 if inv.slot == DEFAULT_SLOT {
                     String::new()

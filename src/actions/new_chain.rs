@@ -3,7 +3,7 @@
 //! restart), or by the next `--start` when none runs. Each chain restores exactly on its own:
 //! see [`crate::storage::handover`].
 
-use crate::actions::base::{BaseRequest, DatabaseFacts, Snapshot};
+use crate::actions::base::{self, BaseRequest, Snapshot};
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::storage::compress::Compression;
@@ -24,7 +24,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         session,
         ..
     } = open_latest_chain(inv).await?;
-    let facts = DatabaseFacts::read(&session.client).await?;
+    let source = base::read_source(&session.client).await?;
     let narrowed = session.params(&params);
 
     ui::say("Taking new base backup...");
@@ -34,7 +34,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let snapshot = Snapshot::create(&narrowed, &temp_slot, true).await?;
     let request = BaseRequest {
         params: &narrowed,
-        facts: &facts,
+        source: &source,
         slot: &old_meta.slot,
         compression: inv.compress.unwrap_or(Compression::NONE),
     };

@@ -174,7 +174,7 @@ async fn stream(inv: &Invocation, opened: ChainSession, slot_state: SlotState) -
         chain,
         status_interval: inv.status_interval,
         fsync_interval: inv.fsync_interval,
-        server_major: metadata.server_version_num / 10000,
+        server_major: metadata.source.server_major(),
         plugin_options: PLUGIN_OPTIONS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
