@@ -93,7 +93,7 @@ fn read_all(f: &mut File, path: &Path) -> Result<String> {
 }
 
 /// The streamer's held pidfile. Dropping it releases the lock but leaves the file (as a crash
-/// would); call [`PidFile::remove`] on a clean shutdown.
+/// would); call `PidFile::remove` on a clean shutdown.
 #[derive(Debug)]
 pub struct PidFile {
     file: File,
@@ -111,7 +111,7 @@ pub struct Acquired {
 
 impl PidFile {
     /// Takes the backup directory's pidfile for this process, or fails with
-    /// [`ChainError::StreamerRunning`] if a live streamer holds it.
+    /// `ChainError::StreamerRunning` if a live streamer holds it.
     pub fn acquire(dir: &BackupDir) -> Result<Acquired> {
         let path = dir.pidfile_path();
         let abs = std::fs::canonicalize(dir.root())

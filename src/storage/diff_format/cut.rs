@@ -13,7 +13,7 @@ use super::{MARKER_MAX, TxnHeader, parse_trailer};
 use crate::lsn::Lsn;
 use crate::storage::error::{ChainError, Result};
 
-/// The outcome of [`recover_torn_tail`].
+/// The outcome of `recover_torn_tail`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
     /// `end_lsn` of the last complete transaction in the file.
@@ -76,7 +76,7 @@ pub(crate) fn recover_torn_tail(path: &Path) -> Result<Recovery> {
     })
 }
 
-/// Where [`find_stop`] stops replay: before the first transaction that is later than the target.
+/// Where replay stops (`--up-to`): before the first transaction that is later than the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopAt {
     /// First transaction with `commit_time > T`.
@@ -109,7 +109,7 @@ pub(crate) fn find_stop<R: std::io::BufRead>(
     Ok(None)
 }
 
-/// What [`copy_from_cut`] copied.
+/// What `copy_from_cut` copied.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CopySummary {
     /// Offset in the source of the first copied transaction (= its length before the cut).
