@@ -2,9 +2,9 @@
 //! chain, the connection (the chain's database unless one is named, `-W` prompting once) and the
 //! check that the server reached is the one the chain was taken from.
 
-use crate::cli::{ConnOptions, Invocation};
+use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::pg::conninfo::{self, ConnParams, Environment};
+use crate::pg::conninfo::{self, ConnOptions, ConnParams, Environment};
 use crate::pg::session::{self, Session, query_error};
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::metadata::Metadata;

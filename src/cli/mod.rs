@@ -22,6 +22,7 @@ use crate::storage::backup_dir::ChainId;
 use crate::storage::compress::Compression;
 use crate::storage::diff_format::StopAt;
 
+pub use crate::pg::conninfo::ConnOptions;
 pub use help::help_text;
 pub(crate) use table::DEFAULT_SLOT;
 pub(crate) use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
@@ -39,17 +40,6 @@ pub enum Action {
     NewChain,
     Restore,
     Status,
-}
-
-/// Connection options as typed; [`crate::pg::conninfo`] resolves them with the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnOptions {
-    pub dbname: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<String>,
-    pub username: Option<String>,
-    pub no_password: bool,
-    pub force_prompt: bool,
 }
 
 /// A validated command line.

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::ConnOptions;
 use crate::error::{Error, Result};
 
 pub(crate) use parse::{parse_conninfo, parse_uri};
@@ -23,6 +22,18 @@ pub(crate) use pgpass::{pgpass_lookup, prompt_password};
 
 use parse::is_conninfo_like;
 use service::lookup_service;
+
+/// The connection options as typed (`-d -h -p -U -w -W`); [`resolve`] completes them from the
+/// environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnOptions {
+    pub dbname: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub username: Option<String>,
+    pub no_password: bool,
+    pub force_prompt: bool,
+}
 
 /// Where one server can be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
