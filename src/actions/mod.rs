@@ -1,5 +1,7 @@
-//! One module per action of the CLI (README.md); [`run`] dispatches a validated invocation to it. Each
-//! action returns how the process should exit, or an error rendered once by `main`.
+//! One module per action of the CLI (README.md); [`run`] dispatches a validated invocation to
+//! it. Each action returns how the process should exit, or an error rendered once by `main`.
+//! `common.rs` is the preamble several actions share, `base.rs` a chain's base (init and
+//! new-chain), `checks.rs` init's validation of the server.
 
 mod base;
 mod checks;
@@ -34,8 +36,9 @@ impl Outcome {
 
 pub async fn run(invocation: Invocation) -> Result<Outcome> {
     let inv = &invocation;
-    // These three find the connection in the chain's metadata; the others resolve it first, so
-    // a bad connection string is reported before anything else happens.
+    // Start, rotate and new-chain take the database from the chain's metadata (rotate needs no
+    // server at all); the others resolve the connection first, so a bad connection string is
+    // reported before anything else happens.
     let env = Environment::from_process();
     match inv.action {
         Action::Start => start::run(inv).await,
