@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use crate::actions::base::{self, BaseRequest, DatabaseFacts};
+use crate::actions::base::{self, BaseRequest, Snapshot};
 use crate::actions::checks;
 use crate::cli::{DEFAULT_SLOT, Invocation};
 use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
-use crate::pg::replication::{DEFAULT_PLUGIN, ReplConn};
+use crate::pg::replication::ReplConn;
 use crate::pg::session::{self, query_error};
 use crate::storage::backup_dir::BackupDir;
 use crate::storage::compress::Compression;
@@ -19,12 +19,9 @@ use crate::ui;
 use super::Outcome;
 
 pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir for --init");
     // The directory is checked before anything else: it needs no server and touches nothing.
-    let dir = BackupDir::new(root);
+    let dir = super::common::backup_dir(inv);
+    let root = dir.root();
     if root.exists() && !root.is_dir() {
         return Err(Error::validation(format!(
             "backup directory \"{}\" exists but is not a directory",
@@ -84,21 +81,13 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         "Extension wal2sql {version} ready (DDL capture on)"
     ));
 
-    let facts = DatabaseFacts::read(client).await?;
+    let source = base::read_source(client).await?;
     let narrowed = session.params(params);
     let created_root = !root.exists();
     dir.create_root()?;
 
-    let created = async {
-        let mut repl = ReplConn::connect(&narrowed).await?;
-        let system = repl.identify_system().await?;
-        let slot = repl
-            .create_logical_slot(&inv.slot, DEFAULT_PLUGIN, false, true)
-            .await?;
-        Ok::<_, crate::pg::replication::ReplicationError>((repl, system, slot))
-    };
-    let (repl, system, slot) = match created.await {
-        Ok(created) => created,
+    let snapshot = match Snapshot::create(&narrowed, &inv.slot, false).await {
+        Ok(snapshot) => snapshot,
         Err(err) => {
             remove_root_if_ours(root, created_root);
             if err.sqlstate() == Some("42710") {
@@ -107,25 +96,20 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             return Err(err.into());
         }
     };
-    let snapshot = slot.snapshot_name.clone().unwrap_or_default();
     ui::done(&format!(
-        "Replication slot '{}' created at LSN {} (snapshot {snapshot})",
-        inv.slot, slot.consistent_point
+        "Replication slot '{}' created at LSN {} (snapshot {})",
+        inv.slot,
+        snapshot.start_lsn(),
+        snapshot.name()
     ));
 
-    let compression = inv.compress.unwrap_or(Compression::NONE);
     let request = BaseRequest {
         params: &narrowed,
-        facts: &facts,
-        system: &system,
+        source: &source,
         slot: &inv.slot,
-        snapshot: &snapshot,
-        start_lsn: slot.consistent_point,
-        compression,
+        compression: inv.compress.unwrap_or(Compression::NONE),
     };
-    // The replication connection stays idle (holding the snapshot) until the base is taken.
-    let result = base::new_chain(&dir, &request, "initialization").await;
-    repl.close().await;
+    let result = snapshot.take_chain(&dir, &request, "initialization").await;
 
     match result {
         Ok((chain, _metadata)) => {
@@ -134,7 +118,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             ui::say("\nNext step: Start streaming with:");
             ui::say(&format!(
                 "pg_scribe --start -d {} --backup-dir {}{}",
-                shell_word(&facts.database),
+                shell_word(&source.database),
                 shell_word(&root.display().to_string()),
                 if inv.slot == DEFAULT_SLOT {
                     String::new()
@@ -235,7 +219,7 @@ fn remove_root_if_ours(root: &Path, created_root: bool) {
 }
 
 /// Quote a word for a shell command line shown to the user, only when it needs it.
-pub fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

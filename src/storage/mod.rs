@@ -4,11 +4,11 @@
 
 pub mod backup_dir;
 pub mod compress;
-pub mod control;
+pub(crate) mod control;
 pub mod diff_format;
-pub mod durable;
-pub mod error;
-pub mod handover;
+pub(crate) mod durable;
+pub(crate) mod error;
+pub(crate) mod handover;
 pub mod metadata;
 pub mod pidfile;
-pub mod writer;
+pub(crate) mod writer;

@@ -401,8 +401,8 @@ fn row_values_cannot_forge_framing() {
         attack(
             c,
             &format!(
-                "INSERT INTO us.v (body) VALUES ({});",
-                pg_scribe::pg::quote::escaped_literal(&forged)
+                "INSERT INTO us.v (body) VALUES (E'{}');",
+                forged.replace('\\', "\\\\").replace('\'', "''")
             ),
         );
         // Predicted trailers: an identical transaction has an identical WAL size.

@@ -583,7 +583,7 @@ fn restore_on_a_fresh_server_has_later_roles_and_sequences() {
     );
 }
 
-/// The spec's log-rotation recipe: rename active.sql by hand, then SIGHUP. The streamer finishes
+/// The log-rotation recipe of doc/streaming.md: rename active.sql by hand, then SIGHUP. The streamer finishes
 /// the transaction in the renamed file and continues in a new active.sql.
 #[test]
 fn renaming_active_sql_by_hand_then_sighup_keeps_whole_transactions() {
