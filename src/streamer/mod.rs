@@ -42,6 +42,10 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// How often the sequence values are recorded into the stream.
 const SEQUENCE_SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+/// How long a rotation waits for the sequence values to be recorded and streamed back before it
+/// seals without them (they then open the next differential). A busy stream can lag far behind
+/// the server; a requester should not wait on that.
+const SEQUENCE_WAIT: Duration = Duration::from_secs(10);
 const TRAILER_PREFIX: &[u8] = b"-- wal2sql commit ";
 
 pub struct Config {
@@ -66,11 +70,15 @@ pub struct Config {
 /// ends with them; the rotation waits until the stream has passed that record.
 enum Barrier {
     None,
-    /// The recording query is running.
-    Recording,
-    /// Rotate once the stream has reached this position.
-    At(Lsn),
+    /// The recording query is running (its generation, and since when).
+    Recording(u64, Instant),
+    /// Rotate once the stream has reached this position (recording started at the instant).
+    At(Lsn, Instant),
 }
+
+/// A sequence record's outcome, tagged with the generation of the barrier that asked for it (an
+/// abandoned barrier's late answer must not satisfy a newer one).
+type Recorded = (u64, Option<Lsn>);
 
 enum Txn {
     Idle,
@@ -98,7 +106,9 @@ struct Streamer {
     /// A rotation handed to the writer, waiting for its event.
     rotating: Option<Vec<String>>,
     barrier: Barrier,
-    barrier_tx: tokio::sync::mpsc::UnboundedSender<Option<Lsn>>,
+    barrier_generation: u64,
+    barrier_tx: tokio::sync::mpsc::UnboundedSender<Recorded>,
+    answers: control::Answers,
     sql: std::sync::Arc<SqlSession>,
     reply_after_fsync: bool,
     last_position_request: Option<Instant>,
@@ -132,7 +142,9 @@ pub async fn run(
         rotate_wanted: None,
         rotating: None,
         barrier: Barrier::None,
+        barrier_generation: 0,
         barrier_tx,
+        answers: control::Answers::default(),
         sql: std::sync::Arc::new(SqlSession {
             params: cfg.params.clone(),
             client: tokio::sync::Mutex::new(sql),
@@ -161,7 +173,7 @@ fn sig(kind: SignalKind) -> Result<tokio::signal::unix::Signal> {
 impl Streamer {
     async fn main_loop(
         &mut self,
-        mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Option<Lsn>>,
+        mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Recorded>,
     ) -> Result<()> {
         let mut term = sig(SignalKind::terminate())?;
         let mut int = sig(SignalKind::interrupt())?;
@@ -203,13 +215,17 @@ impl Streamer {
                     self.record_sequences_for_rotation();
                     self.maybe_rotate(&mut stream).await?;
                 }
-                Some(recorded) = barrier_rx.recv() => {
+                Some((generation, recorded)) = barrier_rx.recv() => {
                     tracing::debug!("sequence values recorded up to {recorded:?}");
-                    self.barrier = match recorded {
-                        Some(lsn) => Barrier::At(lsn),
-                        None => Barrier::None,
-                    };
-                    self.maybe_rotate(&mut stream).await?;
+                    if let Barrier::Recording(current, since) = self.barrier
+                        && current == generation
+                    {
+                        self.barrier = match recorded {
+                            Some(lsn) => Barrier::At(lsn, since),
+                            None => Barrier::None,
+                        };
+                        self.maybe_rotate(&mut stream).await?;
+                    }
                 }
                 event = self.writer.events.recv() => {
                     let Some(event) = event else {
@@ -223,6 +239,8 @@ impl Streamer {
                 _ = status_tick.tick() => {
                     self.check_new_chain();
                     self.maybe_hand_over(&mut stream).await?;
+                    // An idle stream still needs the sequence wait bounded.
+                    self.maybe_rotate(&mut stream).await?;
                     self.send_status(&mut stream, false).await;
                 }
                 _ = fsync_tick.tick() => {
@@ -547,14 +565,24 @@ impl Streamer {
         }
         let waiting = match self.barrier {
             Barrier::None => None,
-            Barrier::Recording => Some("the sequence values to be recorded".to_string()),
-            Barrier::At(lsn)
+            Barrier::Recording(_, since) | Barrier::At(_, since)
+                if since.elapsed() > SEQUENCE_WAIT =>
+            {
+                ui::warning(&format!(
+                    "the sequence values were not streamed back within {} s: sealing without them (the next differential holds them)",
+                    SEQUENCE_WAIT.as_secs()
+                ));
+                self.barrier = Barrier::None;
+                None
+            }
+            Barrier::Recording(..) => Some("the sequence values to be recorded".to_string()),
+            Barrier::At(lsn, _)
                 if self.server_end >= lsn || self.written.is_some_and(|w| w >= lsn) =>
             {
                 self.barrier = Barrier::None;
                 None
             }
-            Barrier::At(lsn) => {
+            Barrier::At(lsn, _) => {
                 // Ask the server where it is, so an idle stream learns it has passed the record.
                 self.ask_position(stream).await;
                 Some(format!(
@@ -627,8 +655,12 @@ impl Streamer {
         {
             return;
         }
-        self.barrier = Barrier::Recording;
-        snapshot_sequences(self.sql.clone(), Some(self.barrier_tx.clone()));
+        self.barrier_generation += 1;
+        self.barrier = Barrier::Recording(self.barrier_generation, Instant::now());
+        snapshot_sequences(
+            self.sql.clone(),
+            Some((self.barrier_generation, self.barrier_tx.clone())),
+        );
     }
 
     /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
@@ -723,8 +755,8 @@ impl Streamer {
         .await
     }
 
-    fn answer(&self, answer: RotateAnswer) {
-        if let Err(err) = control::write_answer(self.cfg.dir.root(), &answer) {
+    fn answer(&mut self, answer: RotateAnswer) {
+        if let Err(err) = self.answers.send(self.cfg.dir.root(), answer) {
             ui::warning(&format!("could not answer the rotation request: {err}"));
         }
     }
@@ -928,7 +960,7 @@ impl SqlSession {
 /// `done` hears the WAL position after the record (or `None` if recording failed).
 fn snapshot_sequences(
     sql: std::sync::Arc<SqlSession>,
-    done: Option<tokio::sync::mpsc::UnboundedSender<Option<Lsn>>>,
+    done: Option<(u64, tokio::sync::mpsc::UnboundedSender<Recorded>)>,
 ) {
     tokio::spawn(async move {
         let lsn = match sql.record_sequences().await {
@@ -941,8 +973,8 @@ fn snapshot_sequences(
                 None
             }
         };
-        if let Some(done) = done {
-            let _ = done.send(lsn);
+        if let Some((generation, done)) = done {
+            let _ = done.send((generation, lsn));
         }
     });
 }
