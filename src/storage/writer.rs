@@ -14,7 +14,9 @@
 //! is slow.
 //!
 //! After any I/O error the writer refuses further use: after a failed fsync the kernel may have
-//! dropped the dirty pages, so retrying could report as durable data that is not on disk.
+//! dropped the dirty pages, so retrying could report as durable data that is not on disk. Every
+//! later call repeats the first error (e.g. "No space left on device"), so whoever notices it
+//! first — a background flush, a write, an fsync — reports the real cause.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -41,7 +43,47 @@ pub struct DiffWriter {
     durable: Option<Lsn>,
     /// Whether the last byte written is a newline (true for an empty file).
     last_byte_nl: bool,
-    failed: bool,
+    /// The first error, repeated by every later call.
+    failed: Option<FirstError>,
+}
+
+/// Enough of an error to raise it again (I/O errors are not `Clone`).
+#[derive(Debug, Clone)]
+struct FirstError {
+    action: String,
+    os_error: Option<i32>,
+    kind: std::io::ErrorKind,
+    text: String,
+}
+
+impl FirstError {
+    fn of(e: &ChainError) -> FirstError {
+        match e {
+            ChainError::Io { action, source } => FirstError {
+                action: action.clone(),
+                os_error: source.raw_os_error(),
+                kind: source.kind(),
+                text: source.to_string(),
+            },
+            other => FirstError {
+                action: String::new(),
+                os_error: None,
+                kind: std::io::ErrorKind::Other,
+                text: other.to_string(),
+            },
+        }
+    }
+
+    fn raise(&self) -> ChainError {
+        if self.action.is_empty() {
+            return ChainError::Usage(self.text.clone());
+        }
+        let source = match self.os_error {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(self.kind, self.text.clone()),
+        };
+        ChainError::io(self.action.clone(), source)
+    }
 }
 
 /// A sealed differential made by [`DiffWriter::rotate`].
@@ -98,7 +140,7 @@ impl DiffWriter {
             written: rec.last_end_lsn,
             durable: rec.last_end_lsn,
             last_byte_nl: true,
-            failed: false,
+            failed: None,
         };
         Ok((w, rec))
     }
@@ -136,19 +178,17 @@ impl DiffWriter {
     }
 
     fn usable(&self) -> Result<()> {
-        if self.failed {
-            return Err(ChainError::Usage(format!(
-                "writer of \"{}\" is unusable after an earlier error",
-                self.path.display()
-            )));
+        match &self.failed {
+            Some(first) => Err(first.raise()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn io<T>(&mut self, verb: &str, r: std::io::Result<T>) -> Result<T> {
         r.map_err(|e| {
-            self.failed = true;
-            ChainError::file(verb, &self.path, e)
+            let e = ChainError::file(verb, &self.path, e);
+            self.failed.get_or_insert_with(|| FirstError::of(&e));
+            e
         })
     }
 
@@ -292,7 +332,7 @@ impl DiffWriter {
         let file = match renamed.and_then(|()| create_active(&self.path)) {
             Ok(f) => f,
             Err(e) => {
-                self.failed = true;
+                self.failed.get_or_insert_with(|| FirstError::of(&e));
                 return Err(e);
             }
         };
@@ -509,7 +549,24 @@ mod tests {
                 ch.active_path().display()
             )
         );
-        assert!(matches!(w.fsync(), Err(ChainError::Usage(_))));
+        // Every later call repeats the cause, not a generic "unusable".
+        let again = w.fsync().unwrap_err();
+        assert!(again.is_disk_full(), "{again}");
+        assert_eq!(again.to_string(), e.to_string());
         assert_eq!(w.durable_lsn(), None);
+    }
+
+    #[test]
+    fn a_failed_background_flush_is_reported_by_the_next_call() {
+        let (_t, ch) = chain();
+        let (mut w, _) = DiffWriter::open(&ch).unwrap();
+        w.out = BufWriter::with_capacity(
+            1024,
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        );
+        w.begin(&hdr(1)).unwrap();
+        assert!(w.flush_to_os().unwrap_err().is_disk_full());
+        let e = w.write_body(b"x").unwrap_err();
+        assert!(e.is_disk_full(), "{e}");
     }
 }

@@ -229,7 +229,7 @@ impl Streamer {
                 }
                 event = self.writer.events.recv() => {
                     let Some(event) = event else {
-                        return Err(Error::backup("the writer thread stopped unexpectedly"));
+                        return Err(self.writer_stopped().await);
                     };
                     self.on_event(event, &mut stream).await?;
                     // Requests that came during a rotation are served by the next one.
@@ -405,7 +405,10 @@ impl Streamer {
             let sender = self.writer_sender();
             tokio::select! {
                 permit = sender.reserve() => {
-                    let permit = permit.map_err(|_| Error::backup("the writer thread has stopped"))?;
+                    let Ok(permit) = permit else {
+                        // The thread stopped: it said why in its last event.
+                        return Err(self.writer_stopped().await);
+                    };
                     permit.send(command.take().expect("sent once"));
                     return Ok(());
                 }
@@ -418,6 +421,18 @@ impl Streamer {
                 }
             }
         }
+    }
+
+    /// The writer thread is gone: its first error (with detail and hint), from the events it
+    /// left, whichever path noticed that it stopped.
+    async fn writer_stopped(&mut self) -> Error {
+        let mut none = None;
+        while let Some(event) = self.writer.events.recv().await {
+            if let Err(err) = Box::pin(self.on_event(event, &mut none)).await {
+                return err;
+            }
+        }
+        Error::backup("the writer thread stopped unexpectedly")
     }
 
     fn writer_sender(&self) -> tokio::sync::mpsc::Sender<Command> {

@@ -83,15 +83,18 @@ impl WriterHandle {
 }
 
 /// The next command; when none is waiting, first hand the buffer to the OS, so what was
-/// received is in the file (page cache) promptly instead of waiting for the next fsync.
-fn next(writer: &mut DiffWriter, commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
+/// received is in the file (page cache) promptly instead of waiting for the next fsync. A
+/// failure there (a full disk) is the writer's first error and ends it like any other.
+fn next(
+    writer: &mut DiffWriter,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Result<Option<Command>, ChainError> {
     match commands.try_recv() {
-        Ok(command) => Some(command),
-        Err(mpsc::error::TryRecvError::Disconnected) => None,
+        Ok(command) => Ok(Some(command)),
+        Err(mpsc::error::TryRecvError::Disconnected) => Ok(None),
         Err(mpsc::error::TryRecvError::Empty) => {
-            // An error here resurfaces on the writer's next use.
-            let _ = writer.flush_to_os();
-            commands.blocking_recv()
+            writer.flush_to_os()?;
+            Ok(commands.blocking_recv())
         }
     }
 }
@@ -101,7 +104,15 @@ fn run(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) -> Option<Lsn> {
-    while let Some(command) = next(&mut writer, &mut commands) {
+    loop {
+        let command = match next(&mut writer, &mut commands) {
+            Ok(Some(command)) => command,
+            Ok(None) => break,
+            Err(err) => {
+                let _ = events.send(Event::Failed(err));
+                return writer.durable_lsn();
+            }
+        };
         let result = match command {
             Command::Begin(header) => writer.begin(&header),
             Command::Body(bytes) => writer.write_body(&bytes),
