@@ -247,3 +247,73 @@ fn new_chain_in_a_directory_never_initialised() {
         stderr(&out)
     );
 }
+
+/// Replace each compressed differential of a chain by its plain form, for psql replay.
+fn decompress_chain(chain: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for entry in std::fs::read_dir(chain).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.to_string_lossy().into_owned();
+        let Some(plain) = name.strip_suffix(".zst") else {
+            continue;
+        };
+        let bytes = rt.block_on(async {
+            use tokio::io::AsyncReadExt;
+            let mut r = pg_scribe::storage::compress::open_decompressed(&path)
+                .await
+                .unwrap();
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).await.unwrap();
+            v
+        });
+        std::fs::write(plain, bytes).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// The spec's cron recipe: daily `--rotate-diff --compress`, monthly `--new-chain`. The
+/// hand-over reads the old chain's compressed diffs through the decompressor.
+#[test]
+fn new_chain_after_compressed_rotations() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("newchain-zst").join("backups");
+    let out = pg_scribe(
+        &["--init", "-d", "app", "--backup-dir", dir.to_str().unwrap()],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let streamer = start(&cluster, &dir, "log");
+    let mut pgbench = load(&cluster, 8);
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let out = pg_scribe(
+            &[
+                "--rotate-diff",
+                "--backup-dir",
+                dir.to_str().unwrap(),
+                "--compress",
+                "zstd",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = new_chain(&cluster, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", streamer.log_text());
+    assert!(err.contains("✓ Sealed old chain: diff-"), "{err}");
+    pgbench.wait().unwrap();
+    let newest = chains(&dir).pop().unwrap();
+    settle(&cluster, &newest, "done");
+    assert_eq!(streamer.stop(), Some(0));
+    // A restart finds nothing to finish and streams on.
+    let streamer = start(&cluster, &dir, "log2");
+    settle(&cluster, &newest, "after-restart");
+    assert_eq!(streamer.stop(), Some(0));
+    decompress_chain(&chains(&dir)[0]);
+    check_both_chains(&cluster, &dir);
+}
