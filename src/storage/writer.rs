@@ -121,7 +121,15 @@ impl DiffWriter {
 
     pub fn open_path(path: &Path) -> Result<(DiffWriter, Recovery)> {
         let (file, rec) = match diff_format::recover_torn_tail(path) {
-            Ok(rec) => (open_append(path)?, rec),
+            Ok(rec) => {
+                // After kill -9, an OOM kill or a panic, what the file holds may still be only
+                // in the page cache: make it (and its name) durable before its last transaction
+                // becomes the position reported to the server.
+                let file = open_append(path)?;
+                durable::fsync_file(&file, path)?;
+                durable::fsync_dir(durable::parent_of(path))?;
+                (file, rec)
+            }
             Err(ChainError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let rec = Recovery {
                     last_end_lsn: None,
@@ -450,6 +458,22 @@ mod tests {
         assert_eq!(w.close().unwrap(), Some(l2));
         assert_eq!(txns(&ch.active_path()), vec![701, 702]);
         assert_eq!(chain_resume_lsn(&ch).unwrap(), Some(l2));
+    }
+
+    #[test]
+    fn reopening_makes_the_file_durable_before_trusting_it() {
+        let (_t, ch) = chain();
+        let (mut w, _) = DiffWriter::open(&ch).unwrap();
+        w.append_txn(&hdr(1), b"BEGIN;\nCOMMIT;\n").unwrap();
+        w.flush_to_os().unwrap();
+        std::mem::forget(w); // kill -9: in the page cache, never fsynced
+        durable::fsynced::take();
+        let (w, rec) = DiffWriter::open(&ch).unwrap();
+        assert_eq!(rec.last_end_lsn, Some(hdr(1).end_lsn));
+        assert_eq!(w.durable_lsn(), Some(hdr(1).end_lsn));
+        let synced = durable::fsynced::take();
+        assert!(synced.contains(&ch.active_path()), "{synced:?}");
+        assert!(synced.contains(&ch.dir), "{synced:?}");
     }
 
     #[test]
