@@ -158,6 +158,8 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let slot_state = check_slot(&session.client, &slot).await?;
     ui::done(&format!("Found latest chain: {}", chain.id));
 
+    // Before the pidfile names us: a SIGHUP from then on is a request, never a kill.
+    let signals = streamer::Signals::install()?;
     let acquired = PidFile::acquire(&dir)?;
     if let Some(stale) = &acquired.stale {
         ui::warning(&format!(
@@ -167,7 +169,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     }
     let pidfile = acquired.pidfile;
     let result = stream(
-        inv, &dir, chain, &metadata, slot, params, session, slot_state,
+        inv, &dir, chain, &metadata, slot, params, session, slot_state, signals,
     )
     .await;
     if let Err(err) = pidfile.remove() {
@@ -226,6 +228,7 @@ async fn stream(
     params: ConnParams,
     session: session::Session,
     slot_state: SlotState,
+    signals: streamer::Signals,
 ) -> Result<Outcome> {
     finish_hand_over(dir, &chain, metadata)?;
     let resume = resume_position(dir, &chain)?;
@@ -270,6 +273,6 @@ async fn stream(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     };
-    streamer::run(config, writer, Some(session.client)).await?;
+    streamer::run(config, writer, Some(session.client), signals).await?;
     Ok(Outcome::Success)
 }

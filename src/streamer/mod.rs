@@ -122,11 +122,31 @@ struct Streamer {
     bytes: u64,
 }
 
+/// The streamer's signals. Installed before the pidfile is taken: from then on `--rotate-diff`
+/// may send SIGHUP, whose default action would kill a daemon still starting up; caught early, a
+/// signal waits until the main loop serves it.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals> {
+        Ok(Signals {
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            hup: sig(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Run until SIGTERM/SIGINT (Ok) or a fatal error.
 pub async fn run(
     cfg: Config,
     writer: DiffWriter,
     sql: Option<tokio_postgres::Client>,
+    signals: Signals,
 ) -> Result<()> {
     let flushed_file = control::read_flushed(cfg.dir.root()).unwrap_or(Lsn::INVALID);
     let (barrier_tx, barrier_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -158,7 +178,7 @@ pub async fn run(
         bytes: 0,
         cfg,
     };
-    let result = streamer.main_loop(barrier_rx).await;
+    let result = streamer.main_loop(barrier_rx, signals).await;
     let durable = streamer.writer.close().await;
     if let (Ok(()), Some(lsn)) = (&result, durable) {
         tracing::debug!("writer closed; durable up to {lsn}");
@@ -174,10 +194,13 @@ impl Streamer {
     async fn main_loop(
         &mut self,
         mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Recorded>,
+        signals: Signals,
     ) -> Result<()> {
-        let mut term = sig(SignalKind::terminate())?;
-        let mut int = sig(SignalKind::interrupt())?;
-        let mut hup = sig(SignalKind::hangup())?;
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         let start = tokio::time::Instant::now();
         let every = |d: Duration| {
             let d = if d.is_zero() {

@@ -653,3 +653,50 @@ fn rotations_under_load_are_prompt() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+/// A SIGHUP (a cron `--rotate-diff`) that arrives while the streamer is still starting up —
+/// pidfile taken, `active.sql` being scanned — is served as a rotation, never a kill.
+#[test]
+fn sighup_during_start_up_is_a_rotation_not_a_kill() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("earlyhup").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    // A large active.sql makes the start-up scans take a while.
+    let streamer = start(&cluster, &dir, &dir.with_extension("log1"));
+    cluster.psql(
+        "app",
+        "CREATE TABLE bulk (id int PRIMARY KEY, payload text);
+         INSERT INTO bulk SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g",
+    );
+    settle(&cluster, &chain, "bulk-done");
+    assert_eq!(streamer.stop(), Some(0));
+
+    let pidfile = dir.join(".pg_scribe.pid");
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &dir.with_extension("log2"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pidfile.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pidfile:\n{}",
+            streamer.log_text()
+        );
+        assert!(
+            streamer.child.try_wait().unwrap().is_none(),
+            "{}",
+            streamer.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    streamer.signal(libc::SIGHUP);
+    streamer.wait_log("Writing to:", 60);
+    streamer.wait_log("Rotated differential: diff-", 60);
+    settle(&cluster, &chain, "after-early-hup");
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
