@@ -21,6 +21,18 @@ use super::Outcome;
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for an acknowledged rotation that waits for a transaction to commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a waiting requester checks that the streamer still runs.
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the pidfile still names a live streamer with this PID.
+fn streamer_alive(root: &Path, pid: i32) -> bool {
+    match pidfile::probe(&BackupDir::new(root)) {
+        Ok(Streamer::Running(info)) => info.pid == pid,
+        // Unreadable for a moment: do not give up on it.
+        Err(_) => true,
+        Ok(_) => false,
+    }
+}
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let root = inv
@@ -142,7 +154,14 @@ pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
 
     let mut deadline = Instant::now() + ACK_TIMEOUT;
     let mut told_pending = false;
+    let mut checked = Instant::now();
     let answer = loop {
+        // Check the streamer still lives about once a second (it answers a fatal error itself,
+        // but kill -9 or an OOM kill leave no answer).
+        let gone = checked.elapsed() >= LIVENESS_EVERY && {
+            checked = Instant::now();
+            !streamer_alive(root, pid)
+        };
         match control::read_answer(root, &id) {
             Some(RotateAnswer::Pending { reason, .. }) if !told_pending => {
                 ui::say(&format!("Waiting for {reason}"));
@@ -152,6 +171,16 @@ pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
             Some(RotateAnswer::Pending { .. }) => {}
             Some(done) => break done,
             None => {}
+        }
+        if gone {
+            control::remove_answer(root, &id);
+            control::remove_request(root, &id);
+            return Err(Error::backup(format!(
+                "the streamer (process {pid}) stopped before answering the rotation request"
+            ))
+            .with_hint(
+                "Look at the streamer's log for the cause, then start it again with pg_scribe --start.",
+            ));
         }
         if Instant::now() > deadline {
             return Err(Error::backup(if told_pending {

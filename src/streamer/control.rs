@@ -171,6 +171,11 @@ pub fn read_answer(root: &Path, id: &str) -> Option<RotateAnswer> {
     read_json(&path(root, &format!("{ANSWER_PREFIX}{id}")))
 }
 
+/// Withdraw a request the streamer has not taken (it died before).
+pub fn remove_request(root: &Path, id: &str) {
+    let _ = std::fs::remove_file(path(root, &format!("{REQUEST_PREFIX}{id}")));
+}
+
 pub fn remove_answer(root: &Path, id: &str) {
     let _ = std::fs::remove_file(path(root, &format!("{ANSWER_PREFIX}{id}")));
 }

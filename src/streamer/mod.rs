@@ -179,6 +179,9 @@ pub async fn run(
         cfg,
     };
     let result = streamer.main_loop(barrier_rx, signals).await;
+    if let Err(err) = &result {
+        streamer.fail_requests(err);
+    }
     let durable = streamer.writer.close().await;
     if let (Ok(()), Some(lsn)) = (&result, durable) {
         tracing::debug!("writer closed; durable up to {lsn}");
@@ -791,6 +794,27 @@ impl Streamer {
             stream,
         )
         .await
+    }
+
+    /// A fatal error: every requester still waiting (or whose request was not yet taken) hears
+    /// that the rotation will not happen, and why, instead of waiting for its timeout.
+    fn fail_requests(&mut self, err: &Error) {
+        let mut ids = self.rotate_wanted.take().unwrap_or_default();
+        ids.extend(self.rotating.take().unwrap_or_default());
+        ids.extend(std::mem::take(&mut self.handover_request));
+        if let Some((request, _)) = self.handing_over.take() {
+            ids.extend(request);
+        }
+        ids.extend(self.answers.waiting());
+        ids.extend(control::take_requests(self.cfg.dir.root()));
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            self.answer(RotateAnswer::Failed {
+                id,
+                message: format!("the streamer stopped: {}", err.message),
+            });
+        }
     }
 
     fn answer(&mut self, answer: RotateAnswer) {

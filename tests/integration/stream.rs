@@ -700,3 +700,108 @@ fn sighup_during_start_up_is_a_rotation_not_a_kill() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+fn spawn_rotate(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pg_scribe"))
+        .args(["--rotate-diff", "--backup-dir", dir.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until a `--rotate-diff` has left its request in the directory.
+fn wait_for_request(dir: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".pg_scribe.rotate-")
+    }) {
+        assert!(std::time::Instant::now() < deadline, "no rotation request");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A streamer killed (kill -9, OOM) while a `--rotate-diff` waits: the requester notices that it
+/// is gone and says so, instead of waiting for its timeout.
+#[test]
+fn a_requester_learns_that_the_streamer_was_killed() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("reqkill").join("backups");
+    init(&cluster, &dir);
+    let streamer = start(&cluster, &dir, &dir.with_extension("log"));
+    // Stopped, it cannot answer; killed, it never will.
+    streamer.signal(libc::SIGSTOP);
+    let requester = spawn_rotate(&dir);
+    wait_for_request(&dir);
+    streamer.kill9();
+    let out = requester.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("stopped before answering the rotation request"),
+        "{err}"
+    );
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".pg_scribe.rotate")),
+        "the request or its answer was left behind"
+    );
+}
+
+/// A fatal error (here: the slot dropped behind the streamer's back) while a rotation waits:
+/// the requester is answered with the cause.
+#[test]
+fn a_fatal_error_answers_the_waiting_rotation() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("reqfatal").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = start(&cluster, &dir, &dir.with_extension("log"));
+    settle(&cluster, &chain, "something-to-seal");
+    streamer.signal(libc::SIGSTOP);
+    let requester = spawn_rotate(&dir);
+    wait_for_request(&dir);
+    // Cut the streamer's connection and drop its slot while it cannot react.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = cluster.try_psql(
+            "app",
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 's' AND active_pid IS NOT NULL;
+             SELECT pg_drop_replication_slot('s');",
+        );
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    streamer.signal(libc::SIGCONT);
+    let out = requester.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}\n{}", streamer.log_text());
+    assert!(
+        err.contains("the streamer could not rotate: the streamer stopped: replication slot \"s\""),
+        "{err}\n{}",
+        streamer.log_text()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while streamer.child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            streamer.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
