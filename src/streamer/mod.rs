@@ -116,8 +116,9 @@ struct Streamer {
     next_chain: Option<(Chain, Lsn)>,
     /// The rotation request the hand-over will answer.
     handover_request: Vec<String>,
-    /// A hand-over handed to the writer: (request id, old chain ID).
-    handing_over: Option<(Vec<String>, String)>,
+    /// A hand-over handed to the writer: (request ids, old chain ID, `written` when it was
+    /// queued: later transactions went to the new chain).
+    handing_over: Option<(Vec<String>, String, Option<Lsn>)>,
     txns: u64,
     bytes: u64,
 }
@@ -148,36 +149,7 @@ pub async fn run(
     sql: Option<tokio_postgres::Client>,
     signals: Signals,
 ) -> Result<()> {
-    let flushed_file = control::read_flushed(cfg.dir.root()).unwrap_or(Lsn::INVALID);
-    let (barrier_tx, barrier_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut streamer = Streamer {
-        writer: WriterHandle::spawn(writer),
-        txn: Txn::Idle,
-        chunk: BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024),
-        written: cfg.resume,
-        durable: cfg.resume,
-        server_end: Lsn::INVALID,
-        flushed_file,
-        active_has_data: cfg.active_has_data,
-        rotate_wanted: None,
-        rotating: None,
-        barrier: Barrier::None,
-        barrier_generation: 0,
-        barrier_tx,
-        answers: control::Answers::default(),
-        sql: std::sync::Arc::new(SqlSession {
-            params: cfg.params.clone(),
-            client: tokio::sync::Mutex::new(sql),
-        }),
-        reply_after_fsync: false,
-        last_position_request: None,
-        next_chain: None,
-        handover_request: Vec::new(),
-        handing_over: None,
-        txns: 0,
-        bytes: 0,
-        cfg,
-    };
+    let (mut streamer, barrier_rx) = Streamer::new(cfg, writer, sql);
     let result = streamer.main_loop(barrier_rx, signals).await;
     if let Err(err) = &result {
         streamer.fail_requests(err);
@@ -194,6 +166,44 @@ fn sig(kind: SignalKind) -> Result<tokio::signal::unix::Signal> {
 }
 
 impl Streamer {
+    fn new(
+        cfg: Config,
+        writer: DiffWriter,
+        sql: Option<tokio_postgres::Client>,
+    ) -> (Streamer, tokio::sync::mpsc::UnboundedReceiver<Recorded>) {
+        let flushed_file = control::read_flushed(cfg.dir.root()).unwrap_or(Lsn::INVALID);
+        let (barrier_tx, barrier_rx) = tokio::sync::mpsc::unbounded_channel();
+        let streamer = Streamer {
+            writer: WriterHandle::spawn(writer),
+            txn: Txn::Idle,
+            chunk: BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024),
+            written: cfg.resume,
+            durable: cfg.resume,
+            server_end: Lsn::INVALID,
+            flushed_file,
+            active_has_data: cfg.active_has_data,
+            rotate_wanted: None,
+            rotating: None,
+            barrier: Barrier::None,
+            barrier_generation: 0,
+            barrier_tx,
+            answers: control::Answers::default(),
+            sql: std::sync::Arc::new(SqlSession {
+                params: cfg.params.clone(),
+                client: tokio::sync::Mutex::new(sql),
+            }),
+            reply_after_fsync: false,
+            last_position_request: None,
+            next_chain: None,
+            handover_request: Vec::new(),
+            handing_over: None,
+            txns: 0,
+            bytes: 0,
+            cfg,
+        };
+        (streamer, barrier_rx)
+    }
+
     async fn main_loop(
         &mut self,
         mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Recorded>,
@@ -481,7 +491,7 @@ impl Streamer {
             }
             Event::Rotated(sealed) if sealed.path.as_os_str().is_empty() => {
                 ui::say("active.sql had been moved away: continuing in a new active.sql");
-                self.active_has_data = false;
+                self.active_has_data = holds_after(self.written, sealed.last_end_lsn);
                 for id in self.rotating.take().unwrap_or_default() {
                     self.answer(RotateAnswer::Failed {
                         id,
@@ -500,7 +510,8 @@ impl Streamer {
                     "Rotated differential: {name} ({})",
                     ui::size(sealed.size)
                 ));
-                self.active_has_data = false;
+                // Transactions queued behind the rotation are in the fresh active.sql already.
+                self.active_has_data = holds_after(self.written, sealed.last_end_lsn);
                 self.dump_globals_for(&name);
                 // active.sql is empty now: remember where the files end without reading the
                 // sealed diff back (it may be compressed by the time we restart).
@@ -524,11 +535,12 @@ impl Streamer {
                 }
             }
             Event::HandedOver(report) => {
-                let (request, old_chain) = self
-                    .handing_over
-                    .take()
-                    .unwrap_or((Vec::new(), String::new()));
-                self.active_has_data = report.copied_txns > 0;
+                let (request, old_chain, queued_at) =
+                    self.handing_over
+                        .take()
+                        .unwrap_or((Vec::new(), String::new(), None));
+                self.active_has_data =
+                    report.copied_txns > 0 || holds_after(self.written, queued_at);
                 let sealed = report.sealed.as_ref().map(|s| {
                     s.path
                         .file_name()
@@ -784,6 +796,7 @@ impl Streamer {
         self.handing_over = Some((
             std::mem::take(&mut self.handover_request),
             old.id.to_string(),
+            self.written,
         ));
         self.push(
             Command::HandOver {
@@ -802,7 +815,7 @@ impl Streamer {
         let mut ids = self.rotate_wanted.take().unwrap_or_default();
         ids.extend(self.rotating.take().unwrap_or_default());
         ids.extend(std::mem::take(&mut self.handover_request));
-        if let Some((request, _)) = self.handing_over.take() {
+        if let Some((request, _, _)) = self.handing_over.take() {
             ids.extend(request);
         }
         ids.extend(self.answers.waiting());
@@ -958,6 +971,13 @@ async fn next_message(
     }
 }
 
+/// Whether `active.sql` holds a transaction after a seal (or switch) that covered everything
+/// up to `sealed`: decided by position, since transactions queued behind the seal are written
+/// to the fresh file before the streamer hears the seal is done.
+fn holds_after(written: Option<Lsn>, sealed: Option<Lsn>) -> bool {
+    written > sealed
+}
+
 fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
     data.starts_with(TRAILER_PREFIX)
         && data.len() < 128
@@ -1049,5 +1069,88 @@ fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::diff_format::TxnHeader;
+    use crate::storage::writer::Sealed;
+    use time::macros::datetime;
+
+    fn hdr(n: u64) -> TxnHeader {
+        TxnHeader {
+            xid: 700 + n as u32,
+            commit_lsn: Lsn(n * 0x100),
+            end_lsn: Lsn(n * 0x100 + 0x38),
+            commit_time: datetime!(2026-11-26 12:00:00 UTC),
+        }
+    }
+
+    /// A streamer over a fresh chain in `t`, with no server behind it.
+    fn streamer(t: &tempfile::TempDir) -> Streamer {
+        let dir = BackupDir::new(t.path());
+        let chain = dir
+            .create_chain(datetime!(2026-11-26 12:00:00 UTC))
+            .unwrap();
+        let (writer, _) = DiffWriter::open(&chain).unwrap();
+        let params = ConnParams {
+            targets: Vec::new(),
+            user: "u".into(),
+            dbname: "d".into(),
+            password: None,
+            passfile: None,
+            sslmode: Default::default(),
+            sslrootcert: None,
+            application_name: None,
+            connect_timeout: None,
+            no_password: true,
+            options: None,
+        };
+        let cfg = Config {
+            params,
+            slot: "s".into(),
+            dir: BackupDir::new(t.path()),
+            chain,
+            chain_start: Lsn(0x10),
+            resume: None,
+            active_has_data: false,
+            status_interval: Duration::from_secs(10),
+            fsync_interval: Duration::from_secs(10),
+            plugin_options: Vec::new(),
+            server_major: 15,
+        };
+        Streamer::new(cfg, writer, None).0
+    }
+
+    /// Transactions queued behind a rotation are in the fresh active.sql before the streamer
+    /// hears that the seal is done: the next rotation must still seal them.
+    #[tokio::test]
+    async fn a_transaction_queued_behind_a_rotation_counts_as_data() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = streamer(&t);
+        let mut none = None;
+        s.written = Some(hdr(2).end_lsn);
+        s.active_has_data = true;
+        s.rotating = Some(Vec::new());
+        // The seal covered transaction 1; transaction 2 was queued after it.
+        let sealed = Sealed {
+            path: t.path().join("sealed.sql"),
+            size: 10,
+            last_end_lsn: Some(hdr(1).end_lsn),
+        };
+        s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
+        assert!(s.active_has_data);
+        // Nothing queued behind it: empty.
+        s.rotating = Some(Vec::new());
+        let sealed = Sealed {
+            path: t.path().join("sealed2.sql"),
+            size: 10,
+            last_end_lsn: Some(hdr(2).end_lsn),
+        };
+        s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
+        assert!(!s.active_has_data);
+        s.writer.close().await;
     }
 }
