@@ -69,7 +69,7 @@ pub fn hand_over(
             temps.0.push(temp.clone());
             temp
         };
-        if !diff_format::last_end_lsn_of_sealed(&plain)?.is_some_and(|end| end > cut) {
+        if diff_format::last_end_lsn_of_sealed(&plain)?.is_none_or(|end| end <= cut) {
             break;
         }
         sources.push(plain);
