@@ -383,9 +383,14 @@ impl DiffWriter {
 /// transaction of `active.sql` (after cutting a torn tail), else of the newest sealed diff, else
 /// `None` (nothing streamed yet: resume at the chain's `start_lsn`).
 ///
+/// A compressed newest diff is not read back (that would mean decompressing it whole):
+/// `recorded` is where the streamer recorded the stream's end when it sealed it, before anyone
+/// could compress it (`.pg_scribe.flushed`); without it, that is an error. Every other failure
+/// is an error too: a guess could resume too early and duplicate transactions.
+///
 /// Cuts a torn tail off `active.sql`: call it only while holding the pidfile (`--start`), never
 /// from a reader such as `--status`, which would cut a live streamer's transaction in progress.
-pub fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
+pub fn chain_resume_lsn(chain: &Chain, recorded: Option<Lsn>) -> Result<Option<Lsn>> {
     let active = chain.active_path();
     if active.exists()
         && let Some(l) = diff_format::recover_torn_tail(&active)?.last_end_lsn
@@ -394,6 +399,9 @@ pub fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
     }
     for d in chain.sealed_diffs()?.iter().rev() {
         if d.name.method != crate::storage::compress::Method::None {
+            if recorded.is_some() {
+                return Ok(recorded);
+            }
             return Err(ChainError::Usage(format!(
                 "reading the last position of compressed differential \"{}\" is not supported yet",
                 d.path.display()
@@ -457,7 +465,7 @@ mod tests {
         let l2 = w.commit().unwrap();
         assert_eq!(w.close().unwrap(), Some(l2));
         assert_eq!(txns(&ch.active_path()), vec![701, 702]);
-        assert_eq!(chain_resume_lsn(&ch).unwrap(), Some(l2));
+        assert_eq!(chain_resume_lsn(&ch, None).unwrap(), Some(l2));
     }
 
     #[test]
@@ -546,7 +554,7 @@ mod tests {
         assert_eq!(w.durable_lsn(), Some(hdr(2).end_lsn));
         // Fresh active.sql; the resume point now comes from the sealed diff.
         assert_eq!(std::fs::metadata(ch.active_path()).unwrap().len(), 0);
-        assert_eq!(chain_resume_lsn(&ch).unwrap(), Some(hdr(2).end_lsn));
+        assert_eq!(chain_resume_lsn(&ch, None).unwrap(), Some(hdr(2).end_lsn));
         w.append_txn(&hdr(3), b"BEGIN;\nCOMMIT;\n").unwrap();
         assert!(
             w.rotate(&ch, name).is_err(),

@@ -236,6 +236,9 @@ impl Streamer {
         let mut attempts = 0u32;
         let mut lost = false;
         let mut last_progress = (self.written, Instant::now());
+        // A chain made by --new-chain while no streamer ran: move on as soon as the stream
+        // reaches it.
+        self.check_new_chain();
 
         loop {
             tokio::select! {
@@ -561,6 +564,12 @@ impl Streamer {
                     ));
                 }
                 ui::done(&format!("Streaming to new chain: {}", self.cfg.chain.id));
+                // Another chain waits already: the requesters hear when the last move is done.
+                self.check_new_chain();
+                if self.next_chain.is_some() {
+                    self.handover_request.extend(request);
+                    return Ok(());
+                }
                 for id in request {
                     self.answer(match &sealed {
                         Some(name) => RotateAnswer::Sealed {
@@ -748,14 +757,18 @@ impl Streamer {
         });
     }
 
-    /// Look for a complete chain newer than ours (made by `--new-chain`).
+    /// Look for a complete chain newer than ours (made by `--new-chain`): the next one, not the
+    /// newest, so that with two made in a row the one in between gets its differentials too.
     fn check_new_chain(&mut self) {
         if self.next_chain.is_some() || self.handing_over.is_some() {
             return;
         }
-        let newest = match self.cfg.dir.latest_complete_chain() {
-            Ok(Some(chain)) if chain.id > self.cfg.chain.id => chain,
-            Ok(_) => return,
+        let ours = self.cfg.chain.id;
+        let newest = match self.cfg.dir.chains() {
+            Ok(chains) => match chains.into_iter().find(|c| c.complete && c.chain.id > ours) {
+                Some(c) => c.chain,
+                None => return,
+            },
             Err(err) => {
                 ui::warning(&format!("could not look for a new chain: {err}"));
                 return;
