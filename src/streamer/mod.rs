@@ -100,6 +100,10 @@ struct Streamer {
     server_end: Lsn,
     /// What `.pg_scribe.flushed` holds.
     flushed_file: Lsn,
+    /// The start of the chain whose files are complete below it: the flush position is never
+    /// below it. Moves to a new chain's start only once the hand-over is done (the old chain's
+    /// tail fsynced), not when it is queued.
+    reported_floor: Lsn,
     active_has_data: bool,
     /// A rotation asked for (request id if from `--rotate-diff`) and not yet done.
     rotate_wanted: Option<Vec<String>>,
@@ -181,6 +185,7 @@ impl Streamer {
             durable: cfg.resume,
             server_end: Lsn::INVALID,
             flushed_file,
+            reported_floor: cfg.chain_start,
             active_has_data: cfg.active_has_data,
             rotate_wanted: None,
             rotating: None,
@@ -542,6 +547,8 @@ impl Streamer {
                     self.handing_over
                         .take()
                         .unwrap_or((Vec::new(), String::new(), None));
+                // The old chain's tail is on disk now: positions below the new start are held.
+                self.reported_floor = self.cfg.chain_start;
                 self.active_has_data =
                     report.copied_txns > 0 || holds_after(self.written, queued_at);
                 let sealed = report.sealed.as_ref().map(|s| {
@@ -867,7 +874,7 @@ impl Streamer {
         let durable = self
             .durable
             .unwrap_or(Lsn::INVALID)
-            .max(self.cfg.chain_start);
+            .max(self.reported_floor);
         let settled = matches!(self.txn, Txn::Idle)
             && self.chunk.is_empty()
             && self.written <= self.durable
@@ -1164,6 +1171,38 @@ mod tests {
         };
         s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
         assert!(!s.active_has_data);
+        s.writer.close().await;
+    }
+
+    /// Between queueing a hand-over and hearing it is done, the old chain's tail may not be on
+    /// disk: the flush position must not jump to the new chain's start yet.
+    #[tokio::test]
+    async fn the_flush_position_waits_for_the_hand_over() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = streamer(&t);
+        let mut none = None;
+        let new = s
+            .cfg
+            .dir
+            .create_chain(datetime!(2026-11-26 13:00:00 UTC))
+            .unwrap();
+        let start = hdr(10).commit_lsn;
+        s.durable = Some(hdr(2).end_lsn);
+        s.written = Some(hdr(5).end_lsn);
+        s.server_end = start;
+        s.next_chain = Some((new, start));
+        s.maybe_hand_over(&mut none).await.unwrap();
+        assert!(s.handing_over.is_some());
+        assert_eq!(s.flush_position(), hdr(2).end_lsn);
+        loop {
+            let event = s.writer.events.recv().await.unwrap();
+            let done = matches!(event, Event::HandedOver(_));
+            s.on_event(event, &mut none).await.unwrap();
+            if done {
+                break;
+            }
+        }
+        assert!(s.flush_position() >= start);
         s.writer.close().await;
     }
 }
