@@ -325,6 +325,9 @@ impl Streamer {
                 }
                 msg = next_message(&mut stream), if stream.is_some() => {
                     match msg {
+                        Ok(ReplMessage::XLogData(x)) if x.continued || x.continues => {
+                            self.on_piece(x.data, x.continues, &mut stream).await?
+                        }
                         Ok(ReplMessage::XLogData(x)) => self.on_data(x.data, &mut stream).await?,
                         Ok(ReplMessage::Keepalive(k)) => {
                             self.server_end = self.server_end.max(k.wal_end);
@@ -369,8 +372,41 @@ impl Streamer {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        conn.start_replication(&self.cfg.slot, self.start_lsn(), &options)
-            .await
+        let mut stream = conn
+            .start_replication(&self.cfg.slot, self.start_lsn(), &options)
+            .await?;
+        // A row with a value of hundreds of megabytes is one message: take it in pieces.
+        stream.split_messages_over(CHUNK_BYTES);
+        Ok(stream)
+    }
+
+    /// A piece of one large wal2sql message (a statement with a huge value): statement text,
+    /// handed on as it arrives so memory does not grow with the value.
+    async fn on_piece(
+        &mut self,
+        data: Bytes,
+        more: bool,
+        stream: &mut Option<ReplicationStream>,
+    ) -> Result<()> {
+        match &self.txn {
+            Txn::Idle => Err(Error::backup(format!(
+                "unexpected message from wal2sql outside a transaction: a statement piece of {} bytes",
+                data.len()
+            ))),
+            Txn::Skipping(_) => Ok(()),
+            Txn::Writing(_) => {
+                self.bytes += data.len() as u64;
+                self.chunk.extend_from_slice(&data);
+                if !more {
+                    self.bytes += 1;
+                    self.chunk.extend_from_slice(b"\n");
+                }
+                if self.chunk.len() >= CHUNK_BYTES {
+                    self.flush_chunk(stream).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// One wal2sql message: a transaction's header, one of its statements, or its trailer.
@@ -429,10 +465,13 @@ impl Streamer {
         Ok(())
     }
 
+    /// Hand the collected statement text to the writer in commands of at most [`CHUNK_BYTES`],
+    /// so the writer's queue is bounded in bytes, not only in commands.
     async fn flush_chunk(&mut self, stream: &mut Option<ReplicationStream>) -> Result<()> {
-        if !self.chunk.is_empty() {
-            let chunk = self.chunk.split().freeze();
-            self.push(Command::Body(chunk), stream).await?;
+        while !self.chunk.is_empty() {
+            let n = self.chunk.len().min(CHUNK_BYTES);
+            let piece = self.chunk.split_to(n).freeze();
+            self.push(Command::Body(piece), stream).await?;
         }
         Ok(())
     }

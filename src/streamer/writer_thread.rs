@@ -1,7 +1,8 @@
 //! The streamer's disk side: one OS thread owns the chain's [`DiffWriter`] and does every write,
 //! fsync and rotation, so the async side keeps answering the server while the disk is slow.
-//! Commands arrive in order on a bounded channel (its bound is the streamer's memory bound);
-//! results come back as events.
+//! Commands arrive in order on a bounded channel (its bound is the streamer's memory bound:
+//! [`QUEUE`] commands, each body at most [`super::CHUNK_BYTES`], so about 4 MB); results come
+//! back as events.
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -13,9 +14,10 @@ use crate::storage::error::ChainError;
 use crate::storage::handover::{HandOver, hand_over};
 use crate::storage::writer::{DiffWriter, Sealed};
 
-/// Queue depth in commands; body chunks are at most [`super::CHUNK_BYTES`], so this bounds the
-/// bytes in flight.
-const QUEUE: usize = 16;
+/// Queue depth in commands; body chunks are at most [`super::CHUNK_BYTES`] (the streamer splits
+/// larger ones, and the stream hands a large message over in pieces of that size), so this
+/// bounds the bytes in flight.
+pub const QUEUE: usize = 16;
 
 #[derive(Debug)]
 pub enum Command {

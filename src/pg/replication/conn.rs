@@ -291,16 +291,28 @@ impl ReplConn {
             if let Some(frame) = parse_frame(&mut self.read_buf)? {
                 return Ok(frame);
             }
-            self.read_buf.reserve(READ_CHUNK);
-            let n = self
-                .socket
-                .read_buf(&mut self.read_buf)
-                .await
-                .map_err(ReplicationError::Io)?;
-            if n == 0 {
-                return Err(ReplicationError::UnexpectedEof);
-            }
+            self.fill_read_buf().await?;
         }
+    }
+
+    /// Reads whatever the socket has into the read buffer (at least one byte). Cancellation-safe.
+    pub(crate) async fn fill_read_buf(&mut self) -> Result<()> {
+        self.read_buf.reserve(READ_CHUNK);
+        let n = self
+            .socket
+            .read_buf(&mut self.read_buf)
+            .await
+            .map_err(ReplicationError::Io)?;
+        if n == 0 {
+            return Err(ReplicationError::UnexpectedEof);
+        }
+        Ok(())
+    }
+
+    /// The bytes received and not yet consumed, for a reader that takes a large message in
+    /// pieces instead of whole frames.
+    pub(crate) fn read_buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.read_buf
     }
 
     /// Handles the messages the server may send at any time; returns the frame back if it is
