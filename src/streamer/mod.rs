@@ -46,6 +46,14 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// seals without them (they then open the next differential). A busy stream can lag far behind
 /// the server; a requester should not wait on that.
 const SEQUENCE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the stream may stay silent before the connection is given up for dead (a path that
+/// drops packets without a reset never fails a read): six status intervals, within 10–60 s, like
+/// the server's `wal_receiver_timeout`. After a third of it the server is asked for a keepalive,
+/// which a live server sends at once.
+fn receive_timeout(status_interval: Duration) -> Duration {
+    (status_interval * 6).clamp(Duration::from_secs(10), Duration::from_secs(60))
+}
 const TRAILER_PREFIX: &[u8] = b"-- wal2sql commit ";
 
 pub struct Config {
@@ -241,6 +249,10 @@ impl Streamer {
         let mut attempts = 0u32;
         let mut lost = false;
         let mut last_progress = (self.written, Instant::now());
+        let timeout = receive_timeout(self.cfg.status_interval);
+        let mut last_heard = tokio::time::Instant::now();
+        let mut liveness_tick = tokio::time::interval(timeout / 6);
+        liveness_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // A chain made by --new-chain while no streamer ran: move on as soon as the stream
         // reaches it.
         self.check_new_chain();
@@ -287,6 +299,22 @@ impl Streamer {
                     self.maybe_rotate(&mut stream).await?;
                     self.send_status(&mut stream, false).await;
                 }
+                _ = liveness_tick.tick(), if stream.is_some() => {
+                    let silent = last_heard.elapsed();
+                    if silent >= timeout {
+                        ui::warning(&format!(
+                            "no message from the server for {} s: the connection is dead; reconnecting",
+                            silent.as_secs()
+                        ));
+                        stream = None;
+                        lost = true;
+                        self.drop_open_transaction(&mut stream).await?;
+                        reconnect_at = tokio::time::Instant::now();
+                    } else if silent >= timeout / 3 {
+                        // Bounded by the socket: a dead path fills the send buffer, then blocks.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), self.send_status(&mut stream, true)).await;
+                    }
+                }
                 _ = fsync_tick.tick() => {
                     if self.written > self.durable {
                         self.push(Command::Fsync, &mut stream).await?;
@@ -301,8 +329,14 @@ impl Streamer {
                 }
                 _ = tokio::time::sleep_until(reconnect_at), if stream.is_none() => {
                     attempts += 1;
-                    match self.connect().await {
+                    // A path that drops packets makes a connection attempt hang: bound it.
+                    let attempt = match tokio::time::timeout(timeout, self.connect()).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ReplicationError::Timeout("connecting to the server")),
+                    };
+                    match attempt {
                         Ok(s) => {
+                            last_heard = tokio::time::Instant::now();
                             if std::mem::take(&mut lost) {
                                 ui::say(&format!("Reconnected; streaming from {}", self.start_lsn()));
                             }
@@ -324,6 +358,9 @@ impl Streamer {
                     }
                 }
                 msg = next_message(&mut stream), if stream.is_some() => {
+                    if msg.is_ok() {
+                        last_heard = tokio::time::Instant::now();
+                    }
                     match msg {
                         Ok(ReplMessage::XLogData(x)) if x.continued || x.continues => {
                             self.on_piece(x.data, x.continues, &mut stream).await?

@@ -847,3 +847,111 @@ fn a_200_mb_value_streams_in_bounded_memory() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+/// iptables rules added for a test, removed however it ends.
+struct Firewall(Vec<Vec<String>>);
+
+impl Firewall {
+    fn drop(&mut self, rule: &[&str]) {
+        let rule: Vec<String> = rule.iter().map(|s| s.to_string()).collect();
+        let status = Command::new("iptables")
+            .args(["-I", "INPUT"])
+            .args(&rule)
+            .args(["-j", "DROP"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "iptables -I INPUT {rule:?}");
+        self.0.push(rule);
+    }
+
+    fn clear(&mut self) {
+        for rule in self.0.drain(..) {
+            let _ = Command::new("iptables")
+                .args(["-D", "INPUT"])
+                .args(&rule)
+                .args(["-j", "DROP"])
+                .status();
+        }
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// A network path that silently drops packets (no reset: a firewall or NAT that forgot the
+/// connection) is noticed by the receive timeout, and the streamer reconnects once new
+/// connections get through, with nothing lost or doubled. Runs only as root with iptables.
+#[test]
+fn a_silent_network_cut_is_noticed_and_survived() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: dropping packets with iptables needs root");
+        return;
+    }
+    if Command::new("iptables")
+        .arg("-L")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        eprintln!(
+            "skipped: iptables is not installed or not usable here (scripts/install-deps.sh)"
+        );
+        return;
+    }
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("netcut").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    // The streamer over TCP on 127.0.0.1; the test's own SQL goes over the Unix socket.
+    let env: Vec<(String, String)> = cluster
+        .env("app")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "PGHOST" {
+                (k, "127.0.0.1".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &env,
+        &dir.with_extension("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    pgbench(&cluster, 50);
+    settle(&cluster, &chain, "before-cut");
+    let client_port = cluster
+        .psql(
+            "postgres",
+            "SELECT client_port FROM pg_stat_replication WHERE client_addr IS NOT NULL",
+        )
+        .trim()
+        .to_string();
+    assert!(!client_port.is_empty(), "the streamer is not on TCP");
+    let port = cluster.port.to_string();
+
+    // The path goes silent: nothing in or out, no reset.
+    let mut firewall = Firewall(Vec::new());
+    firewall.drop(&["-p", "tcp", "--dport", &port]);
+    firewall.drop(&["-p", "tcp", "--sport", &port]);
+    pgbench(&cluster, 50);
+    cluster.psql("app", "INSERT INTO marker VALUES ('during-cut')");
+    streamer.wait_log("no message from the server for", 120);
+    // The path returns, but the old connection stays forgotten: its packets still vanish.
+    firewall.clear();
+    firewall.drop(&["-p", "tcp", "--dport", &client_port]);
+    firewall.drop(&["-p", "tcp", "--sport", &client_port]);
+    streamer.wait_log("Reconnected", 180);
+    wait_for_text(&chain, "during-cut", 120);
+    pgbench(&cluster, 50);
+    settle(&cluster, &chain, "after-cut");
+    firewall.clear();
+    assert_eq!(streamer.stop(), Some(0));
+    assert_replays_equal(&cluster, &chain, "restored");
+}
