@@ -108,6 +108,9 @@ struct Streamer {
     server_end: Lsn,
     /// What `.pg_scribe.flushed` holds.
     flushed_file: Lsn,
+    /// When the server was last heard from, or when we last stopped reading for our own
+    /// reasons (a full writer queue): the receive timeout counts only the server's silence.
+    last_heard: tokio::time::Instant,
     /// The start of the chain whose files are complete below it: the flush position is never
     /// below it. Moves to a new chain's start only once the hand-over is done (the old chain's
     /// tail fsynced), not when it is queued.
@@ -194,6 +197,7 @@ impl Streamer {
             server_end: Lsn::INVALID,
             flushed_file,
             reported_floor: cfg.chain_start,
+            last_heard: tokio::time::Instant::now(),
             active_has_data: cfg.active_has_data,
             rotate_wanted: None,
             rotating: None,
@@ -250,7 +254,7 @@ impl Streamer {
         let mut lost = false;
         let mut last_progress = (self.written, Instant::now());
         let timeout = receive_timeout(self.cfg.status_interval);
-        let mut last_heard = tokio::time::Instant::now();
+        self.last_heard = tokio::time::Instant::now();
         let mut liveness_tick = tokio::time::interval(timeout / 6);
         liveness_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // A chain made by --new-chain while no streamer ran: move on as soon as the stream
@@ -300,7 +304,7 @@ impl Streamer {
                     self.send_status(&mut stream, false).await;
                 }
                 _ = liveness_tick.tick(), if stream.is_some() => {
-                    let silent = last_heard.elapsed();
+                    let silent = self.last_heard.elapsed();
                     if silent >= timeout {
                         ui::warning(&format!(
                             "no message from the server for {} s: the connection is dead; reconnecting",
@@ -336,7 +340,7 @@ impl Streamer {
                     };
                     match attempt {
                         Ok(s) => {
-                            last_heard = tokio::time::Instant::now();
+                            self.last_heard = tokio::time::Instant::now();
                             if std::mem::take(&mut lost) {
                                 ui::say(&format!("Reconnected; streaming from {}", self.start_lsn()));
                             }
@@ -359,7 +363,7 @@ impl Streamer {
                 }
                 msg = next_message(&mut stream), if stream.is_some() => {
                     if msg.is_ok() {
-                        last_heard = tokio::time::Instant::now();
+                        self.last_heard = tokio::time::Instant::now();
                     }
                     match msg {
                         Ok(ReplMessage::XLogData(x)) if x.continued || x.continues => {
@@ -533,6 +537,8 @@ impl Streamer {
                     return Ok(());
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    // The stream is not being read meanwhile: not the server's silence.
+                    self.last_heard = tokio::time::Instant::now();
                     // Drain events so a failure is seen and durable positions advance.
                     while let Ok(event) = self.writer.events.try_recv() {
                         Box::pin(self.on_event(event, stream)).await?;
