@@ -211,6 +211,13 @@ mod tests {
             compress(&sealed.path, zstd);
         }
         w.append_txn(&hdr(6), b"BEGIN;\nCOMMIT;\n").unwrap();
+        // A hand-over killed while decompressing left its temporary file behind.
+        let newest = old.sealed_diffs().unwrap().pop().unwrap();
+        let stale = old.dir.join(format!(
+            ".{}.handover.tmp",
+            newest.path.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&stale, "-- wal2sql begin torn").unwrap();
         let cut = hdr(4).commit_lsn;
         let (next, report) = hand_over(&mut w, &old, &new, cut).unwrap();
         drop(next);
