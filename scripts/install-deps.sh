@@ -4,7 +4,7 @@
 # and a Rust toolchain check. Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3)
+packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3 iptables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::storage::backup_dir::ChainId;
+use crate::storage::backup_dir::{BackupDir, ChainId};
 use crate::storage::compress::{self, Compression, Method};
 use crate::storage::control::{self, RotateAnswer, RotateRequest};
 use crate::storage::durable;
@@ -21,6 +21,18 @@ use super::Outcome;
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for an acknowledged rotation that waits for a transaction to commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a waiting requester checks that the streamer still runs.
+const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the pidfile still names a live streamer with this PID.
+fn streamer_alive(root: &Path, pid: i32) -> bool {
+    match pidfile::probe(&BackupDir::new(root)) {
+        Ok(Streamer::Running(info)) => info.pid == pid,
+        // Unreadable for a moment: do not give up on it.
+        Err(_) => true,
+        Ok(_) => false,
+    }
+}
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let dir = super::common::existing_backup_dir(inv)?;
@@ -140,7 +152,14 @@ pub(crate) async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> 
 
     let mut deadline = Instant::now() + ACK_TIMEOUT;
     let mut told_pending = false;
+    let mut checked = Instant::now();
     let answer = loop {
+        // Check the streamer still lives about once a second (it answers a fatal error itself,
+        // but kill -9 or an OOM kill leave no answer).
+        let gone = checked.elapsed() >= LIVENESS_EVERY && {
+            checked = Instant::now();
+            !streamer_alive(root, pid)
+        };
         match control::read_answer(root, &id) {
             Some(RotateAnswer::Pending { reason, .. }) if !told_pending => {
                 ui::say(&format!("Waiting for {reason}"));
@@ -150,6 +169,16 @@ pub(crate) async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> 
             Some(RotateAnswer::Pending { .. }) => {}
             Some(done) => break done,
             None => {}
+        }
+        if gone {
+            control::remove_answer(root, &id);
+            control::remove_request(root, &id);
+            return Err(Error::backup(format!(
+                "the streamer (process {pid}) stopped before answering the rotation request"
+            ))
+            .with_hint(
+                "Look at the streamer's log for the cause, then start it again with pg_scribe --start.",
+            ));
         }
         if Instant::now() > deadline {
             return Err(Error::backup(if told_pending {

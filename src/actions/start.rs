@@ -63,15 +63,13 @@ async fn check_slot(client: &tokio_postgres::Client, slot: &str) -> Result<SlotS
 }
 
 /// Where the chain's files end: the last transaction of `active.sql` (a torn tail is cut
-/// first), else of the newest sealed diff, else what `.pg_scribe.flushed` records.
+/// first), else of the newest sealed diff, and at least what `.pg_scribe.flushed` records. A
+/// sealed diff that cannot be read (torn by a crash after a rename by hand, say) is an error,
+/// never replaced by the recorded position: resuming too early would duplicate transactions.
 fn resume_position(dir: &BackupDir, chain: &Chain) -> Result<Option<Lsn>> {
     let recorded = control::read_flushed(dir.root());
-    match crate::storage::writer::chain_resume_lsn(chain) {
-        Ok(found) => Ok(found.max(recorded)),
-        // A compressed newest diff cannot be read cheaply; the recorded position covers it.
-        Err(_) if recorded.is_some() => Ok(recorded),
-        Err(err) => Err(err.into()),
-    }
+    let found = crate::storage::writer::chain_resume_lsn(chain, recorded)?;
+    Ok(found.max(recorded))
 }
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
@@ -79,6 +77,8 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let slot_state = check_slot(&opened.session.client, &opened.slot).await?;
     ui::done(&format!("Found latest chain: {}", opened.chain.id));
 
+    // Before the pidfile names us: a SIGHUP from then on is a request, never a kill.
+    let signals = streamer::Signals::install()?;
     let acquired = PidFile::acquire(&opened.dir)?;
     if let Some(stale) = &acquired.stale {
         ui::warning(&format!(
@@ -87,27 +87,52 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         ));
     }
     let pidfile = acquired.pidfile;
-    let result = stream(inv, opened, slot_state).await;
+    let result = stream(inv, opened, slot_state, signals).await;
     if let Err(err) = pidfile.remove() {
         ui::warning(&format!("could not remove the pidfile: {err}"));
     }
     result
 }
 
-/// A `--new-chain` made while no streamer ran (or one that died mid-way) leaves the older
-/// chain with its `active.sql`: move its transactions past the new start over and seal it.
-fn finish_hand_over(dir: &BackupDir, chain: &Chain, metadata: &Metadata) -> Result<()> {
-    let chains = dir.chains()?;
-    let Some(old) = chains
-        .iter()
-        .rev()
-        .map(|info| &info.chain)
-        .find(|c| c.id < chain.id && c.active_path().exists())
-    else {
-        return Ok(());
-    };
+/// The chain to stream into. A `--new-chain` made while no streamer ran (or one that died
+/// mid-way) leaves the older chain with its `active.sql`: its transactions past the next
+/// chain's start are moved over and it is sealed. The stream then goes to that next chain, not
+/// to the newest: when several `--new-chain` ran meanwhile, each chain in between gets the
+/// transactions up to the following chain's start, and the streamer moves on to the following
+/// chain once the stream reaches it, as it does for a `--new-chain` made while it runs.
+fn stream_target(
+    dir: &BackupDir,
+    latest: Chain,
+    latest_meta: Metadata,
+) -> Result<(Chain, Metadata)> {
+    loop {
+        let complete: Vec<Chain> = dir
+            .chains()?
+            .into_iter()
+            .filter(|c| c.complete && c.chain.id <= latest.id)
+            .map(|c| c.chain)
+            .collect();
+        let Some(i) = complete.iter().position(|c| c.active_path().exists()) else {
+            // First start after --init: nothing streamed yet.
+            return Ok((latest, latest_meta));
+        };
+        let Some(new) = complete.get(i + 1) else {
+            let meta = complete[i].read_metadata()?;
+            return Ok((complete[i].clone(), meta));
+        };
+        let old = &complete[i];
+        let meta = new.read_metadata()?;
+        hand_over_at_start(old, new, &meta)?;
+        // A later chain with active.sql is an unfinished hand-over of its own: finish it too.
+        if !complete[i + 2..].iter().any(|c| c.active_path().exists()) {
+            return Ok((new.clone(), meta));
+        }
+    }
+}
+
+fn hand_over_at_start(old: &Chain, new: &Chain, meta: &Metadata) -> Result<()> {
     let (mut old_writer, _) = DiffWriter::open(old)?;
-    let (_, report) = handover::hand_over(&mut old_writer, old, chain, metadata.start_lsn)?;
+    let (_, report) = handover::hand_over(&mut old_writer, old, new, meta.start_lsn)?;
     match &report.sealed {
         Some(sealed) => ui::done(&format!(
             "Sealed old chain {}: {}",
@@ -128,16 +153,22 @@ fn finish_hand_over(dir: &BackupDir, chain: &Chain, metadata: &Metadata) -> Resu
             "Copied {} transaction(s) ({}) past chain {}'s start into it",
             report.copied_txns,
             ui::size(report.copied_bytes),
-            chain.id
+            new.id
         ));
     }
     Ok(())
 }
 
-async fn stream(inv: &Invocation, opened: ChainSession, slot_state: SlotState) -> Result<Outcome> {
-    let (dir, metadata, chain) = (&opened.dir, &opened.metadata, opened.chain);
+async fn stream(
+    inv: &Invocation,
+    opened: ChainSession,
+    slot_state: SlotState,
+    signals: streamer::Signals,
+) -> Result<Outcome> {
+    let dir = &opened.dir;
     let (slot, session) = (opened.slot, opened.session);
-    finish_hand_over(dir, &chain, metadata)?;
+    let (chain, metadata) = stream_target(dir, opened.chain, opened.metadata)?;
+    let metadata = &metadata;
     let resume = resume_position(dir, &chain)?;
     let (writer, recovery) = DiffWriter::open(&chain)?;
     if recovery.cut_bytes > 0 {
@@ -180,6 +211,32 @@ async fn stream(inv: &Invocation, opened: ChainSession, slot_state: SlotState) -
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     };
-    streamer::run(config, writer, Some(session.client)).await?;
+    streamer::run(config, writer, Some(session.client), signals).await?;
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_unreadable_sealed_diff_is_an_error_even_with_a_recorded_position() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = BackupDir::new(t.path());
+        let chain = dir
+            .create_chain(datetime!(2026-11-26 12:00:00 UTC))
+            .unwrap();
+        // Renamed by hand mid-transaction, then a crash: the sealed diff ends torn.
+        std::fs::write(
+            chain.dir.join("diff-20261126T130000Z.sql"),
+            "-- wal2sql begin xid=700 commit_lsn=0/100 end_lsn=0/138 commit_time=2026-11-26T12:00:00.000000Z\nBEGIN;\nINSERT",
+        )
+        .unwrap();
+        control::write_flushed(t.path(), Lsn(0x100)).unwrap();
+        assert!(resume_position(&dir, &chain).is_err());
+        // The recorded position still raises what the files say, never lowers it.
+        std::fs::remove_file(chain.dir.join("diff-20261126T130000Z.sql")).unwrap();
+        assert_eq!(resume_position(&dir, &chain).unwrap(), Some(Lsn(0x100)));
+    }
 }

@@ -24,11 +24,38 @@ pub(crate) fn parent_of(path: &Path) -> &Path {
 /// Makes a directory's entries (creations, renames, removals) durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     let d = File::open(dir).map_err(|e| ChainError::dir("open", dir, e))?;
-    d.sync_all().map_err(|e| ChainError::dir("fsync", dir, e))
+    d.sync_all().map_err(|e| ChainError::dir("fsync", dir, e))?;
+    #[cfg(test)]
+    fsynced::note(dir);
+    Ok(())
 }
 
-pub(crate) fn fsync_file(f: &File, path: &Path) -> Result<()> {
-    f.sync_all().map_err(|e| ChainError::file("fsync", path, e))
+pub fn fsync_file(f: &File, path: &Path) -> Result<()> {
+    f.sync_all()
+        .map_err(|e| ChainError::file("fsync", path, e))?;
+    #[cfg(test)]
+    fsynced::note(path);
+    Ok(())
+}
+
+/// Unit tests check that a path was fsynced (the page cache hides a missing fsync otherwise).
+#[cfg(test)]
+pub mod fsynced {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static PATHS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn note(path: &Path) {
+        PATHS.with(|p| p.borrow_mut().push(path.to_path_buf()));
+    }
+
+    /// The paths fsynced on this thread since the last call.
+    pub fn take() -> Vec<PathBuf> {
+        PATHS.with(|p| std::mem::take(&mut *p.borrow_mut()))
+    }
 }
 
 /// Creates one directory with mode 0700 whatever the umask, and makes its name durable.

@@ -14,7 +14,9 @@
 //! is slow.
 //!
 //! After any I/O error the writer refuses further use: after a failed fsync the kernel may have
-//! dropped the dirty pages, so retrying could report as durable data that is not on disk.
+//! dropped the dirty pages, so retrying could report as durable data that is not on disk. Every
+//! later call repeats the first error (e.g. "No space left on device"), so whoever notices it
+//! first — a background flush, a write, an fsync — reports the real cause.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -41,7 +43,47 @@ pub struct DiffWriter {
     durable: Option<Lsn>,
     /// Whether the last byte written is a newline (true for an empty file).
     last_byte_nl: bool,
-    failed: bool,
+    /// The first error, repeated by every later call.
+    failed: Option<FirstError>,
+}
+
+/// Enough of an error to raise it again (I/O errors are not `Clone`).
+#[derive(Debug, Clone)]
+struct FirstError {
+    action: String,
+    os_error: Option<i32>,
+    kind: std::io::ErrorKind,
+    text: String,
+}
+
+impl FirstError {
+    fn of(e: &ChainError) -> FirstError {
+        match e {
+            ChainError::Io { action, source } => FirstError {
+                action: action.clone(),
+                os_error: source.raw_os_error(),
+                kind: source.kind(),
+                text: source.to_string(),
+            },
+            other => FirstError {
+                action: String::new(),
+                os_error: None,
+                kind: std::io::ErrorKind::Other,
+                text: other.to_string(),
+            },
+        }
+    }
+
+    fn raise(&self) -> ChainError {
+        if self.action.is_empty() {
+            return ChainError::Usage(self.text.clone());
+        }
+        let source = match self.os_error {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(self.kind, self.text.clone()),
+        };
+        ChainError::io(self.action.clone(), source)
+    }
 }
 
 /// A sealed differential made by [`DiffWriter::rotate`].
@@ -79,7 +121,15 @@ impl DiffWriter {
 
     pub(crate) fn open_path(path: &Path) -> Result<(DiffWriter, Recovery)> {
         let (file, rec) = match diff_format::recover_torn_tail(path) {
-            Ok(rec) => (open_append(path)?, rec),
+            Ok(rec) => {
+                // After kill -9, an OOM kill or a panic, what the file holds may still be only
+                // in the page cache: make it (and its name) durable before its last transaction
+                // becomes the position reported to the server.
+                let file = open_append(path)?;
+                durable::fsync_file(&file, path)?;
+                durable::fsync_dir(durable::parent_of(path))?;
+                (file, rec)
+            }
             Err(ChainError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 let rec = Recovery {
                     last_end_lsn: None,
@@ -98,7 +148,7 @@ impl DiffWriter {
             written: rec.last_end_lsn,
             durable: rec.last_end_lsn,
             last_byte_nl: true,
-            failed: false,
+            failed: None,
         };
         Ok((w, rec))
     }
@@ -130,19 +180,17 @@ impl DiffWriter {
     }
 
     fn usable(&self) -> Result<()> {
-        if self.failed {
-            return Err(ChainError::Usage(format!(
-                "writer of \"{}\" is unusable after an earlier error",
-                self.path.display()
-            )));
+        match &self.failed {
+            Some(first) => Err(first.raise()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn io<T>(&mut self, verb: &str, r: std::io::Result<T>) -> Result<T> {
         r.map_err(|e| {
-            self.failed = true;
-            ChainError::file(verb, &self.path, e)
+            let e = ChainError::file(verb, &self.path, e);
+            self.failed.get_or_insert_with(|| FirstError::of(&e));
+            e
         })
     }
 
@@ -287,7 +335,7 @@ impl DiffWriter {
         let file = match renamed.and_then(|()| create_active(&self.path)) {
             Ok(f) => f,
             Err(e) => {
-                self.failed = true;
+                self.failed.get_or_insert_with(|| FirstError::of(&e));
                 return Err(e);
             }
         };
@@ -330,9 +378,14 @@ impl DiffWriter {
 /// transaction of `active.sql` (after cutting a torn tail), else of the newest sealed diff, else
 /// `None` (nothing streamed yet: resume at the chain's `start_lsn`).
 ///
+/// A compressed newest diff is not read back (that would mean decompressing it whole):
+/// `recorded` is where the streamer recorded the stream's end when it sealed it, before anyone
+/// could compress it (`.pg_scribe.flushed`); without it, that is an error. Every other failure
+/// is an error too: a guess could resume too early and duplicate transactions.
+///
 /// Cuts a torn tail off `active.sql`: call it only while holding the pidfile (`--start`), never
 /// from a reader such as `--status`, which would cut a live streamer's transaction in progress.
-pub(crate) fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
+pub fn chain_resume_lsn(chain: &Chain, recorded: Option<Lsn>) -> Result<Option<Lsn>> {
     let active = chain.active_path();
     if active.exists()
         && let Some(l) = diff_format::recover_torn_tail(&active)?.last_end_lsn
@@ -341,6 +394,9 @@ pub(crate) fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
     }
     for d in chain.sealed_diffs()?.iter().rev() {
         if d.name.method != crate::storage::compress::Method::None {
+            if recorded.is_some() {
+                return Ok(recorded);
+            }
             return Err(ChainError::Usage(format!(
                 "reading the last position of compressed differential \"{}\" is not supported yet",
                 d.path.display()
@@ -404,7 +460,23 @@ mod tests {
         let l2 = w.commit().unwrap();
         assert_eq!(w.close().unwrap(), Some(l2));
         assert_eq!(txns(&ch.active_path()), vec![701, 702]);
-        assert_eq!(chain_resume_lsn(&ch).unwrap(), Some(l2));
+        assert_eq!(chain_resume_lsn(&ch, None).unwrap(), Some(l2));
+    }
+
+    #[test]
+    fn reopening_makes_the_file_durable_before_trusting_it() {
+        let (_t, ch) = chain();
+        let (mut w, _) = DiffWriter::open(&ch).unwrap();
+        w.append_txn(&hdr(1), b"BEGIN;\nCOMMIT;\n").unwrap();
+        w.flush_to_os().unwrap();
+        std::mem::forget(w); // kill -9: in the page cache, never fsynced
+        durable::fsynced::take();
+        let (w, rec) = DiffWriter::open(&ch).unwrap();
+        assert_eq!(rec.last_end_lsn, Some(hdr(1).end_lsn));
+        assert_eq!(w.durable_lsn(), Some(hdr(1).end_lsn));
+        let synced = durable::fsynced::take();
+        assert!(synced.contains(&ch.active_path()), "{synced:?}");
+        assert!(synced.contains(&ch.dir), "{synced:?}");
     }
 
     #[test]
@@ -477,7 +549,7 @@ mod tests {
         assert_eq!(w.durable_lsn(), Some(hdr(2).end_lsn));
         // Fresh active.sql; the resume point now comes from the sealed diff.
         assert_eq!(std::fs::metadata(ch.active_path()).unwrap().len(), 0);
-        assert_eq!(chain_resume_lsn(&ch).unwrap(), Some(hdr(2).end_lsn));
+        assert_eq!(chain_resume_lsn(&ch, None).unwrap(), Some(hdr(2).end_lsn));
         w.append_txn(&hdr(3), b"BEGIN;\nCOMMIT;\n").unwrap();
         assert!(
             w.rotate(&ch, name).is_err(),
@@ -504,7 +576,24 @@ mod tests {
                 ch.active_path().display()
             )
         );
-        assert!(matches!(w.fsync(), Err(ChainError::Usage(_))));
+        // Every later call repeats the cause, not a generic "unusable".
+        let again = w.fsync().unwrap_err();
+        assert!(again.is_disk_full(), "{again}");
+        assert_eq!(again.to_string(), e.to_string());
         assert_eq!(w.durable_lsn(), None);
+    }
+
+    #[test]
+    fn a_failed_background_flush_is_reported_by_the_next_call() {
+        let (_t, ch) = chain();
+        let (mut w, _) = DiffWriter::open(&ch).unwrap();
+        w.out = BufWriter::with_capacity(
+            1024,
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        );
+        w.begin(&hdr(1)).unwrap();
+        assert!(w.flush_to_os().unwrap_err().is_disk_full());
+        let e = w.write_body(b"x").unwrap_err();
+        assert!(e.is_disk_full(), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The `--start` daemon: streams wal2sql's output from the slot into the chain's `active.sql`,
 //! whole transactions at a time, and tells the server only what is durable.
 //!
-//! The rules it keeps (doc/streaming.md):
+//! The rules it keeps (design §4):
 //! - the flush position reported is the `end_lsn` of the last fsynced transaction, or — when no
 //!   transaction is open and everything is on disk — the server's keepalive position, which is
 //!   first recorded in `.pg_scribe.flushed`;
@@ -10,10 +10,9 @@
 //!   lost;
 //! - rotation (SIGHUP, `--rotate-diff`) happens between transactions only;
 //! - retryable failures (network, server restart, slot briefly held by a dead walsender)
-//!   reconnect with backoff; anything else stops with its exit code (doc/README.md).
+//!   reconnect with backoff; anything else stops with the spec's exit code.
 //!
-//! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O. Rotations
-//! and the hand-over to a new chain are in `rotation.rs`, sequence records in `sequences.rs`.
+//! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O.
 
 mod rotation;
 mod sequences;
@@ -30,7 +29,9 @@ use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
 use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
-use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, check_message, parse_trailer};
+use crate::storage::diff_format::{
+    MessageCheck, TRAILER_PREFIX, TxnHeader, check_message, parse_trailer,
+};
 use crate::storage::writer::DiffWriter;
 use crate::ui;
 
@@ -43,6 +44,18 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// How often the sequence values are recorded into the stream.
 const SEQUENCE_SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+/// How long a rotation waits for the sequence values to be recorded and streamed back before it
+/// seals without them (they then open the next differential). A busy stream can lag far behind
+/// the server; a requester should not wait on that.
+const SEQUENCE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the stream may stay silent before the connection is given up for dead (a path that
+/// drops packets without a reset never fails a read): six status intervals, within 10–60 s, like
+/// the server's `wal_receiver_timeout`. After a third of it the server is asked for a keepalive,
+/// which a live server sends at once.
+fn receive_timeout(status_interval: Duration) -> Duration {
+    (status_interval * 6).clamp(Duration::from_secs(10), Duration::from_secs(60))
+}
 
 pub struct Config {
     pub params: ConnParams,
@@ -66,11 +79,15 @@ pub struct Config {
 /// ends with them; the rotation waits until the stream has passed that record.
 enum Barrier {
     None,
-    /// The recording query is running.
-    Recording,
-    /// Rotate once the stream has reached this position.
-    At(Lsn),
+    /// The recording query is running (its generation, and since when).
+    Recording(u64, Instant),
+    /// Rotate once the stream has reached this position (recording started at the instant).
+    At(Lsn, Instant),
 }
+
+/// A sequence record's outcome, tagged with the generation of the barrier that asked for it (an
+/// abandoned barrier's late answer must not satisfy a newer one).
+type Recorded = (u64, Option<Lsn>);
 
 enum Txn {
     Idle,
@@ -84,6 +101,8 @@ struct Streamer {
     writer: WriterHandle,
     txn: Txn,
     chunk: BytesMut,
+    /// The framing check of a message arriving in pieces, between its pieces.
+    piece_check: Option<MessageCheck>,
     /// `end_lsn` of the last transaction handed to the writer (in the file, maybe not durable).
     written: Option<Lsn>,
     /// `end_lsn` of the last transaction known to be on disk.
@@ -92,13 +111,22 @@ struct Streamer {
     server_end: Lsn,
     /// What `.pg_scribe.flushed` holds.
     flushed_file: Lsn,
+    /// When the server was last heard from, or when we last stopped reading for our own
+    /// reasons (a full writer queue): the receive timeout counts only the server's silence.
+    last_heard: tokio::time::Instant,
+    /// The start of the chain whose files are complete below it: the flush position is never
+    /// below it. Moves to a new chain's start only once the hand-over is done (the old chain's
+    /// tail fsynced), not when it is queued.
+    reported_floor: Lsn,
     active_has_data: bool,
     /// A rotation asked for (request id if from `--rotate-diff`) and not yet done.
     rotate_wanted: Option<Vec<String>>,
     /// A rotation handed to the writer, waiting for its event.
     rotating: Option<Vec<String>>,
     barrier: Barrier,
-    barrier_tx: tokio::sync::mpsc::UnboundedSender<Option<Lsn>>,
+    barrier_generation: u64,
+    barrier_tx: tokio::sync::mpsc::UnboundedSender<Recorded>,
+    answers: control::Answers,
     sql: std::sync::Arc<SqlSession>,
     reply_after_fsync: bool,
     last_position_request: Option<Instant>,
@@ -106,10 +134,30 @@ struct Streamer {
     next_chain: Option<(Chain, Lsn)>,
     /// The rotation request the hand-over will answer.
     handover_request: Vec<String>,
-    /// A hand-over handed to the writer: (request id, old chain ID).
-    handing_over: Option<(Vec<String>, String)>,
+    /// A hand-over handed to the writer: (request ids, old chain ID, `written` when it was
+    /// queued: later transactions went to the new chain).
+    handing_over: Option<(Vec<String>, String, Option<Lsn>)>,
     txns: u64,
     bytes: u64,
+}
+
+/// The streamer's signals. Installed before the pidfile is taken: from then on `--rotate-diff`
+/// may send SIGHUP, whose default action would kill a daemon still starting up; caught early, a
+/// signal waits until the main loop serves it.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals> {
+        Ok(Signals {
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            hup: sig(SignalKind::hangup())?,
+        })
+    }
 }
 
 /// Run until SIGTERM/SIGINT (Ok) or a fatal error.
@@ -117,36 +165,13 @@ pub async fn run(
     cfg: Config,
     writer: DiffWriter,
     sql: Option<tokio_postgres::Client>,
+    signals: Signals,
 ) -> Result<()> {
-    let flushed_file = control::read_flushed(cfg.dir.root()).unwrap_or(Lsn::INVALID);
-    let (barrier_tx, barrier_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut streamer = Streamer {
-        writer: WriterHandle::spawn(writer),
-        txn: Txn::Idle,
-        chunk: BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024),
-        written: cfg.resume,
-        durable: cfg.resume,
-        server_end: Lsn::INVALID,
-        flushed_file,
-        active_has_data: cfg.active_has_data,
-        rotate_wanted: None,
-        rotating: None,
-        barrier: Barrier::None,
-        barrier_tx,
-        sql: std::sync::Arc::new(SqlSession {
-            params: cfg.params.clone(),
-            client: tokio::sync::Mutex::new(sql),
-        }),
-        reply_after_fsync: false,
-        last_position_request: None,
-        next_chain: None,
-        handover_request: Vec::new(),
-        handing_over: None,
-        txns: 0,
-        bytes: 0,
-        cfg,
-    };
-    let result = streamer.main_loop(barrier_rx).await;
+    let (mut streamer, barrier_rx) = Streamer::new(cfg, writer, sql);
+    let result = streamer.main_loop(barrier_rx, signals).await;
+    if let Err(err) = &result {
+        streamer.fail_requests(err);
+    }
     let durable = streamer.writer.close().await;
     if let (Ok(()), Some(lsn)) = (&result, durable) {
         tracing::debug!("writer closed; durable up to {lsn}");
@@ -159,13 +184,57 @@ fn sig(kind: SignalKind) -> Result<tokio::signal::unix::Signal> {
 }
 
 impl Streamer {
+    fn new(
+        cfg: Config,
+        writer: DiffWriter,
+        sql: Option<tokio_postgres::Client>,
+    ) -> (Streamer, tokio::sync::mpsc::UnboundedReceiver<Recorded>) {
+        let flushed_file = control::read_flushed(cfg.dir.root()).unwrap_or(Lsn::INVALID);
+        let (barrier_tx, barrier_rx) = tokio::sync::mpsc::unbounded_channel();
+        let streamer = Streamer {
+            writer: WriterHandle::spawn(writer),
+            txn: Txn::Idle,
+            chunk: BytesMut::with_capacity(CHUNK_BYTES + 64 * 1024),
+            piece_check: None,
+            written: cfg.resume,
+            durable: cfg.resume,
+            server_end: Lsn::INVALID,
+            flushed_file,
+            reported_floor: cfg.chain_start,
+            last_heard: tokio::time::Instant::now(),
+            active_has_data: cfg.active_has_data,
+            rotate_wanted: None,
+            rotating: None,
+            barrier: Barrier::None,
+            barrier_generation: 0,
+            barrier_tx,
+            answers: control::Answers::default(),
+            sql: std::sync::Arc::new(SqlSession {
+                params: cfg.params.clone(),
+                client: tokio::sync::Mutex::new(sql),
+            }),
+            reply_after_fsync: false,
+            last_position_request: None,
+            next_chain: None,
+            handover_request: Vec::new(),
+            handing_over: None,
+            txns: 0,
+            bytes: 0,
+            cfg,
+        };
+        (streamer, barrier_rx)
+    }
+
     async fn main_loop(
         &mut self,
-        mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Option<Lsn>>,
+        mut barrier_rx: tokio::sync::mpsc::UnboundedReceiver<Recorded>,
+        signals: Signals,
     ) -> Result<()> {
-        let mut term = sig(SignalKind::terminate())?;
-        let mut int = sig(SignalKind::interrupt())?;
-        let mut hup = sig(SignalKind::hangup())?;
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         let start = tokio::time::Instant::now();
         let every = |d: Duration| {
             let d = if d.is_zero() {
@@ -188,6 +257,13 @@ impl Streamer {
         let mut attempts = 0u32;
         let mut lost = false;
         let mut last_progress = (self.written, Instant::now());
+        let timeout = receive_timeout(self.cfg.status_interval);
+        self.last_heard = tokio::time::Instant::now();
+        let mut liveness_tick = tokio::time::interval(timeout / 6);
+        liveness_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A chain made by --new-chain while no streamer ran: move on as soon as the stream
+        // reaches it.
+        self.check_new_chain();
 
         loop {
             tokio::select! {
@@ -203,17 +279,21 @@ impl Streamer {
                     self.record_sequences_for_rotation();
                     self.maybe_rotate(&mut stream).await?;
                 }
-                Some(recorded) = barrier_rx.recv() => {
+                Some((generation, recorded)) = barrier_rx.recv() => {
                     tracing::debug!("sequence values recorded up to {recorded:?}");
-                    self.barrier = match recorded {
-                        Some(lsn) => Barrier::At(lsn),
-                        None => Barrier::None,
-                    };
-                    self.maybe_rotate(&mut stream).await?;
+                    if let Barrier::Recording(current, since) = self.barrier
+                        && current == generation
+                    {
+                        self.barrier = match recorded {
+                            Some(lsn) => Barrier::At(lsn, since),
+                            None => Barrier::None,
+                        };
+                        self.maybe_rotate(&mut stream).await?;
+                    }
                 }
                 event = self.writer.events.recv() => {
                     let Some(event) = event else {
-                        return Err(Error::backup("the writer thread stopped unexpectedly"));
+                        return Err(self.writer_stopped().await);
                     };
                     self.on_event(event, &mut stream).await?;
                     // Requests that came during a rotation are served by the next one.
@@ -223,7 +303,25 @@ impl Streamer {
                 _ = status_tick.tick() => {
                     self.check_new_chain();
                     self.maybe_hand_over(&mut stream).await?;
+                    // An idle stream still needs the sequence wait bounded.
+                    self.maybe_rotate(&mut stream).await?;
                     self.send_status(&mut stream, false).await;
+                }
+                _ = liveness_tick.tick(), if stream.is_some() => {
+                    let silent = self.last_heard.elapsed();
+                    if silent >= timeout {
+                        ui::warning(&format!(
+                            "no message from the server for {} s: the connection is dead; reconnecting",
+                            silent.as_secs()
+                        ));
+                        stream = None;
+                        lost = true;
+                        self.drop_open_transaction(&mut stream).await?;
+                        reconnect_at = tokio::time::Instant::now();
+                    } else if silent >= timeout / 3 {
+                        // Bounded by the socket: a dead path fills the send buffer, then blocks.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), self.send_status(&mut stream, true)).await;
+                    }
                 }
                 _ = fsync_tick.tick() => {
                     if self.written > self.durable {
@@ -239,8 +337,14 @@ impl Streamer {
                 }
                 _ = tokio::time::sleep_until(reconnect_at), if stream.is_none() => {
                     attempts += 1;
-                    match self.connect().await {
+                    // A path that drops packets makes a connection attempt hang: bound it.
+                    let attempt = match tokio::time::timeout(timeout, self.connect()).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ReplicationError::Timeout("connecting to the server")),
+                    };
+                    match attempt {
                         Ok(s) => {
+                            self.last_heard = tokio::time::Instant::now();
                             if std::mem::take(&mut lost) {
                                 ui::say(&format!("Reconnected; streaming from {}", self.start_lsn()));
                             }
@@ -262,7 +366,13 @@ impl Streamer {
                     }
                 }
                 msg = next_message(&mut stream), if stream.is_some() => {
+                    if msg.is_ok() {
+                        self.last_heard = tokio::time::Instant::now();
+                    }
                     match msg {
+                        Ok(ReplMessage::XLogData(x)) if x.continued || x.continues => {
+                            self.on_piece(x.data, x.continues, &mut stream).await?
+                        }
                         Ok(ReplMessage::XLogData(x)) => self.on_data(x.data, &mut stream).await?,
                         Ok(ReplMessage::Keepalive(k)) => {
                             self.server_end = self.server_end.max(k.wal_end);
@@ -307,8 +417,49 @@ impl Streamer {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        conn.start_replication(&self.cfg.slot, self.start_lsn(), &options)
-            .await
+        let mut stream = conn
+            .start_replication(&self.cfg.slot, self.start_lsn(), &options)
+            .await?;
+        // A row with a value of hundreds of megabytes is one message: take it in pieces.
+        stream.split_messages_over(CHUNK_BYTES);
+        Ok(stream)
+    }
+
+    /// A piece of one large wal2sql message (a statement with a huge value): statement text,
+    /// handed on as it arrives so memory does not grow with the value.
+    async fn on_piece(
+        &mut self,
+        data: Bytes,
+        more: bool,
+        stream: &mut Option<ReplicationStream>,
+    ) -> Result<()> {
+        match &self.txn {
+            Txn::Idle => Err(Error::backup(format!(
+                "unexpected message from wal2sql outside a transaction: a statement piece of {} bytes",
+                data.len()
+            ))),
+            Txn::Skipping(_) => Ok(()),
+            Txn::Writing(header) => {
+                let xid = header.xid;
+                let check = self.piece_check.get_or_insert_with(MessageCheck::default);
+                let checked = check.feed(&data);
+                let checked = match checked {
+                    Ok(()) if !more => self.piece_check.take().map_or(Ok(()), MessageCheck::finish),
+                    other => other,
+                };
+                checked.map_err(|e| framing_error(xid, &e, &data))?;
+                self.bytes += data.len() as u64;
+                self.chunk.extend_from_slice(&data);
+                if !more {
+                    self.bytes += 1;
+                    self.chunk.extend_from_slice(b"\n");
+                }
+                if self.chunk.len() >= CHUNK_BYTES {
+                    self.flush_chunk(stream).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// One wal2sql message: a transaction's header, one of its statements, or its trailer.
@@ -355,17 +506,7 @@ impl Streamer {
                     self.maybe_rotate(stream).await?;
                     self.maybe_hand_over(stream).await?;
                 } else {
-                    check_message(&data).map_err(|e| {
-                        Error::backup(format!(
-                            "unexpected message from wal2sql in transaction {}: {e}",
-                            header.xid
-                        ))
-                        .with_detail(format!(
-                            "Message: {}",
-                            truncate(&String::from_utf8_lossy(&data), 200)
-                        ))
-                        .with_hint("The wal2sql on the server must be the version this pg_scribe was built with.")
-                    })?;
+                    check_message(&data).map_err(|e| framing_error(header.xid, &e, &data))?;
                     self.bytes += data.len() as u64 + 1;
                     self.chunk.extend_from_slice(&data);
                     self.chunk.extend_from_slice(b"\n");
@@ -378,10 +519,13 @@ impl Streamer {
         Ok(())
     }
 
+    /// Hand the collected statement text to the writer in commands of at most [`CHUNK_BYTES`],
+    /// so the writer's queue is bounded in bytes, not only in commands.
     async fn flush_chunk(&mut self, stream: &mut Option<ReplicationStream>) -> Result<()> {
-        if !self.chunk.is_empty() {
-            let chunk = self.chunk.split().freeze();
-            self.push(Command::Body(chunk), stream).await?;
+        while !self.chunk.is_empty() {
+            let n = self.chunk.len().min(CHUNK_BYTES);
+            let piece = self.chunk.split_to(n).freeze();
+            self.push(Command::Body(piece), stream).await?;
         }
         Ok(())
     }
@@ -398,11 +542,16 @@ impl Streamer {
             let sender = self.writer_sender();
             tokio::select! {
                 permit = sender.reserve() => {
-                    let permit = permit.map_err(|_| Error::backup("the writer thread has stopped"))?;
+                    let Ok(permit) = permit else {
+                        // The thread stopped: it said why in its last event.
+                        return Err(self.writer_stopped().await);
+                    };
                     permit.send(command.take().expect("sent once"));
                     return Ok(());
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    // The stream is not being read meanwhile: not the server's silence.
+                    self.last_heard = tokio::time::Instant::now();
                     // Drain events so a failure is seen and durable positions advance.
                     while let Ok(event) = self.writer.events.try_recv() {
                         Box::pin(self.on_event(event, stream)).await?;
@@ -411,6 +560,18 @@ impl Streamer {
                 }
             }
         }
+    }
+
+    /// The writer thread is gone: its first error (with detail and hint), from the events it
+    /// left, whichever path noticed that it stopped.
+    async fn writer_stopped(&mut self) -> Error {
+        let mut none = None;
+        while let Some(event) = self.writer.events.recv().await {
+            if let Err(err) = Box::pin(self.on_event(event, &mut none)).await {
+                return err;
+            }
+        }
+        Error::backup("the writer thread stopped unexpectedly")
     }
 
     fn writer_sender(&self) -> tokio::sync::mpsc::Sender<Command> {
@@ -433,7 +594,7 @@ impl Streamer {
             }
             Event::Rotated(sealed) if sealed.path.as_os_str().is_empty() => {
                 ui::say("active.sql had been moved away: continuing in a new active.sql");
-                self.active_has_data = false;
+                self.active_has_data = holds_after(self.written, sealed.last_end_lsn);
                 for id in self.rotating.take().unwrap_or_default() {
                     self.answer(RotateAnswer::Failed {
                         id,
@@ -453,7 +614,8 @@ impl Streamer {
                     "Rotated differential: {name} ({})",
                     ui::size(sealed.size)
                 ));
-                self.active_has_data = false;
+                // Transactions queued behind the rotation are in the fresh active.sql already.
+                self.active_has_data = holds_after(self.written, sealed.last_end_lsn);
                 if let Some(diff_name) = diff_name {
                     self.dump_globals_for(diff_name);
                 }
@@ -479,11 +641,14 @@ impl Streamer {
                 }
             }
             Event::HandedOver(report) => {
-                let (request, old_chain) = self
-                    .handing_over
-                    .take()
-                    .unwrap_or((Vec::new(), String::new()));
-                self.active_has_data = report.copied_txns > 0;
+                let (request, old_chain, queued_at) =
+                    self.handing_over
+                        .take()
+                        .unwrap_or((Vec::new(), String::new(), None));
+                // The old chain's tail is on disk now: positions below the new start are held.
+                self.reported_floor = self.cfg.chain_start;
+                self.active_has_data =
+                    report.copied_txns > 0 || holds_after(self.written, queued_at);
                 let sealed = report.sealed.as_ref().map(|s| {
                     s.path
                         .file_name()
@@ -504,6 +669,12 @@ impl Streamer {
                     ));
                 }
                 ui::done(&format!("Streaming to new chain: {}", self.cfg.chain.id));
+                // Another chain waits already: the requesters hear when the last move is done.
+                self.check_new_chain();
+                if self.next_chain.is_some() {
+                    self.handover_request.extend(request);
+                    return Ok(());
+                }
                 for id in request {
                     self.answer(match &sealed {
                         Some(name) => RotateAnswer::Sealed {
@@ -554,7 +725,7 @@ impl Streamer {
         let durable = self
             .durable
             .unwrap_or(Lsn::INVALID)
-            .max(self.cfg.chain_start);
+            .max(self.reported_floor);
         let settled = matches!(self.txn, Txn::Idle)
             && self.chunk.is_empty()
             && self.written <= self.durable
@@ -671,6 +842,13 @@ async fn next_message(
     }
 }
 
+/// Whether `active.sql` holds a transaction after a seal (or switch) that covered everything
+/// up to `sealed`: decided by position, since transactions queued behind the seal are written
+/// to the fresh file before the streamer hears the seal is done.
+fn holds_after(written: Option<Lsn>, sealed: Option<Lsn>) -> bool {
+    written > sealed
+}
+
 fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
     data.starts_with(TRAILER_PREFIX.as_bytes())
         && data.len() < 128
@@ -684,9 +862,24 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
 
+/// A wal2sql message that breaks the framing rules (doc/security.md): never written.
+fn framing_error(xid: u32, err: &crate::storage::diff_format::MarkerError, data: &[u8]) -> Error {
+    Error::backup(format!(
+        "unexpected message from wal2sql in transaction {xid}: {err}"
+    ))
+    .with_detail(format!(
+        "Message: {}",
+        truncate(&String::from_utf8_lossy(&data[..data.len().min(400)]), 200)
+    ))
+    .with_hint("The wal2sql on the server must be the version this pg_scribe was built with.")
+}
+
 fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

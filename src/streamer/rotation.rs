@@ -3,11 +3,13 @@
 //! dumped beside the sealed diff; a newer complete chain (`--new-chain`) is picked up and the
 //! stream moves to it at its start position.
 
+use std::time::Instant;
+
 use time::OffsetDateTime;
 
 use super::sequences::snapshot_sequences;
 use super::writer_thread::Command;
-use super::{Barrier, Streamer, Txn};
+use super::{Barrier, SEQUENCE_WAIT, Streamer, Txn};
 use crate::error::{Error, Result};
 use crate::pg::replication::ReplicationStream;
 use crate::storage::backup_dir::DiffName;
@@ -45,14 +47,24 @@ impl Streamer {
         }
         let waiting = match self.barrier {
             Barrier::None => None,
-            Barrier::Recording => Some("the sequence values to be recorded".to_string()),
-            Barrier::At(lsn)
+            Barrier::Recording(_, since) | Barrier::At(_, since)
+                if since.elapsed() > SEQUENCE_WAIT =>
+            {
+                ui::warning(&format!(
+                    "the sequence values were not streamed back within {} s: sealing without them (the next differential holds them)",
+                    SEQUENCE_WAIT.as_secs()
+                ));
+                self.barrier = Barrier::None;
+                None
+            }
+            Barrier::Recording(..) => Some("the sequence values to be recorded".to_string()),
+            Barrier::At(lsn, _)
                 if self.server_end >= lsn || self.written.is_some_and(|w| w >= lsn) =>
             {
                 self.barrier = Barrier::None;
                 None
             }
-            Barrier::At(lsn) => {
+            Barrier::At(lsn, _) => {
                 // Ask the server where it is, so an idle stream learns it has passed the record.
                 self.ask_position(stream).await;
                 Some(format!(
@@ -125,8 +137,12 @@ impl Streamer {
         {
             return;
         }
-        self.barrier = Barrier::Recording;
-        snapshot_sequences(self.sql.clone(), Some(self.barrier_tx.clone()));
+        self.barrier_generation += 1;
+        self.barrier = Barrier::Recording(self.barrier_generation, Instant::now());
+        snapshot_sequences(
+            self.sql.clone(),
+            Some((self.barrier_generation, self.barrier_tx.clone())),
+        );
     }
 
     /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
@@ -154,14 +170,18 @@ impl Streamer {
         });
     }
 
-    /// Look for a complete chain newer than ours (made by `--new-chain`).
+    /// Look for a complete chain newer than ours (made by `--new-chain`): the next one, not the
+    /// newest, so that with two made in a row the one in between gets its differentials too.
     pub(super) fn check_new_chain(&mut self) {
         if self.next_chain.is_some() || self.handing_over.is_some() {
             return;
         }
-        let newest = match self.cfg.dir.latest_complete_chain() {
-            Ok(Some(chain)) if chain.id > self.cfg.chain.id => chain,
-            Ok(_) => return,
+        let ours = self.cfg.chain.id;
+        let newest = match self.cfg.dir.chains() {
+            Ok(chains) => match chains.into_iter().find(|c| c.complete && c.chain.id > ours) {
+                Some(c) => c.chain,
+                None => return,
+            },
             Err(err) => {
                 ui::warning(&format!("could not look for a new chain: {err}"));
                 return;
@@ -205,6 +225,7 @@ impl Streamer {
         self.handing_over = Some((
             std::mem::take(&mut self.handover_request),
             old.id.to_string(),
+            self.written,
         ));
         self.push(
             Command::HandOver {
@@ -217,8 +238,29 @@ impl Streamer {
         .await
     }
 
-    pub(super) fn answer(&self, answer: RotateAnswer) {
-        if let Err(err) = control::write_answer(self.cfg.dir.root(), &answer) {
+    /// A fatal error: every requester still waiting (or whose request was not yet taken) hears
+    /// that the rotation will not happen, and why, instead of waiting for its timeout.
+    pub(super) fn fail_requests(&mut self, err: &Error) {
+        let mut ids = self.rotate_wanted.take().unwrap_or_default();
+        ids.extend(self.rotating.take().unwrap_or_default());
+        ids.extend(std::mem::take(&mut self.handover_request));
+        if let Some((request, _, _)) = self.handing_over.take() {
+            ids.extend(request);
+        }
+        ids.extend(self.answers.waiting());
+        ids.extend(control::take_requests(self.cfg.dir.root()));
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            self.answer(RotateAnswer::Failed {
+                id,
+                message: format!("the streamer stopped: {}", err.message),
+            });
+        }
+    }
+
+    pub(super) fn answer(&mut self, answer: RotateAnswer) {
+        if let Err(err) = self.answers.send(self.cfg.dir.root(), answer) {
             ui::warning(&format!("could not answer the rotation request: {err}"));
         }
     }

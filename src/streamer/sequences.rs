@@ -1,6 +1,7 @@
 //! Sequence values in the stream: wal2sql records them as a transaction of `setval` lines when
 //! asked, periodically and before each rotation, over the streamer's own SQL session.
 
+use super::Recorded;
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
@@ -61,7 +62,7 @@ impl SqlSession {
 /// `done` hears the WAL position after the record (or `None` if recording failed).
 pub(super) fn snapshot_sequences(
     sql: std::sync::Arc<SqlSession>,
-    done: Option<tokio::sync::mpsc::UnboundedSender<Option<Lsn>>>,
+    done: Option<(u64, tokio::sync::mpsc::UnboundedSender<Recorded>)>,
 ) {
     tokio::spawn(async move {
         let lsn = match sql.record_sequences().await {
@@ -74,8 +75,8 @@ pub(super) fn snapshot_sequences(
                 None
             }
         };
-        if let Some(done) = done {
-            let _ = done.send(lsn);
+        if let Some((generation, done)) = done {
+            let _ = done.send((generation, lsn));
         }
     });
 }

@@ -1,7 +1,8 @@
 //! The streamer's disk side: one OS thread owns the chain's [`DiffWriter`] and does every write,
 //! fsync and rotation, so the async side keeps answering the server while the disk is slow.
-//! Commands arrive in order on a bounded channel (its bound is the streamer's memory bound);
-//! results come back as events.
+//! Commands arrive in order on a bounded channel (its bound is the streamer's memory bound:
+//! [`QUEUE`] commands, each body at most [`super::CHUNK_BYTES`], so about 4 MB); results come
+//! back as events.
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -13,9 +14,10 @@ use crate::storage::error::ChainError;
 use crate::storage::handover::{HandOver, hand_over};
 use crate::storage::writer::{DiffWriter, Sealed};
 
-/// Queue depth in commands; body chunks are at most [`super::CHUNK_BYTES`], so this bounds the
-/// bytes in flight.
-const QUEUE: usize = 16;
+/// Queue depth in commands; body chunks are at most [`super::CHUNK_BYTES`] (the streamer splits
+/// larger ones, and the stream hands a large message over in pieces of that size), so this
+/// bounds the bytes in flight.
+pub const QUEUE: usize = 16;
 
 #[derive(Debug)]
 pub enum Command {
@@ -83,15 +85,18 @@ impl WriterHandle {
 }
 
 /// The next command; when none is waiting, first hand the buffer to the OS, so what was
-/// received is in the file (page cache) promptly instead of waiting for the next fsync.
-fn next(writer: &mut DiffWriter, commands: &mut mpsc::Receiver<Command>) -> Option<Command> {
+/// received is in the file (page cache) promptly instead of waiting for the next fsync. A
+/// failure there (a full disk) is the writer's first error and ends it like any other.
+fn next(
+    writer: &mut DiffWriter,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Result<Option<Command>, ChainError> {
     match commands.try_recv() {
-        Ok(command) => Some(command),
-        Err(mpsc::error::TryRecvError::Disconnected) => None,
+        Ok(command) => Ok(Some(command)),
+        Err(mpsc::error::TryRecvError::Disconnected) => Ok(None),
         Err(mpsc::error::TryRecvError::Empty) => {
-            // An error here resurfaces on the writer's next use.
-            let _ = writer.flush_to_os();
-            commands.blocking_recv()
+            writer.flush_to_os()?;
+            Ok(commands.blocking_recv())
         }
     }
 }
@@ -101,7 +106,15 @@ fn run(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) -> Option<Lsn> {
-    while let Some(command) = next(&mut writer, &mut commands) {
+    loop {
+        let command = match next(&mut writer, &mut commands) {
+            Ok(Some(command)) => command,
+            Ok(None) => break,
+            Err(err) => {
+                let _ = events.send(Event::Failed(err));
+                return writer.durable_lsn();
+            }
+        };
         let result = match command {
             Command::Begin(header) => writer.begin(&header),
             Command::Body(bytes) => writer.write_body(&bytes),

@@ -247,3 +247,165 @@ fn new_chain_in_a_directory_never_initialised() {
         stderr(&out)
     );
 }
+
+/// Replace each compressed differential of a chain by its plain form, for psql replay.
+fn decompress_chain(chain: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for entry in std::fs::read_dir(chain).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.to_string_lossy().into_owned();
+        let Some(plain) = name.strip_suffix(".zst") else {
+            continue;
+        };
+        let bytes = rt.block_on(async {
+            use tokio::io::AsyncReadExt;
+            let mut r = pg_scribe::storage::compress::open_decompressed(&path)
+                .await
+                .unwrap();
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).await.unwrap();
+            v
+        });
+        std::fs::write(plain, bytes).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// The spec's cron recipe: daily `--rotate-diff --compress`, monthly `--new-chain`. The
+/// hand-over reads the old chain's compressed diffs through the decompressor.
+#[test]
+fn new_chain_after_compressed_rotations() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("newchain-zst").join("backups");
+    let out = pg_scribe(
+        &["--init", "-d", "app", "--backup-dir", dir.to_str().unwrap()],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let streamer = start(&cluster, &dir, "log");
+    let mut pgbench = load(&cluster, 8);
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let out = pg_scribe(
+            &[
+                "--rotate-diff",
+                "--backup-dir",
+                dir.to_str().unwrap(),
+                "--compress",
+                "zstd",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = new_chain(&cluster, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", streamer.log_text());
+    assert!(err.contains("✓ Sealed old chain: diff-"), "{err}");
+    pgbench.wait().unwrap();
+    let newest = chains(&dir).pop().unwrap();
+    settle(&cluster, &newest, "done");
+    assert_eq!(streamer.stop(), Some(0));
+    // A restart finds nothing to finish and streams on.
+    let streamer = start(&cluster, &dir, "log2");
+    settle(&cluster, &newest, "after-restart");
+    assert_eq!(streamer.stop(), Some(0));
+    decompress_chain(&chains(&dir)[0]);
+    check_both_chains(&cluster, &dir);
+}
+
+fn chain_text(chain: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(chain).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("diff-") || name == "active.sql" {
+            text.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    text
+}
+
+/// Two `--new-chain` runs before a streamer sees either: the chain in between still gets the
+/// transactions up to the next chain's start, so each chain restores on its own.
+#[test]
+fn two_new_chains_before_the_streamer_notices() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("newchain-two").join("backups");
+    let out = pg_scribe(
+        &["--init", "-d", "app", "--backup-dir", dir.to_str().unwrap()],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let streamer = start(&cluster, &dir, "log1");
+    load(&cluster, 2).wait().unwrap();
+    settle(&cluster, &chains(&dir)[0], "in-first");
+    assert_eq!(streamer.stop(), Some(0));
+
+    cluster.psql("app", "INSERT INTO marker VALUES ('before-second')");
+    let out = new_chain(&cluster, &dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    cluster.psql(
+        "app",
+        "INSERT INTO marker VALUES ('between-second-and-third')",
+    );
+    load(&cluster, 1).wait().unwrap();
+    let out = new_chain(&cluster, &dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    cluster.psql("app", "INSERT INTO marker VALUES ('after-third')");
+
+    let mut streamer = start(&cluster, &dir, "log2");
+    let all = chains(&dir);
+    assert_eq!(all.len(), 3, "{all:?}");
+    settle(&cluster, &all[2], "done");
+    streamer.wait_log(
+        &format!(
+            "Streaming to new chain: {}",
+            all[2]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("chain-")
+        ),
+        60,
+    );
+    assert_eq!(streamer.stop(), Some(0));
+
+    for old in &all[..2] {
+        assert!(
+            !old.join("active.sql").exists(),
+            "{} was not sealed",
+            old.display()
+        );
+    }
+    let middle = chain_text(&all[1]);
+    assert!(
+        middle.contains("between-second-and-third"),
+        "the middle chain lacks the transactions up to the third chain's start"
+    );
+    assert!(
+        !middle.contains("before-second"),
+        "in the middle chain's base already"
+    );
+    cluster.replay_chain(&all[2], "restored_third", true);
+    assert_eq!(
+        cluster.table_digests("app"),
+        cluster.table_digests("restored_third")
+    );
+    cluster.replay_chain(&all[1], "restored_second", true);
+    assert_pgbench_consistent(&cluster, "restored_second");
+    // It may also keep copies of what followed (an old chain stays consistent on its own).
+    let labels = cluster.psql(
+        "restored_second",
+        "SELECT string_agg(label, ',' ORDER BY label) FROM marker",
+    );
+    assert!(
+        labels.contains("before-second,between-second-and-third,"),
+        "{labels}"
+    );
+}

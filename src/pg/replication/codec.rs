@@ -101,6 +101,11 @@ pub struct XLogData {
     pub send_time: PgTimestamp,
     /// The plugin output, sharing the receive buffer's memory.
     pub data: Bytes,
+    /// This is a piece of one large message whose earlier pieces came before (see
+    /// `ReplicationStream::split_messages_over`); false for a whole message.
+    pub continued: bool,
+    /// More pieces of this message follow; false for a whole message and a last piece.
+    pub continues: bool,
 }
 
 /// A primary keepalive (`k`).
@@ -146,6 +151,8 @@ pub(crate) fn parse_copy_data(mut data: Bytes) -> Result<ReplMessage, CodecError
                 wal_end,
                 send_time,
                 data,
+                continued: false,
+                continues: false,
             }))
         }
         PRIMARY_KEEPALIVE_TAG => {
@@ -264,6 +271,8 @@ mod tests {
                 wal_end: Lsn(0x3_0000_0004),
                 send_time: PgTimestamp(-5),
                 data: Bytes::from_static(b"BEGIN 750"),
+                continued: false,
+                continues: false,
             })
         );
         let empty_payload = [b"w".as_slice(), &[0u8; 24]].concat();

@@ -290,16 +290,28 @@ impl ReplConn {
             if let Some(frame) = parse_frame(&mut self.read_buf)? {
                 return Ok(frame);
             }
-            self.read_buf.reserve(READ_CHUNK);
-            let n = self
-                .socket
-                .read_buf(&mut self.read_buf)
-                .await
-                .map_err(ReplicationError::Io)?;
-            if n == 0 {
-                return Err(ReplicationError::UnexpectedEof);
-            }
+            self.fill_read_buf().await?;
         }
+    }
+
+    /// Reads whatever the socket has into the read buffer (at least one byte). Cancellation-safe.
+    pub(crate) async fn fill_read_buf(&mut self) -> Result<()> {
+        self.read_buf.reserve(READ_CHUNK);
+        let n = self
+            .socket
+            .read_buf(&mut self.read_buf)
+            .await
+            .map_err(ReplicationError::Io)?;
+        if n == 0 {
+            return Err(ReplicationError::UnexpectedEof);
+        }
+        Ok(())
+    }
+
+    /// The bytes received and not yet consumed, for a reader that takes a large message in
+    /// pieces instead of whole frames.
+    pub(crate) fn read_buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.read_buf
     }
 
     /// Handles the messages the server may send at any time; returns the frame back if it is
@@ -426,7 +438,34 @@ async fn tcp(host: &str, port: u16, desc: &str) -> Result<Socket> {
         })?;
     // Status updates are tiny and latency-sensitive (a reply-requested keepalive at shutdown).
     let _ = s.set_nodelay(true);
+    set_keepalive(&s);
     Ok(Socket::Tcp(s))
+}
+
+/// TCP keepalive, and a bound on unacknowledged sends: a path that silently drops packets (a
+/// firewall or NAT that forgot the connection) then fails the socket within about a minute
+/// instead of the kernel's default two hours (keepalive) or fifteen minutes (retransmissions).
+/// The streamer's own receive timeout usually notices first; this covers every other user.
+fn set_keepalive(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 60_000);
 }
 
 /// Opens TCP, sends SSLRequest and, if the server agrees, runs the handshake. When the server

@@ -28,11 +28,13 @@ use std::time::Duration;
 
 use postgres_protocol::message::{backend, frontend};
 
+use bytes::Buf;
+
 use super::codec::{
-    Lsn, PgTimestamp, ReplMessage, StandbyStatusUpdate, encode_standby_status_message,
+    Lsn, PgTimestamp, ReplMessage, StandbyStatusUpdate, XLogData, encode_standby_status_message,
     parse_copy_data,
 };
-use super::conn::{Frame, ReplConn, server_error};
+use super::conn::{Frame, ReplConn, parse_frame, server_error};
 use super::error::ReplicationError;
 
 type Result<T> = std::result::Result<T, ReplicationError>;
@@ -52,7 +54,24 @@ pub struct ReplicationStream {
     conn: ReplConn,
     state: State,
     last_received: Lsn,
+    /// Larger XLogData payloads are handed over in pieces of at most this size.
+    split_over: Option<usize>,
+    /// The large message being handed over in pieces.
+    piece: Option<Piece>,
 }
+
+#[derive(Debug)]
+struct Piece {
+    data_start: Lsn,
+    wal_end: Lsn,
+    send_time: PgTimestamp,
+    /// Payload bytes of the message not yet handed over.
+    remaining: usize,
+    started: bool,
+}
+
+/// `d` + length + `w` + three 8-byte fields: what precedes an XLogData payload.
+const XLOG_FRAME_HEADER: usize = 5 + 1 + 8 + 8 + 8;
 
 impl ReplicationStream {
     pub(crate) fn new(conn: ReplConn) -> ReplicationStream {
@@ -60,7 +79,65 @@ impl ReplicationStream {
             conn,
             state: State::Streaming,
             last_received: Lsn::INVALID,
+            split_over: None,
+            piece: None,
         }
+    }
+
+    /// Hand over XLogData payloads larger than `limit` in pieces of at most `limit` bytes
+    /// ([`XLogData::continued`] / [`XLogData::continues`]) as they arrive, instead of buffering
+    /// the whole message: one output-plugin message holds a whole row, and a row can hold
+    /// values of hundreds of megabytes. Memory then stays bounded by `limit`.
+    pub fn split_messages_over(&mut self, limit: usize) {
+        self.split_over = Some(limit.max(1));
+    }
+
+    /// The next piece of a large message, or `None` when no split is under way or no byte of
+    /// it has arrived yet.
+    fn next_piece(&mut self) -> Option<ReplMessage> {
+        let limit = self.split_over?;
+        let buf = self.conn.read_buf_mut();
+        if self.piece.is_none() {
+            // The start of a large XLogData frame: take its headers and stream its payload.
+            if buf.len() < XLOG_FRAME_HEADER || buf[0] != b'd' || buf[5] != b'w' {
+                return None;
+            }
+            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+            let payload = len.checked_sub(4 + 25)?;
+            if payload <= limit {
+                return None;
+            }
+            let field = |at: usize| u64::from_be_bytes(buf[at..at + 8].try_into().expect("8"));
+            let piece = Piece {
+                data_start: Lsn(field(6)),
+                wal_end: Lsn(field(14)),
+                send_time: PgTimestamp(field(22) as i64),
+                remaining: payload,
+                started: false,
+            };
+            buf.advance(XLOG_FRAME_HEADER);
+            self.piece = Some(piece);
+        }
+        let piece = self.piece.as_mut().expect("set above");
+        if buf.is_empty() {
+            return None;
+        }
+        let n = buf.len().min(piece.remaining).min(limit);
+        let data = buf.split_to(n).freeze();
+        piece.remaining -= n;
+        let x = XLogData {
+            data_start: piece.data_start,
+            wal_end: piece.wal_end,
+            send_time: piece.send_time,
+            data,
+            continued: std::mem::replace(&mut piece.started, true),
+            continues: piece.remaining > 0,
+        };
+        self.last_received = self.last_received.max(x.wal_end.max(x.data_start));
+        if !x.continues {
+            self.piece = None;
+        }
+        Some(ReplMessage::XLogData(x))
     }
 
     /// The next XLogData or keepalive. Notices and parameter changes are handled on the way.
@@ -79,8 +156,23 @@ impl ReplicationStream {
             State::Broken => return Err(ReplicationError::UnexpectedEof),
         }
         loop {
-            let frame = match self.conn.read_frame().await {
-                Ok(f) => f,
+            if let Some(piece) = self.next_piece() {
+                return Ok(piece);
+            }
+            let parsed = if self.piece.is_some() {
+                Ok(None)
+            } else {
+                parse_frame(self.conn.read_buf_mut())
+            };
+            let frame = match parsed {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    if let Err(e) = self.conn.fill_read_buf().await {
+                        self.state = State::Broken;
+                        return Err(e);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     self.state = State::Broken;
                     return Err(e);

@@ -204,23 +204,59 @@ fn set_once<T>(
 /// rules: one line not starting with `--`, or a frame line and exactly the bytes it announces.
 /// The streamer refuses anything else rather than write a file whose lines could be misread.
 pub fn check_message(data: &[u8]) -> std::result::Result<(), MarkerError> {
-    match memchr::memchr(b'\n', data) {
-        None if data.starts_with(b"--") => Err(marker_err("a comment that is not a wal2sql frame")),
-        None if data.is_empty() => Err(marker_err("an empty message")),
-        None => Ok(()),
-        Some(i) => {
-            let frame = std::str::from_utf8(&data[..i])
+    let mut check = MessageCheck::default();
+    check.feed(data)?;
+    check.finish()
+}
+
+/// [`check_message`] for a message that arrives in pieces (a statement with a huge value), in
+/// constant memory: only the first line is kept, and only up to [`MARKER_MAX`] bytes of it.
+#[derive(Debug, Default)]
+pub struct MessageCheck {
+    /// The first line so far (at most `MARKER_MAX + 1` bytes: longer cannot be a frame line).
+    first: Vec<u8>,
+    /// Bytes announced by the frame line, once the first newline was seen.
+    announced: Option<u64>,
+    /// Bytes after the frame line's newline.
+    after: u64,
+}
+
+impl MessageCheck {
+    pub fn feed(&mut self, piece: &[u8]) -> std::result::Result<(), MarkerError> {
+        if self.announced.is_some() {
+            self.after += piece.len() as u64;
+            return Ok(());
+        }
+        let (line, rest) = match memchr::memchr(b'\n', piece) {
+            Some(i) => (&piece[..i], Some(&piece[i + 1..])),
+            None => (piece, None),
+        };
+        let room = (MARKER_MAX + 1).saturating_sub(self.first.len());
+        self.first.extend_from_slice(&line[..line.len().min(room)]);
+        if let Some(rest) = rest {
+            let frame = std::str::from_utf8(&self.first)
                 .ok()
+                .filter(|_| self.first.len() <= MARKER_MAX)
                 .and_then(parse_frame)
                 .ok_or_else(|| marker_err("a message on several lines without a frame line"))?;
-            if frame.1 != (data.len() - i - 1) as u64 {
-                return Err(marker_err(format!(
-                    "a framed message of {} bytes announced as {}",
-                    data.len() - i - 1,
-                    frame.1
-                )));
+            self.announced = Some(frame.1);
+            self.after = rest.len() as u64;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> std::result::Result<(), MarkerError> {
+        match self.announced {
+            None if self.first.starts_with(b"--") => {
+                Err(marker_err("a comment that is not a wal2sql frame"))
             }
-            Ok(())
+            None if self.first.is_empty() => Err(marker_err("an empty message")),
+            None => Ok(()),
+            Some(n) if n != self.after => Err(marker_err(format!(
+                "a framed message of {} bytes announced as {n}",
+                self.after
+            ))),
+            Some(_) => Ok(()),
         }
     }
 }

@@ -372,3 +372,28 @@ fn reads_last_end_lsn_from_the_tail() {
     let p = write_tmp(&dir, "t.sql", &good.as_bytes()[..good.len() - 3]);
     assert!(last_end_lsn_of_sealed(&p).is_err());
 }
+
+#[test]
+fn messages_in_pieces_are_checked_like_whole_ones() {
+    let cases: [&[u8]; 6] = [
+        b"INSERT INTO public.t (a) VALUES ('aaaaaaaaaaaaaaaaaaaa');",
+        b"-- wal2sql ddl bytes=3\nx\ny",
+        b"-- wal2sql ddl bytes=4\nx\ny",
+        b"INSERT INTO t VALUES ('a\nb');",
+        b"-- a comment",
+        b"-- wal2sql text bytes=2\nab",
+    ];
+    for whole in cases {
+        for size in 1..whole.len() {
+            let mut check = MessageCheck::default();
+            let fed = whole.chunks(size).try_for_each(|piece| check.feed(piece));
+            let pieces = fed.and_then(|()| check.finish());
+            assert_eq!(
+                pieces.is_ok(),
+                check_message(whole).is_ok(),
+                "{} in pieces of {size}",
+                String::from_utf8_lossy(whole)
+            );
+        }
+    }
+}

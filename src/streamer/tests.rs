@@ -1,0 +1,116 @@
+//! Unit tests of the streamer's bookkeeping (positions, rotations) without a server.
+use super::*;
+use crate::storage::diff_format::TxnHeader;
+use crate::storage::writer::Sealed;
+use time::macros::datetime;
+
+fn hdr(n: u64) -> TxnHeader {
+    TxnHeader {
+        xid: 700 + n as u32,
+        commit_lsn: Lsn(n * 0x100),
+        end_lsn: Lsn(n * 0x100 + 0x38),
+        commit_time: datetime!(2026-11-26 12:00:00 UTC),
+    }
+}
+
+/// A streamer over a fresh chain in `t`, with no server behind it.
+fn streamer(t: &tempfile::TempDir) -> Streamer {
+    let dir = BackupDir::new(t.path());
+    let chain = dir
+        .create_chain(datetime!(2026-11-26 12:00:00 UTC))
+        .unwrap();
+    let (writer, _) = DiffWriter::open(&chain).unwrap();
+    let params = ConnParams {
+        targets: Vec::new(),
+        user: "u".into(),
+        dbname: "d".into(),
+        password: None,
+        passfile: None,
+        sslmode: Default::default(),
+        sslrootcert: None,
+        sslcert: None,
+        sslkey: None,
+        sslcrl: None,
+        sslcrldir: None,
+        application_name: None,
+        connect_timeout: None,
+        no_password: true,
+        options: None,
+    };
+    let cfg = Config {
+        params,
+        slot: "s".into(),
+        dir: BackupDir::new(t.path()),
+        chain,
+        chain_start: Lsn(0x10),
+        resume: None,
+        active_has_data: false,
+        status_interval: Duration::from_secs(10),
+        fsync_interval: Duration::from_secs(10),
+        plugin_options: Vec::new(),
+        server_major: 15,
+    };
+    Streamer::new(cfg, writer, None).0
+}
+
+/// Transactions queued behind a rotation are in the fresh active.sql before the streamer
+/// hears that the seal is done: the next rotation must still seal them.
+#[tokio::test]
+async fn a_transaction_queued_behind_a_rotation_counts_as_data() {
+    let t = tempfile::tempdir().unwrap();
+    let mut s = streamer(&t);
+    let mut none = None;
+    s.written = Some(hdr(2).end_lsn);
+    s.active_has_data = true;
+    s.rotating = Some(Vec::new());
+    // The seal covered transaction 1; transaction 2 was queued after it.
+    let sealed = Sealed {
+        path: t.path().join("sealed.sql"),
+        size: 10,
+        last_end_lsn: Some(hdr(1).end_lsn),
+    };
+    s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
+    assert!(s.active_has_data);
+    // Nothing queued behind it: empty.
+    s.rotating = Some(Vec::new());
+    let sealed = Sealed {
+        path: t.path().join("sealed2.sql"),
+        size: 10,
+        last_end_lsn: Some(hdr(2).end_lsn),
+    };
+    s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
+    assert!(!s.active_has_data);
+    s.writer.close().await;
+}
+
+/// Between queueing a hand-over and hearing it is done, the old chain's tail may not be on
+/// disk: the flush position must not jump to the new chain's start yet.
+#[tokio::test]
+async fn the_flush_position_waits_for_the_hand_over() {
+    let t = tempfile::tempdir().unwrap();
+    let mut s = streamer(&t);
+    let mut none = None;
+    let new = s
+        .cfg
+        .dir
+        .create_chain(datetime!(2026-11-26 13:00:00 UTC))
+        .unwrap();
+    let start = hdr(10).commit_lsn;
+    s.durable = Some(hdr(2).end_lsn);
+    s.written = Some(hdr(5).end_lsn);
+    s.server_end = start;
+    s.next_chain = Some((new, start));
+    s.maybe_hand_over(&mut none).await.unwrap();
+    assert!(s.handing_over.is_some());
+    assert_eq!(s.flush_position(), hdr(2).end_lsn);
+    loop {
+        let event = s.writer.events.recv().await.unwrap();
+        let done = matches!(event, Event::HandedOver(_));
+        s.on_event(event, &mut none).await.unwrap();
+        if done {
+            break;
+        }
+    }
+    assert!(s.flush_position() >= start);
+    s.writer.close().await;
+}
