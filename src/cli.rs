@@ -15,6 +15,8 @@ use crate::lsn::Lsn;
 use crate::storage::backup_dir::ChainId;
 use crate::storage::compress::Compression;
 use crate::storage::diff_format::StopAt;
+use crate::storage::space::FreeThreshold;
+use crate::ui::LogFormat;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -41,6 +43,8 @@ struct Raw {
     restore: bool,
     #[arg(long)]
     status: bool,
+    #[arg(long)]
+    expire: bool,
 
     #[arg(short = 'd', long)]
     dbname: Option<String>,
@@ -91,6 +95,16 @@ struct Raw {
     retained_warn: Option<String>,
     #[arg(long = "diff-age-warn")]
     diff_age_warn: Option<String>,
+    #[arg(long = "free-warn")]
+    free_warn: Option<String>,
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(long = "keep-chains")]
+    keep_chains: Option<String>,
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    #[arg(long = "log-format")]
+    log_format: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +115,7 @@ pub enum Action {
     NewChain,
     Restore,
     Status,
+    Expire,
 }
 
 impl Action {
@@ -112,6 +127,7 @@ impl Action {
             Action::NewChain => "--new-chain",
             Action::Restore => "--restore",
             Action::Status => "--status",
+            Action::Expire => "--expire",
         }
     }
 
@@ -124,9 +140,16 @@ impl Action {
                 "--slot",
                 "--status-interval",
                 "--fsync-interval",
+                "--log-format",
             ],
-            Action::RotateDiff => &["--backup-dir", "--compress"],
-            Action::NewChain => &["--backup-dir", "--compress"],
+            Action::RotateDiff => &["--backup-dir", "--compress", "--log-format"],
+            Action::NewChain => &[
+                "--backup-dir",
+                "--compress",
+                "--keep-chains",
+                "--log-format",
+            ],
+            Action::Expire => &["--backup-dir", "--keep-chains", "--dry-run", "--log-format"],
             Action::Restore => &[
                 "--backup-dir",
                 "--create",
@@ -142,6 +165,8 @@ impl Action {
                 "--lag-warn",
                 "--retained-warn",
                 "--diff-age-warn",
+                "--free-warn",
+                "--format",
             ],
         };
         allowed.contains(&option)
@@ -183,6 +208,38 @@ pub struct Invocation {
     pub json: bool,
     /// `--status` warning thresholds.
     pub thresholds: StatusThresholds,
+    /// `--status --format` (`--json` is `--format=json`).
+    pub format: StatusFormat,
+    /// `--keep-chains` of `--expire` and `--new-chain`.
+    pub keep_chains: Option<usize>,
+    pub dry_run: bool,
+    /// `--log-format`; `None` lets the action choose (see [`crate::ui::LogFormat`]).
+    pub log_format: Option<LogFormat>,
+}
+
+/// How `--status` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFormat {
+    #[default]
+    Text,
+    Json,
+    Prometheus,
+    Nagios,
+}
+
+impl Invocation {
+    /// The log format for this run: the one asked for, else timestamped lines for the
+    /// streamer when stderr is not a terminal (a service's journal or a log file).
+    pub fn effective_log_format(&self) -> LogFormat {
+        use std::io::IsTerminal;
+        match self.log_format {
+            Some(f) => f,
+            None if self.action == Action::Start && !std::io::stderr().is_terminal() => {
+                LogFormat::Plain
+            }
+            None => LogFormat::Terminal,
+        }
+    }
 }
 
 /// When `--status` warns (exit 10) about lag, retained WAL and the age of the newest sealed diff.
@@ -194,6 +251,8 @@ pub struct StatusThresholds {
     pub retained_bytes: u64,
     /// `--diff-age-warn`: time since a differential was last sealed in the active chain.
     pub diff_age: Duration,
+    /// `--free-warn`: free space of the backup directory's file system.
+    pub free: FreeThreshold,
 }
 
 impl Default for StatusThresholds {
@@ -202,6 +261,7 @@ impl Default for StatusThresholds {
             lag_bytes: 1 << 30,
             retained_bytes: 10 << 30,
             diff_age: Duration::from_secs(7 * 86400),
+            free: FreeThreshold::default(),
         }
     }
 }
@@ -231,6 +291,7 @@ Actions (exactly one):
       --new-chain            take a fresh base backup and move streaming to it
       --restore              restore a chain into a database
       --status               report slot health, lag and backup chains
+      --expire               remove the oldest chains beyond --keep-chains
 
 Options for --init:
       --backup-dir=DIRECTORY backup directory (required; must be empty or absent)
@@ -245,6 +306,9 @@ Options for --start:
   -s, --status-interval=SECS time between status updates to the server (default: 10)
   -F, --fsync-interval=SECS  time between fsyncs of active.sql (default: 10,
                              0 = after every transaction)
+      --log-format=FORMAT    plain or json: timestamped log lines (default: plain
+                             when stderr is not a terminal; also for --rotate-diff,
+                             --new-chain and --expire)
 
 Options for --rotate-diff:
       --backup-dir=DIRECTORY backup directory (required)
@@ -255,6 +319,12 @@ Options for --new-chain:
       --backup-dir=DIRECTORY backup directory (required)
       --compress=METHOD[:LEVEL]
                              compress the new base backup
+      --keep-chains=N        then remove the oldest chains beyond N (as --expire)
+
+Options for --expire:
+      --backup-dir=DIRECTORY backup directory (required)
+      --keep-chains=N        number of complete chains to keep (required, at least 1)
+      --dry-run              only say what would be removed
 
 Options for --restore:
       --backup-dir=DIRECTORY backup directory (required)
@@ -268,12 +338,16 @@ Options for --restore:
 Options for --status:
       --slot=SLOTNAME        replication slot name (default: {DEFAULT_SLOT})
       --backup-dir=DIRECTORY also report on this backup directory
-      --json                 print the report as JSON on stdout
+      --json                 print the report as JSON on stdout (--format=json)
+      --format=FORMAT        text, json, prometheus or nagios (default: text)
       --lag-warn=SIZE        warn when the slot lags more than this (default: 1GB)
       --retained-warn=SIZE   warn when the slot retains more WAL than this (default: 10GB)
       --diff-age-warn=DURATION
                              warn when no differential was sealed for this long
                              (default: 7d; units s, min, h, d)
+      --free-warn=PERCENT%|SIZE
+                             warn when the backup file system has less free space
+                             (default: 10%)
 
 Connection options:
   -d, --dbname=DBNAME        database to connect to (a name, a conninfo string or a URI)
@@ -365,6 +439,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         (raw.new_chain, Action::NewChain),
         (raw.restore, Action::Restore),
         (raw.status, Action::Status),
+        (raw.expire, Action::Expire),
     ];
     let actions: Vec<Action> = flags
         .iter()
@@ -374,7 +449,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
     let action = match actions.as_slice() {
         [] => {
             return Err(Error::usage(
-                "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore or --status",
+                "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status or --expire",
             ));
         }
         [one] => *one,
@@ -403,6 +478,11 @@ fn validate(raw: Raw) -> Result<Parsed> {
         ("--lag-warn", raw.lag_warn.is_some()),
         ("--retained-warn", raw.retained_warn.is_some()),
         ("--diff-age-warn", raw.diff_age_warn.is_some()),
+        ("--free-warn", raw.free_warn.is_some()),
+        ("--format", raw.format.is_some()),
+        ("--keep-chains", raw.keep_chains.is_some()),
+        ("--dry-run", raw.dry_run),
+        ("--log-format", raw.log_format.is_some()),
     ];
     if let Some((option, _)) = given.iter().find(|(o, on)| *on && !action.accepts(o)) {
         return Err(Error::usage(format!(
@@ -467,6 +547,52 @@ fn validate(raw: Raw) -> Result<Parsed> {
             Some(text) => parse_duration("--diff-age-warn", text)?,
             None => defaults.diff_age,
         },
+        free: match raw.free_warn.as_deref() {
+            Some(text) => parse_free(text)?,
+            None => defaults.free,
+        },
+    };
+    let format = match (raw.format.as_deref(), raw.json) {
+        (None, false) => StatusFormat::Text,
+        (None, true) | (Some("json"), _) => StatusFormat::Json,
+        (Some(_), true) => {
+            return Err(Error::usage(
+                "options --json and --format cannot be used together",
+            ));
+        }
+        (Some("text"), _) => StatusFormat::Text,
+        (Some("prometheus"), _) => StatusFormat::Prometheus,
+        (Some("nagios"), _) => StatusFormat::Nagios,
+        (Some(other), _) => {
+            return Err(Error::usage(format!(
+                "invalid --format value \"{other}\" (expected text, json, prometheus or nagios)"
+            )));
+        }
+    };
+    let keep_chains = raw
+        .keep_chains
+        .as_deref()
+        .map(|text| match text.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::usage(format!(
+                "invalid --keep-chains value \"{text}\" (expected a whole number of at least 1: the newest chain is always kept)"
+            ))),
+        })
+        .transpose()?;
+    if action == Action::Expire && keep_chains.is_none() {
+        return Err(Error::usage(
+            "no number of chains to keep specified (--keep-chains)",
+        ));
+    }
+    let log_format = match raw.log_format.as_deref() {
+        None => None,
+        Some("plain") => Some(LogFormat::Plain),
+        Some("json") => Some(LogFormat::Json),
+        Some(other) => {
+            return Err(Error::usage(format!(
+                "invalid --log-format value \"{other}\" (expected plain or json)"
+            )));
+        }
     };
 
     Ok(Parsed::Run(Box::new(Invocation {
@@ -492,8 +618,12 @@ fn validate(raw: Raw) -> Result<Parsed> {
         include_active: raw.include_active,
         up_to,
         sync_sequences: !raw.no_sync_sequences,
-        json: raw.json,
+        json: format == StatusFormat::Json,
         thresholds,
+        format,
+        keep_chains,
+        dry_run: raw.dry_run,
+        log_format,
     })))
 }
 
@@ -590,6 +720,19 @@ pub fn parse_duration(option: &str, text: &str) -> Result<Duration> {
         .checked_mul(factor)
         .map(Duration::from_secs)
         .ok_or_else(bad)
+}
+
+/// `--free-warn`: `10%` of the file system, or a size like `20GB`.
+fn parse_free(text: &str) -> Result<FreeThreshold> {
+    if let Some(p) = text.trim().strip_suffix('%') {
+        return match p.trim().parse::<f64>() {
+            Ok(v) if (0.0..=100.0).contains(&v) => Ok(FreeThreshold::Percent(v)),
+            _ => Err(Error::usage(format!(
+                "invalid --free-warn value \"{text}\" (expected a percentage like 10% or a size like 20GB)"
+            ))),
+        };
+    }
+    parse_size("--free-warn", text).map(FreeThreshold::Bytes)
 }
 
 fn parse_chain_id(id: &str) -> Result<ChainId> {

@@ -3,6 +3,7 @@
 
 pub mod base;
 pub mod checks;
+mod expire;
 mod init;
 mod new_chain;
 pub mod restore;
@@ -21,6 +22,8 @@ pub enum Outcome {
     Success,
     /// `--status` found something to warn about (exit 10).
     Warnings,
+    /// `--status --format=nagios`: the plugin's own exit code (0 to 3).
+    Nagios(u8),
 }
 
 impl Outcome {
@@ -28,6 +31,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Warnings => 10,
+            Outcome::Nagios(code) => code,
         }
     }
 }
@@ -37,6 +41,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         Action::Start => return start::run(&invocation).await,
         Action::RotateDiff => return rotate::run(&invocation).await,
         Action::NewChain => return new_chain::run(&invocation).await,
+        Action::Expire => return expire::run(&invocation).await,
         _ => {}
     }
     let env = Environment::from_process();

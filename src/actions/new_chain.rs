@@ -96,5 +96,9 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
             ));
         }
     }
+    if let Some(keep) = inv.keep_chains {
+        ui::say("\nExpiring old chains...");
+        super::expire::expire(root, keep, false)?;
+    }
     Ok(Outcome::Success)
 }

@@ -15,6 +15,8 @@
 //! a healthy backup.
 
 mod facts;
+mod nagios;
+mod prometheus;
 mod render;
 mod warnings;
 
@@ -24,7 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{DEFAULT_SLOT, Invocation, StatusThresholds};
+use crate::cli::{DEFAULT_SLOT, Invocation, StatusFormat, StatusThresholds};
 use crate::error::{Error, Result};
 use crate::pg::conninfo::{ConnParams, Environment};
 use crate::pg::session;
@@ -50,6 +52,10 @@ pub struct ThresholdFacts {
     pub lag_warn_bytes: u64,
     pub retained_warn_bytes: u64,
     pub diff_age_warn_seconds: u64,
+    /// `--free-warn` as given (`10%` or a size).
+    pub free_warn: String,
+    /// The same in bytes for this file system; `None` without a backup directory.
+    pub free_warn_bytes: Option<u64>,
 }
 
 /// Everything `--status` found: the `--json` object.
@@ -85,13 +91,26 @@ fn server_named(inv: &Invocation, env: &Environment) -> bool {
 
 pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Result<Outcome> {
     let checked_at = OffsetDateTime::now_utc();
-    let dir = inv
-        .backup_dir
-        .as_deref()
-        .map(facts::directory)
-        .transpose()?;
-    let offline = dir.is_some() && !server_named(inv, env);
-
+    // The monitoring formats report a failed check in their own terms (metrics, a CRITICAL
+    // line) instead of only as an error on stderr.
+    let monitoring = matches!(inv.format, StatusFormat::Prometheus | StatusFormat::Nagios);
+    let mut failure: Option<Error> = None;
+    let dir = match inv.backup_dir.as_deref().map(facts::directory).transpose() {
+        Ok(dir) => dir,
+        Err(err) if monitoring => {
+            failure = Some(err);
+            None
+        }
+        Err(err) => return Err(err),
+    };
+    let offline = inv.backup_dir.is_some() && !server_named(inv, env);
+    let mut slot_name = if inv.slot_explicit {
+        inv.slot.clone()
+    } else {
+        dir.as_ref()
+            .and_then(facts::slot_from_metadata)
+            .unwrap_or_default()
+    };
     let (server, slot) = if offline {
         (None, None)
     } else {
@@ -102,8 +121,15 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
         } else {
             (DEFAULT_SLOT.to_string(), SlotNameSource::Default)
         };
-        let (server, slot) = check_server(params, &name, source).await?;
-        (Some(server), Some(slot))
+        slot_name = name.clone();
+        match check_server(params, &name, source).await {
+            Ok((server, slot)) => (Some(server), Some(slot)),
+            Err(err) if monitoring => {
+                failure = Some(err);
+                (None, None)
+            }
+            Err(err) => return Err(err),
+        }
     };
 
     let limits: &StatusThresholds = &inv.thresholds;
@@ -113,6 +139,10 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
     } else {
         Outcome::Warnings
     };
+    let free_warn_bytes = dir
+        .as_ref()
+        .and_then(|d| d.filesystem.as_ref())
+        .map(|fs| limits.free.bytes_for(fs));
     let report = Report {
         format: FORMAT_VERSION,
         pg_scribe_version: crate::cli::VERSION,
@@ -126,10 +156,37 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
             lag_warn_bytes: limits.lag_bytes,
             retained_warn_bytes: limits.retained_bytes,
             diff_age_warn_seconds: limits.diff_age.as_secs(),
+            free_warn: limits.free.describe(),
+            free_warn_bytes,
         },
         warnings: found,
     };
 
+    if inv.format == StatusFormat::Nagios {
+        let (line, state) = nagios::render(&report, failure.as_ref());
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        return Ok(Outcome::Nagios(state.exit_code()));
+    }
+    if inv.format == StatusFormat::Prometheus {
+        let dir_label = report.backup_dir.as_ref().map_or_else(
+            || {
+                inv.backup_dir
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            },
+            |d| d.path.clone(),
+        );
+        let text = prometheus::render(&report, failure.as_ref(), &slot_name, &dir_label);
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        for w in &report.warnings {
+            ui::warning(&w.message);
+        }
+        return Ok(outcome);
+    }
     let text = if inv.json {
         let mut s = serde_json::to_string_pretty(&report).expect("the report always serializes");
         s.push('\n');
