@@ -7,6 +7,7 @@ mod cli;
 mod connection;
 mod init;
 mod new_chain;
+mod ops;
 mod replication;
 mod restore;
 mod roundtrip;
