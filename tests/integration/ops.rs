@@ -632,3 +632,21 @@ fn systemd_units_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_preload_hint_keeps_the_libraries_already_loaded() {
+    let cluster = Cluster::start_with(&["shared_preload_libraries = 'pg_stat_statements'"]);
+    cluster.create_database("app");
+    let dir = scratch_dir("preload").join("backups");
+    let out = pg_scribe(
+        &["--init", "-d", "app", "--backup-dir", dir.to_str().unwrap()],
+        &cluster.env("app"),
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'wal2sql';  -- then restart; or: ALTER DATABASE app SET session_preload_libraries = 'wal2sql';"
+        ),
+        "{err}"
+    );
+}
