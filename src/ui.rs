@@ -118,8 +118,11 @@ fn logged(level: &str, text: &str, detail: Option<&str>, hint: Option<&str>) -> 
         out.push_str(&obj.to_string());
         out.push('\n');
     } else {
+        // A message of several lines keeps its prefix on each, so `grep` finds them all.
         let mut one = |level: &str, text: &str| {
-            out.push_str(&format!("{ts} [{pid}] {level}:  {text}\n"));
+            for line in text.lines() {
+                out.push_str(&format!("{ts} [{pid}] {level}:  {line}\n"));
+            }
         };
         one(level, text);
         if let Some(d) = detail {
