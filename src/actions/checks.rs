@@ -5,6 +5,7 @@
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::pg::quote;
 use crate::pg::session::query_error;
 use crate::ui;
 
@@ -65,11 +66,6 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
         .map_err(|e| query_error(sql, &e))
 }
 
-/// Quote a string as an SQL literal for a fix command shown to the user.
-fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// A list setting's value (`a, "b"`) with `lib` appended, as the literals of an ALTER SYSTEM
 /// or ALTER DATABASE ... SET: `'a', 'b', 'wal2sql'`.
 fn list_with(setting: &str, lib: &str) -> String {
@@ -83,7 +79,7 @@ fn list_with(setting: &str, lib: &str) -> String {
     }
     items
         .iter()
-        .map(|i| literal(i))
+        .map(|i| quote::literal(i))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -203,7 +199,7 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             format!("role \"{role}\" is not a superuser{}", if replication { "" } else { " and lacks REPLICATION" }),
             format!(
                 "ALTER ROLE {} SUPERUSER;  -- setup creates event triggers, which needs a superuser",
-                quote_ident(&role)
+                quote::ident_for_display(&role)
             ),
         )
     });
@@ -236,9 +232,8 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             .collect();
         Check::fail(
             format!(
-                "{} table{} without a usable replica identity: {}",
-                offenders.len(),
-                if offenders.len() == 1 { "" } else { "s" },
+                "{} without a usable replica identity: {}",
+                ui::counted(offenders.len(), "table"),
                 offenders.join(", ")
             ),
             fixes.join("\n"),
@@ -305,7 +300,7 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             format!(
                 "ALTER SYSTEM SET shared_preload_libraries = {};  -- then restart; or: ALTER DATABASE {} SET session_preload_libraries = {};",
                 list_with(&shared, "wal2sql"),
-                quote_ident(&text(client, "SELECT current_database()::text").await?),
+                quote::ident_for_display(&text(client, "SELECT current_database()::text").await?),
                 list_with(&session, "wal2sql"),
             ),
         ));
@@ -333,22 +328,6 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
     }
 
     Ok(checks)
-}
-
-pub fn quote_ident(name: &str) -> String {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }
 
 /// Print the checks as the spec's pass/fail list; return how many critical checks failed.
@@ -389,8 +368,8 @@ pub fn report(checks: &[Check]) -> usize {
 /// The error `--init` stops with when critical checks failed and `--force` was not given.
 pub fn failed_error(failed: usize) -> Error {
     Error::validation(format!(
-        "validation failed: {failed} critical problem{} found",
-        if failed == 1 { "" } else { "s" }
+        "validation failed: {} found",
+        ui::counted(failed, "critical problem")
     ))
     .with_hint("Fix the problems listed above, or use --force to initialize anyway (dangerous).")
 }

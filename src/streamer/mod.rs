@@ -14,7 +14,6 @@
 //!
 //! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O.
 
-pub mod control;
 pub mod notify;
 pub mod writer_thread;
 
@@ -29,13 +28,14 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
-use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
 use crate::storage::compress::Compression;
-use crate::storage::diff_format::{TxnHeader, parse_trailer};
+use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, parse_trailer};
+use crate::storage::durable;
 use crate::storage::writer::DiffWriter;
 use crate::ui;
 
-use control::RotateAnswer;
+use crate::storage::control::{self, RotateAnswer};
 use writer_thread::{Command, Event, WriterHandle};
 
 /// Statement text is handed to the writer in chunks of about this size.
@@ -45,7 +45,6 @@ const SEQUENCE_SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// Seconds between progress lines instead of [`PROGRESS_EVERY`]; undocumented, for tests.
 const PROGRESS_ENV: &str = "PG_SCRIBE_PROGRESS_INTERVAL";
-const TRAILER_PREFIX: &[u8] = b"-- wal2sql commit ";
 
 pub struct Config {
     pub params: ConnParams,
@@ -478,12 +477,15 @@ impl Streamer {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let diff_name = name.parse::<DiffName>().ok();
                 ui::done(&format!(
                     "Rotated differential: {name} ({})",
                     ui::size(sealed.size)
                 ));
                 self.active_has_data = false;
-                self.dump_globals_for(&name);
+                if let Some(diff_name) = diff_name {
+                    self.dump_globals_for(diff_name);
+                }
                 // active.sql is empty now: remember where the files end without reading the
                 // sealed diff back (it may be compressed by the time we restart).
                 if let Some(end) = sealed.last_end_lsn
@@ -674,23 +676,16 @@ impl Streamer {
 
     /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
     /// since the base exist when the chain is restored on a fresh server.
-    fn dump_globals_for(&self, sealed_name: &str) {
-        let Some(stamp) = sealed_name
-            .strip_prefix("diff-")
-            .and_then(|rest| rest.split('.').next())
-        else {
-            return;
-        };
-        let dir = self.cfg.chain.dir.clone();
+    fn dump_globals_for(&self, sealed: DiffName) {
+        let path = self.cfg.chain.later_globals_path(sealed);
         let params = self.cfg.params.clone();
         let major = self.cfg.server_major;
-        let name = format!("globals-{stamp}.sql");
         tokio::spawn(async move {
-            let temp = dir.join(format!(".{name}.tmp"));
+            let temp = durable::fixed_temp_path_for(&path);
             let _ = std::fs::remove_file(&temp);
             let result = async {
                 crate::pg::programs::dump_globals(&params, major, &temp, Compression::NONE).await?;
-                crate::storage::durable::rename_durable(&temp, &dir.join(&name))?;
+                durable::rename_durable(&temp, &path)?;
                 Ok::<_, Error>(())
             }
             .await;
@@ -928,7 +923,7 @@ async fn next_message(
 }
 
 fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
-    data.starts_with(TRAILER_PREFIX)
+    data.starts_with(TRAILER_PREFIX.as_bytes())
         && data.len() < 128
         && std::str::from_utf8(data)
             .ok()
