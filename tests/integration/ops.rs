@@ -571,6 +571,28 @@ fn prometheus_and_nagios_formats() {
     assert_eq!(samples[0].1["backup_dir"], want.to_str().unwrap());
     assert_eq!(samples[0].1["slot"], "s");
     assert_eq!(value(&samples, "pg_scribe_slot_exists"), None);
+    // The text report shows each chain's disk usage and the free space.
+    let out = pg_scribe(&["--status", "--backup-dir", odd.to_str().unwrap()], &[]);
+    let text = stdout(&out);
+    assert!(text.contains("\n  Disk usage: "), "{text}");
+    assert!(text.contains("\nFree space: "), "{text}");
+    // A threshold above what is free warns; the warning names the option.
+    let out = pg_scribe(
+        &[
+            "--status",
+            "--backup-dir",
+            odd.to_str().unwrap(),
+            "--free-warn",
+            "100%",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(10));
+    assert!(
+        stderr(&out).contains("free of ") && stderr(&out).contains("threshold 100%, --free-warn)"),
+        "{}",
+        stderr(&out)
+    );
     // --json and --format=json are one thing; both with another format is a usage error.
     let out = pg_scribe(
         &[
