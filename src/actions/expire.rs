@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::storage::backup_dir::BackupDir;
-use crate::storage::expire::{self, KeepReason};
+use crate::storage::expire::{self, ChainUsage, KeepReason};
+use crate::storage::pidfile::{self, Streamer};
 use crate::storage::space;
 use crate::ui;
 
@@ -40,15 +41,20 @@ pub fn expire(root: &Path, keep: usize, dry_run: bool) -> Result<()> {
             ));
         }
     }
-    let chains = expire::survey(&dir)?;
+    let (chains, streamer) = survey_beside_streamer(&dir)?;
     let plan = expire::plan(&chains, keep)?;
     for (c, reason) in &plan.keep {
         if *reason != KeepReason::Retained {
+            let why = match (reason, streamer) {
+                (KeepReason::HasActive, Some(pid)) => format!(
+                    "it holds active.sql (the running streamer, PID {pid}, writes into it, or its hand-over to a newer chain is not finished)"
+                ),
+                _ => reason.describe().to_string(),
+            };
             ui::say(&format!(
-                "Keeping chain-{} ({}): {}",
+                "Keeping chain-{} ({}): {why}",
                 c.id,
                 ui::size(c.disk_bytes),
-                reason.describe()
             ));
         }
     }
@@ -77,6 +83,7 @@ pub fn expire(root: &Path, keep: usize, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     let mut freed = 0;
+    // Chains are surveyed once: the streamer only ever moves to newer chains, and those stay.
     for c in &plan.remove {
         let bytes = expire::remove_chain(&dir, c)?;
         freed += bytes;
@@ -94,4 +101,28 @@ pub fn expire(root: &Path, keep: usize, dry_run: bool) -> Result<()> {
         if plan.keep.len() == 1 { "" } else { "s" },
     ));
     Ok(())
+}
+
+/// The chains, and the PID of a running streamer. The chain a streamer writes into is the one
+/// holding `active.sql`; a rotation renames that file and creates it again, so for an instant
+/// no chain has it. The survey waits that instant out rather than guess which chain is live.
+fn survey_beside_streamer(dir: &BackupDir) -> Result<(Vec<ChainUsage>, Option<i32>)> {
+    for _ in 0..50 {
+        let pid = match pidfile::probe(dir)? {
+            Streamer::Running(info) => Some(info.pid),
+            // Locked by something that does not check out: as careful as with a streamer.
+            Streamer::Unverified { info, .. } => Some(info.map_or(0, |i| i.pid)),
+            Streamer::Absent | Streamer::Stale(_) => None,
+        };
+        let chains = expire::survey(dir)?;
+        if pid.is_none() || chains.iter().any(|c| c.has_active) {
+            return Ok((chains, pid));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(Error::backup(format!(
+        "a streamer is running for backup directory \"{}\", but no chain holds active.sql: cannot tell which chain it writes into",
+        dir.root().display()
+    ))
+    .with_hint("Run pg_scribe --expire again in a moment; if this persists, look at the streamer's log."))
 }

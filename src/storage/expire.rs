@@ -11,6 +11,9 @@
 //!   it could leave nothing to restore from;
 //! - incomplete chains are never touched: one may be a base backup still being taken.
 //!
+//! Which chain a running streamer writes into is the one with `active.sql`; the action
+//! (`actions/expire.rs`) makes sure, with the pidfile, that the survey saw it.
+//!
 //! Removal first renames `chain-<ID>` to the hidden `.expired-chain-<ID>` and fsyncs the backup
 //! directory, so the chain stops being a chain in one durable step; then the files go and the
 //! directory is fsynced again. A crash in between leaves only a hidden directory, removed by the

@@ -170,6 +170,32 @@ fn expire_removes_the_oldest_complete_chains_and_refuses_the_rest() {
     );
     assert!(!left.exists());
 
+    // With the pidfile locked (a streamer, as far as --expire can tell), the chain holding
+    // active.sql is the one it writes into; with none holding it, nothing is guessed.
+    let lock = pg_scribe::storage::pidfile::PidFile::acquire(
+        &pg_scribe::storage::backup_dir::BackupDir::new(&dir),
+    )
+    .unwrap();
+    let out = expire(&dir, &["--keep-chains", "1", "--dry-run"]);
+    assert!(
+        stderr(&out).contains("): it holds active.sql (the running streamer, PID "),
+        "{}",
+        stderr(&out)
+    );
+    let active = handed.join("active.sql");
+    std::fs::remove_file(&active).unwrap();
+    let out = expire(&dir, &["--keep-chains", "1"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("but no chain holds active.sql: cannot tell which chain it writes into"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(chain_names(&dir).len(), 3);
+    std::fs::write(&active, b"").unwrap();
+    drop(lock);
+
     // When no chain is restorable, nothing is removed.
     let broken = tmp.join("broken");
     std::fs::create_dir(&broken).unwrap();
