@@ -12,6 +12,7 @@ use std::fmt::Write;
 use super::Report;
 use crate::error::Error;
 
+/// Codes not listed (including ones added later) are warnings.
 const CRITICAL_CODES: &[&str] = &[
     "wal_lost",
     "slot_not_logical",

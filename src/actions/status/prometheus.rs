@@ -7,7 +7,9 @@
 //! as stale numbers from the last good run.
 //!
 //! Facts that `--status` does not gather (yet) simply produce no sample; each new fact is one
-//! [`Out::gauge`] call here.
+//! [`Out::gauge`] call here. Reserved for the integrity facts when the report carries them:
+//! `pg_scribe_unreplayable_markers{chain}` (markers of changes a replay cannot apply) and
+//! `pg_scribe_last_verification_success` / `pg_scribe_last_verification_timestamp_seconds`.
 
 use std::fmt::Write;
 
