@@ -1,11 +1,11 @@
 //! `--status`: slot health, lag and WAL retention, the backup directory's chains and streamer,
-//! and warnings (exit 10) — as text for people or as one JSON object for monitoring
-//! (`doc/status.md`). It only reads: SELECTs on system views over one session, directory
+//! and warnings (exit 10) — as text for people, as one JSON object, as Prometheus metrics or
+//! as a Nagios line (`doc/status.md`, `doc/operations.md`). It only reads: SELECTs on system views over one session, directory
 //! listings, and a probe of the pidfile that never takes it from a streamer.
 //!
 //! The report is data, so it goes to stdout; warnings also go to stderr in PostgreSQL's format.
 //! Errors (no server: exit 2; no slot: exit 3; unreadable directory: exit 4) print nothing on
-//! stdout.
+//! stdout, except in the monitoring formats, which render a failed check as such.
 //!
 //! Offline rule: with `--backup-dir` and no server named anywhere — none of `-d -h -p -U -W` and
 //! none of `PGDATABASE PGHOST PGHOSTADDR PGPORT PGSERVICE` — the directory is reported alone and
