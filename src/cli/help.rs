@@ -18,7 +18,8 @@ Exit status: 0 success, 2 connection error, 3 replication slot error,
 10 warnings (--status only).
 
 Environment: PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGPASSFILE, PGSERVICE,
-PGSSLMODE, PGSSLROOTCERT, PGAPPNAME, PGCONNECT_TIMEOUT and PG_COLOR are honoured as in libpq.
+PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGSSLCRL, PGAPPNAME, PGCONNECT_TIMEOUT and
+PG_COLOR are honoured as in libpq.
 ";
 
 /// Width of the option column; the help text starts one space after it.

@@ -4,6 +4,7 @@
 //! here, so every misuse is caught before anything is touched and all of it is testable as a
 //! table (`tests.rs`).
 
+mod docs;
 mod help;
 mod table;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use crate::storage::diff_format::StopAt;
 use crate::storage::space::FreeThreshold;
 use crate::ui::LogFormat;
 
+pub use docs::{MAN_SECTIONS, documented_command, synopsis};
 pub use help::help_text;
 pub use table::DEFAULT_SLOT;
 pub use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
@@ -200,6 +202,14 @@ fn text(matches: &ArgMatches, opt: Opt) -> Option<String> {
 fn clap_error(err: clap::Error) -> Error {
     use clap::error::ErrorKind;
     let context = |kind: ContextKind| err.get(kind).map(|v| v.to_string());
+    if err.kind() == ErrorKind::UnknownArgument {
+        let arg = context(ContextKind::InvalidArg).unwrap_or_default();
+        let longs: Vec<&str> = table::options().iter().map(|o| o.long).collect();
+        if let Some(suggestion) = suggest(&arg, &longs, context(ContextKind::SuggestedArg)) {
+            return Error::usage(format!("unrecognized option \"{arg}\""))
+                .with_hint(format!("Did you mean \"{suggestion}\"?"));
+        }
+    }
     let message = match err.kind() {
         ErrorKind::UnknownArgument => {
             let arg = context(ContextKind::InvalidArg).unwrap_or_default();
@@ -224,6 +234,22 @@ fn clap_error(err: clap::Error) -> Error {
         }
     };
     Error::usage(message)
+}
+
+/// The option a misspelt `arg` most likely meant: the shortest option it abbreviates (`--stat`
+/// → `--status`, not `--status-interval`), else clap's closest match by similarity.
+fn suggest(arg: &str, longs: &[&str], clap_suggestion: Option<String>) -> Option<String> {
+    let typed = arg.split('=').next().unwrap_or(arg);
+    if typed.len() > 3 && typed.starts_with("--") {
+        let abbreviated = longs
+            .iter()
+            .filter(|l| l.starts_with(typed))
+            .min_by_key(|l| l.len());
+        if let Some(long) = abbreviated {
+            return Some(long.to_string());
+        }
+    }
+    clap_suggestion.map(|s| option_name(&s))
 }
 
 /// clap names an option `--slot <SLOT>` or `-d, --dbname <DBNAME>`; keep only the long name.

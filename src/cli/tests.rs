@@ -33,7 +33,7 @@ const MISUSE: &[(&[&str], &str)] = &[
         &["--restore", "--status", "-d", "x"],
         "--restore and --status cannot be used together",
     ),
-    (&["--frobnicate"], "unrecognized option \"--frobnicate\""),
+    (&["--xyzzy"], "unrecognized option \"--xyzzy\""),
     (
         &["--status", "stray"],
         "too many command-line arguments (first is \"stray\")",
