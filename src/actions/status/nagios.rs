@@ -141,8 +141,9 @@ fn perfdata(r: &Report) -> String {
         ));
         items.push(format!("backup_size={}B;;;0", d.total_bytes));
         if let Some(fs) = &d.filesystem {
+            // `N:` is Nagios' range for "warn below N".
             items.push(format!(
-                "free_space={}B;{};;0;{}",
+                "free_space={}B;{}:;;0;{}",
                 fs.available_bytes,
                 r.thresholds.free_warn_bytes.unwrap_or(0),
                 fs.size_bytes
