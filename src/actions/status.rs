@@ -15,6 +15,8 @@
 //! a healthy backup.
 
 mod facts;
+#[cfg(test)]
+mod fixtures;
 mod nagios;
 mod prometheus;
 mod render;

@@ -153,3 +153,46 @@ fn perfdata(r: &Report) -> String {
     items.push(format!("warnings={};;;0", r.warnings.len()));
     items.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{report, warning};
+    use super::*;
+
+    #[test]
+    fn states_and_perfdata() {
+        let r = report();
+        let (line, state) = render(&r, None);
+        assert_eq!(state, State::Ok);
+        assert_eq!(
+            line,
+            "PG_SCRIBE OK - slot \"s\" active, lag 256 B, streamer running, 1 complete chain | \
+             lag=256B;1073741824;;0 retained_wal=512B;10737418240;;0 streamer_up=1;;;0;1 \
+             diff_age=3600s;604800;;0 chains=1;;;0 backup_size=15B;;;0 \
+             free_space=400B;100:;;0;1000 warnings=0;;;0\n"
+        );
+
+        let mut r = report();
+        r.warnings = vec![
+            warning("lag", "slot lags"),
+            warning("streamer_not_running", "no streamer | at all"),
+        ];
+        let (line, state) = render(&r, None);
+        assert_eq!(state.exit_code(), 2);
+        assert!(
+            line.starts_with("PG_SCRIBE CRITICAL - no streamer   at all; slot lags | "),
+            "{line}"
+        );
+        r.warnings.remove(1);
+        assert_eq!(render(&r, None).1, State::Warning);
+
+        let err = Error::slot("replication slot \"x\" does not exist");
+        let (line, state) = render(&r, Some(&err));
+        assert_eq!(state, State::Critical);
+        assert!(line.starts_with("PG_SCRIBE CRITICAL - replication slot \"x\" does not exist | "));
+        assert_eq!(
+            render(&r, Some(&Error::validation("bad"))).1,
+            State::Unknown
+        );
+    }
+}

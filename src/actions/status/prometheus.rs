@@ -238,6 +238,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_sample_has_the_common_labels_escaped() {
+        let r = super::super::fixtures::report();
+        let dir = r.backup_dir.as_ref().unwrap().path.clone();
+        let text = render(&r, None, "s", &dir);
+        let labels = "slot=\"s\",backup_dir=\"/b/we\\\"ird\\\\dir\"";
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.contains(labels), "{line}");
+        }
+        assert!(
+            text.contains("\npg_scribe_last_sealed_diff_age_seconds{"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("pg_scribe_durable_lsn{{{labels}}} 512\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "pg_scribe_chain_bytes{{{labels},chain=\"20240101T000000Z\"}} 15\n"
+        )));
+        // A failed check: success 0, the error's exit code, no slot samples.
+        let mut r = r;
+        r.slot = None;
+        r.server = None;
+        let err = Error::slot("gone");
+        let text = render(&r, Some(&err), "s", &dir);
+        assert!(text.contains(&format!("pg_scribe_status_success{{{labels}}} 0\n")));
+        assert!(text.contains(&format!("pg_scribe_status_exit_code{{{labels}}} 3\n")));
+        assert!(text.contains(&format!("pg_scribe_slot_exists{{{labels}}} 0\n")));
+        assert!(!text.contains("pg_scribe_slot_lag_bytes"));
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(number(3.0), "3");
