@@ -429,6 +429,21 @@ fn status(cluster: &Cluster, args: &[&str]) -> Output {
     pg_scribe(&all, &cluster.env("app"))
 }
 
+fn wait_slot_active(cluster: &Cluster, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster
+        .psql(
+            "app",
+            "SELECT active FROM pg_replication_slots WHERE slot_name = 's'",
+        )
+        .trim()
+        != want
+    {
+        assert!(Instant::now() < deadline, "slot active never became {want}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn prometheus_and_nagios_formats() {
     let (cluster, dir) = initialized("formats");
@@ -440,18 +455,7 @@ fn prometheus_and_nagios_formats() {
         &log,
     );
     streamer.wait_log("Streaming started", 60);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster
-        .psql(
-            "app",
-            "SELECT active FROM pg_replication_slots WHERE slot_name = 's'",
-        )
-        .trim()
-        != "t"
-    {
-        assert!(Instant::now() < deadline, "the slot never became active");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_slot_active(&cluster, "t");
 
     // Healthy.
     let out = status(&cluster, &["--backup-dir", d, "--format=prometheus"]);
@@ -514,6 +518,8 @@ fn prometheus_and_nagios_formats() {
 
     // Streamer stopped: critical for Nagios; warnings (exit 10) for the metrics.
     assert_eq!(streamer.stop(), Some(0));
+    // The walsender lets go of the slot shortly after the client has gone.
+    wait_slot_active(&cluster, "f");
     let out = status(&cluster, &["--backup-dir", d, "--format=nagios"]);
     let line = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{line}");
