@@ -6,12 +6,15 @@ use std::path::Path;
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::storage::backup_dir::BackupDir;
-use crate::storage::expire::{self, ChainUsage, KeepReason};
+use crate::storage::expire::{self, ChainUsage, KeepReason, Removal};
 use crate::storage::pidfile::{self, Streamer};
 use crate::storage::space;
 use crate::ui;
 
 use super::Outcome;
+
+const BEING_READ: &str =
+    "it is being read (a pg_scribe --restore holds it); run --expire again later";
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let root = inv
@@ -68,6 +71,10 @@ pub fn expire(root: &Path, keep: usize, dry_run: bool) -> Result<()> {
     }
     if dry_run {
         for c in &plan.remove {
+            if expire::is_being_read(c)? {
+                ui::say(&format!("Would keep chain-{}: {BEING_READ}", c.id));
+                continue;
+            }
             ui::say(&format!(
                 "Would remove chain-{} ({})",
                 c.id,
@@ -83,22 +90,30 @@ pub fn expire(root: &Path, keep: usize, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     let mut freed = 0;
+    let mut removed = 0;
+    let mut kept = plan.keep.len();
     // Chains are surveyed once: the streamer only ever moves to newer chains, and those stay.
     for c in &plan.remove {
-        let bytes = expire::remove_chain(&dir, c)?;
-        freed += bytes;
-        ui::done(&format!("Removed chain-{} ({})", c.id, ui::size(bytes)));
+        match expire::remove_chain(&dir, c)? {
+            Removal::Removed(bytes) => {
+                freed += bytes;
+                removed += 1;
+                ui::done(&format!("Removed chain-{} ({})", c.id, ui::size(bytes)));
+            }
+            Removal::BeingRead => {
+                kept += 1;
+                ui::say(&format!("Keeping chain-{}: {BEING_READ}", c.id));
+            }
+        }
     }
     let free = space::of(root)
         .map(|s| format!("; {} free on the file system", ui::size(s.available_bytes)))
         .unwrap_or_default();
     ui::done(&format!(
-        "Expired {} chain{}, freed {}; {} chain{} kept{free}",
-        plan.remove.len(),
-        if plan.remove.len() == 1 { "" } else { "s" },
+        "Expired {removed} chain{}, freed {}; {kept} chain{} kept{free}",
+        if removed == 1 { "" } else { "s" },
         ui::size(freed),
-        plan.keep.len(),
-        if plan.keep.len() == 1 { "" } else { "s" },
+        if kept == 1 { "" } else { "s" },
     ));
     Ok(())
 }

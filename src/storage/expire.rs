@@ -18,12 +18,17 @@
 //! directory, so the chain stops being a chain in one durable step; then the files go and the
 //! directory is fsynced again. A crash in between leaves only a hidden directory, removed by the
 //! next `--expire`.
+//!
+//! A chain being read (`--restore`) holds a shared `flock` on its directory ([`ChainReader`]);
+//! removal takes the exclusive lock first, so neither pulls a chain from under the other.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::storage::backup_dir::{BackupDir, ChainId, ChainInfo};
+use crate::storage::backup_dir::{BackupDir, Chain, ChainId, ChainInfo};
 use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
+use crate::storage::pidfile::flock;
 
 /// The hidden name a chain gets while it is being removed.
 pub const EXPIRED_PREFIX: &str = ".expired-";
@@ -157,8 +162,53 @@ pub fn plan(chains: &[ChainUsage], keep: usize) -> Result<Plan> {
     Ok(out)
 }
 
-/// Removes one chain durably; returns the space freed.
-pub fn remove_chain(dir: &BackupDir, chain: &ChainUsage) -> Result<u64> {
+/// A chain held for reading: `--expire` leaves it alone while this lives.
+pub struct ChainReader {
+    _dir: File,
+}
+
+impl ChainReader {
+    pub fn hold(chain: &Chain) -> Result<ChainReader> {
+        let dir = lock_dir(&chain.dir, libc::LOCK_SH)?.ok_or_else(|| {
+            ChainError::Usage(format!(
+                "chain {} is being removed by pg_scribe --expire",
+                chain.id
+            ))
+        })?;
+        Ok(ChainReader { _dir: dir })
+    }
+}
+
+/// The directory, locked with `op`; `None` when another process holds a conflicting lock.
+fn lock_dir(path: &Path, op: libc::c_int) -> Result<Option<File>> {
+    let dir = File::open(path).map_err(|e| ChainError::dir("open", path, e))?;
+    match flock(&dir, op) {
+        Ok(true) => Ok(Some(dir)),
+        Ok(false) => Ok(None),
+        Err(e) => Err(ChainError::dir("lock", path, e)),
+    }
+}
+
+/// Whether a reader (`--restore`) holds the chain right now.
+pub fn is_being_read(chain: &ChainUsage) -> Result<bool> {
+    Ok(lock_dir(&chain.dir, libc::LOCK_EX)?.is_none())
+}
+
+/// What [`remove_chain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Gone; this much space freed.
+    Removed(u64),
+    /// A reader holds it: left alone.
+    BeingRead,
+}
+
+/// Removes one chain durably, unless it is being read.
+pub fn remove_chain(dir: &BackupDir, chain: &ChainUsage) -> Result<Removal> {
+    // Held until the files are gone: a restore cannot start on a half-removed chain.
+    let Some(_lock) = lock_dir(&chain.dir, libc::LOCK_EX)? else {
+        return Ok(Removal::BeingRead);
+    };
     let bytes = disk_usage(&chain.dir);
     let hidden = dir
         .root()
@@ -166,7 +216,7 @@ pub fn remove_chain(dir: &BackupDir, chain: &ChainUsage) -> Result<u64> {
     durable::rename_durable(&chain.dir, &hidden)?;
     remove_tree(&hidden)?;
     durable::fsync_dir(dir.root())?;
-    Ok(bytes)
+    Ok(Removal::Removed(bytes))
 }
 
 fn remove_tree(path: &Path) -> Result<()> {
@@ -288,7 +338,22 @@ mod tests {
         a.mark_complete().unwrap();
         let list = survey(&bd).unwrap();
         assert!(list[0].disk_bytes >= 10_000, "{list:?}");
-        let freed = remove_chain(&bd, &list[0]).unwrap();
+        let reader = ChainReader::hold(&a).unwrap();
+        assert!(is_being_read(&list[0]).unwrap());
+        assert_eq!(remove_chain(&bd, &list[0]).unwrap(), Removal::BeingRead);
+        drop(reader);
+        // And the other way round: no restore starts on a chain being removed.
+        let removing = lock_dir(&a.dir, libc::LOCK_EX).unwrap().unwrap();
+        let e = ChainReader::hold(&a).err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("is being removed by pg_scribe --expire"),
+            "{e}"
+        );
+        drop(removing);
+        let Removal::Removed(freed) = remove_chain(&bd, &list[0]).unwrap() else {
+            panic!("not removed");
+        };
         assert!(freed >= 10_000);
         assert!(bd.chains().unwrap().is_empty());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);

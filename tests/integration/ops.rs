@@ -136,14 +136,31 @@ fn expire_removes_the_oldest_complete_chains_and_refuses_the_rest() {
     }
     assert_eq!(chain_names(&dir), before);
 
-    // The real thing: the two removable chains go, the newest and the protected ones stay.
+    // The real thing: the removable chains go, the newest and the protected ones stay; one
+    // being read (a --restore holds it) stays until the reader is done.
+    let bd = pg_scribe::storage::backup_dir::BackupDir::new(&dir);
+    let reader = pg_scribe::storage::expire::ChainReader::hold(
+        &bd.chain("20200101T000000Z".parse().unwrap()),
+    )
+    .unwrap();
+    let out = expire(&dir, &["--keep-chains", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "Keeping chain-20200101T000000Z: it is being read (a pg_scribe --restore holds it)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("✓ Removed chain-20200104T000000Z ("), "{err}");
+    assert!(err.contains("✓ Expired 1 chain, freed "), "{err}");
+    assert!(err.contains("; 4 chains kept; "), "{err}");
+    assert!(err.contains("free on the file system"), "{err}");
+    drop(reader);
     let out = expire(&dir, &["--keep-chains", "1"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("✓ Removed chain-20200101T000000Z ("), "{err}");
-    assert!(err.contains("✓ Removed chain-20200104T000000Z ("), "{err}");
-    assert!(err.contains("✓ Expired 2 chains, freed "), "{err}");
-    assert!(err.contains("free on the file system"), "{err}");
     let after = chain_names(&dir);
     assert_eq!(
         after,
