@@ -1,10 +1,10 @@
 //! The crate-wide error: a situation (what kind of thing went wrong) plus a PostgreSQL-style
 //! diagnostic (message, optional detail and hint). It is rendered once, at the edge, by
-//! [`crate::ui`], and the situation alone decides the exit code of the spec.
+//! [`crate::ui`], and the situation alone decides the exit code (README.md).
 
 use std::fmt;
 
-/// What kind of thing went wrong; each maps to one exit code of the spec.
+/// What kind of thing went wrong; each maps to one exit code (README.md, `pg_scribe --help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Situation {
     /// The command line itself is wrong (exit 5, with a `Try "pg_scribe --help"` hint).
@@ -17,8 +17,6 @@ pub enum Situation {
     Slot,
     /// Taking, writing, reading or restoring a backup failed (exit 4).
     Backup,
-    /// The action exists in the CLI but is not built yet (exit 4: never a silent success).
-    NotImplemented,
 }
 
 impl Situation {
@@ -26,7 +24,7 @@ impl Situation {
         match self {
             Situation::Connection => 2,
             Situation::Slot => 3,
-            Situation::Backup | Situation::NotImplemented => 4,
+            Situation::Backup => 4,
             Situation::Usage | Situation::Validation => 5,
         }
     }
@@ -54,7 +52,7 @@ impl Error {
         }
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Error::new(Situation::Usage, message)
             .with_hint("Try \"pg_scribe --help\" for more information.")
     }
@@ -75,14 +73,6 @@ impl Error {
         Error::new(Situation::Backup, message)
     }
 
-    pub fn not_implemented(action: &str) -> Self {
-        Error::new(
-            Situation::NotImplemented,
-            format!("{action} is not implemented yet"),
-        )
-        .with_detail("This build of pg_scribe does not contain this action; nothing was done.")
-    }
-
     /// An I/O failure on a named file, worded like PostgreSQL's
     /// `could not open file "x": No such file or directory`.
     pub fn io(
@@ -101,12 +91,12 @@ impl Error {
         )
     }
 
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -118,7 +108,7 @@ impl Error {
 
 /// The OS's reason for a failure without Rust's " (os error N)" suffix, as strerror() and
 /// PostgreSQL's `%m` say it ("No such file or directory"); any other error keeps its text.
-pub fn io_reason(err: &dyn std::error::Error) -> String {
+pub(crate) fn io_reason(err: &dyn std::error::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error ") {
         Some(pos) => text[..pos].to_string(),
@@ -145,7 +135,6 @@ mod tests {
         assert_eq!(Error::backup("x").exit_code(), 4);
         assert_eq!(Error::usage("x").exit_code(), 5);
         assert_eq!(Error::validation("x").exit_code(), 5);
-        assert_ne!(Error::not_implemented("--init").exit_code(), 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use crate::error::Error;
 
-pub const PROGNAME: &str = "pg_scribe";
+pub(crate) const PROGNAME: &str = "pg_scribe";
 
 /// The three colours PostgreSQL's front ends use by default (`PG_COLORS` is honoured too).
 struct Palette {
@@ -173,21 +173,7 @@ pub fn warning(message: &str) {
     line("warning", palette().map(|p| p.warning.as_str()), message);
 }
 
-pub fn warning_with(message: &str, detail: Option<&str>, hint: Option<&str>) {
-    if logged("WARNING", message, detail, hint) {
-        return;
-    }
-    warning(message);
-    let note = palette().map(|p| p.note.as_str());
-    if let Some(detail) = detail {
-        line("detail", note, detail);
-    }
-    if let Some(hint) = hint {
-        line("hint", note, hint);
-    }
-}
-
-/// A completed step, as the spec shows them: `✓ Initial chain created: …`.
+/// A completed step, as README.md and doc/ show them: `✓ Initial chain created: …`.
 pub fn done(text: &str) {
     if logged("LOG", &format!("✓ {text}"), None, None) {
         return;
@@ -204,7 +190,7 @@ pub fn failed(text: &str) {
 }
 
 /// A plain progress or report line on stderr (data goes to files, never to stderr).
-pub fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     if text.trim().is_empty() {
         // Blank spacer lines are for people reading a terminal.
         if log_format() != LogFormat::Terminal {
@@ -232,7 +218,7 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// `3m 42s`, `12.3s`, `1h 02m`.
-pub fn duration_text(d: std::time::Duration) -> String {
+pub(crate) fn duration_text(d: std::time::Duration) -> String {
     let s = d.as_secs();
     if s < 60 {
         format!("{:.1}s", d.as_secs_f64())
@@ -245,7 +231,7 @@ pub fn duration_text(d: std::time::Duration) -> String {
 
 /// `90` → `1 minute`, `200000` → `2 days`: the largest whole unit, as people say it (for ages
 /// and thresholds, where `3m 42s` would be false precision).
-pub fn duration_words(secs: u64) -> String {
+pub(crate) fn duration_words(secs: u64) -> String {
     let (n, unit) = match secs {
         0..60 => (secs, "second"),
         60..3600 => (secs / 60, "minute"),
@@ -256,13 +242,13 @@ pub fn duration_words(secs: u64) -> String {
 }
 
 /// `1 table`, `3 tables`: a count and its noun, plural unless it is one.
-pub fn counted<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+pub(crate) fn counted<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
     let s = if n == N::from(1) { "" } else { "s" };
     format!("{n} {noun}{s}")
 }
 
 /// `1,234,567`.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -10,31 +10,20 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::programs;
-use crate::pg::replication::SystemIdentification;
+use crate::pg::replication::{
+    CreatedSlot, DEFAULT_PLUGIN, ReplConn, ReplicationError, SystemIdentification,
+};
 use crate::pg::session::query_error;
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::{Compression, WrittenFile};
-use crate::storage::metadata::{Extension, FileRecord, Metadata};
+use crate::storage::metadata::{Extension, FileRecord, Metadata, Source};
 use crate::ui;
 
-/// What the server says about the database being backed up.
-pub struct DatabaseFacts {
-    pub server_version: String,
-    pub server_version_num: u32,
-    pub database: String,
-    pub encoding: String,
-    pub lc_collate: String,
-    pub lc_ctype: String,
-    pub locale_provider: Option<String>,
-    pub icu_locale: Option<String>,
-    pub extensions: Vec<Extension>,
-}
-
-impl DatabaseFacts {
-    pub async fn read(client: &Client) -> Result<DatabaseFacts> {
-        // Through to_jsonb so the same query works on servers with and without ICU columns
-        // (daticulocale became datlocale in 17).
-        let sql = "SELECT current_setting('server_version'),
+/// What the server says about the database being backed up, as `metadata.json` keeps it.
+pub async fn read_source(client: &Client) -> Result<Source> {
+    // Through to_jsonb so the same query works on servers with and without ICU columns
+    // (daticulocale became datlocale in 17).
+    let sql = "SELECT current_setting('server_version'),
                           current_setting('server_version_num')::int,
                           current_database()::text,
                           pg_encoding_to_char(d.encoding)::text,
@@ -42,48 +31,91 @@ impl DatabaseFacts {
                           to_jsonb(d) ->> 'datlocprovider',
                           coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale')
                      FROM pg_database d WHERE d.datname = current_database()";
-        let row = client
-            .query_one(sql, &[])
-            .await
-            .map_err(|e| query_error(sql, &e))?;
-        let ext_sql = "SELECT extname::text, extversion FROM pg_extension ORDER BY 1";
-        let extensions = client
-            .query(ext_sql, &[])
-            .await
-            .map_err(|e| query_error(ext_sql, &e))?
-            .iter()
-            .map(|r| Extension {
-                name: r.get(0),
-                version: r.get(1),
-            })
-            .collect();
-        Ok(DatabaseFacts {
-            server_version: row.get(0),
-            server_version_num: row.get::<_, i32>(1) as u32,
-            database: row.get(2),
-            encoding: row.get(3),
-            lc_collate: row.get(4),
-            lc_ctype: row.get(5),
-            locale_provider: row.get(6),
-            icu_locale: row.get(7),
-            extensions,
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    let ext_sql = "SELECT extname::text, extversion FROM pg_extension ORDER BY 1";
+    let extensions = client
+        .query(ext_sql, &[])
+        .await
+        .map_err(|e| query_error(ext_sql, &e))?
+        .iter()
+        .map(|r| Extension {
+            name: r.get(0),
+            version: r.get(1),
+        })
+        .collect();
+    Ok(Source {
+        server_version: row.get(0),
+        server_version_num: row.get::<_, i32>(1) as u32,
+        database: row.get(2),
+        encoding: row.get(3),
+        lc_collate: row.get(4),
+        lc_ctype: row.get(5),
+        locale_provider: row.get(6),
+        icu_locale: row.get(7),
+        extensions,
+    })
+}
+
+/// A replication connection that created a slot with an exported snapshot. It must stay open,
+/// and idle, until the base has been taken at that snapshot: [`Snapshot::take_chain`] closes it.
+pub struct Snapshot {
+    repl: ReplConn,
+    system: SystemIdentification,
+    created: CreatedSlot,
+}
+
+impl Snapshot {
+    /// Create `slot` (a temporary one lends only its snapshot and consistent point).
+    pub async fn create(
+        params: &ConnParams,
+        slot: &str,
+        temporary: bool,
+    ) -> std::result::Result<Snapshot, ReplicationError> {
+        let mut repl = ReplConn::connect(params).await?;
+        let system = repl.identify_system().await?;
+        let created = repl
+            .create_logical_slot(slot, DEFAULT_PLUGIN, temporary, true)
+            .await?;
+        Ok(Snapshot {
+            repl,
+            system,
+            created,
         })
     }
 
-    pub fn server_major(&self) -> u32 {
-        self.server_version_num / 10000
+    pub fn name(&self) -> &str {
+        self.created.snapshot_name.as_deref().unwrap_or_default()
+    }
+
+    /// The slot's consistent point: where the chain's stream starts.
+    pub fn start_lsn(&self) -> Lsn {
+        self.created.consistent_point
+    }
+
+    /// Create a new chain in `dir` with a complete base at this snapshot, then close the
+    /// connection; see [`new_chain`].
+    pub(crate) async fn take_chain(
+        self,
+        dir: &BackupDir,
+        request: &BaseRequest<'_>,
+        action: &str,
+    ) -> Result<(Chain, Metadata)> {
+        let result = new_chain(dir, &self, request, action).await;
+        self.repl.close().await;
+        result
     }
 }
 
-/// Everything that pins a base to its place in the stream.
+/// What the chain's base is taken with, beside the snapshot.
 pub struct BaseRequest<'a> {
     /// Narrowed to the server holding the snapshot (see [`crate::pg::session::Session::params`]).
     pub params: &'a ConnParams,
-    pub facts: &'a DatabaseFacts,
-    pub system: &'a SystemIdentification,
+    pub source: &'a Source,
+    /// The backup's slot, which streams the chain (not a temporary one that lent the snapshot).
     pub slot: &'a str,
-    pub snapshot: &'a str,
-    pub start_lsn: Lsn,
     pub compression: Compression,
 }
 
@@ -100,12 +132,12 @@ fn record(file: &WrittenFile) -> FileRecord {
 }
 
 /// Fill `chain` with a complete base. On error the caller removes the chain directory.
-pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> {
-    let major = request.facts.server_major();
+async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> Result<Metadata> {
+    let major = request.source.server_major();
     let base = programs::dump_base(
         request.params,
         major,
-        request.snapshot,
+        snapshot.name(),
         &chain.base_path(request.compression),
         request.compression,
     )
@@ -124,24 +156,15 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
     .await?;
     ui::done(&format!("Globals written: {}", globals.path.display()));
 
-    let facts = request.facts;
     let metadata = Metadata {
         format: crate::storage::metadata::FORMAT_VERSION,
         pg_scribe_version: crate::cli::VERSION.to_string(),
         chain_id: chain.id.to_string(),
-        server_version: facts.server_version.clone(),
-        server_version_num: facts.server_version_num,
-        database: facts.database.clone(),
-        encoding: facts.encoding.clone(),
-        lc_collate: facts.lc_collate.clone(),
-        lc_ctype: facts.lc_ctype.clone(),
-        locale_provider: facts.locale_provider.clone(),
-        icu_locale: facts.icu_locale.clone(),
-        extensions: facts.extensions.clone(),
+        source: request.source.clone(),
         slot: request.slot.to_string(),
-        start_lsn: request.start_lsn,
-        system_identifier: request.system.systemid.clone(),
-        timeline: request.system.timeline,
+        start_lsn: snapshot.start_lsn(),
+        system_identifier: snapshot.system.systemid.clone(),
+        timeline: snapshot.system.timeline,
         compression: request.compression,
         files: vec![record(&base), record(&globals)],
         created_at: OffsetDateTime::now_utc(),
@@ -153,14 +176,15 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
 
 /// Create a new chain in `dir` and fill it with a complete base; on failure or on SIGINT/SIGTERM
 /// the chain directory is removed again. `action` names the command in the interruption error.
-pub async fn new_chain(
+async fn new_chain(
     dir: &BackupDir,
+    snapshot: &Snapshot,
     request: &BaseRequest<'_>,
     action: &str,
 ) -> Result<(Chain, Metadata)> {
     let chain = dir.create_chain(OffsetDateTime::now_utc())?;
     let result = tokio::select! {
-        r = take(&chain, request) => r,
+        r = take(&chain, snapshot, request) => r,
         signal = interrupted() => Err(Error::backup(format!("{action} interrupted by {signal}"))),
     };
     match result {

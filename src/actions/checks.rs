@@ -85,7 +85,7 @@ fn list_with(setting: &str, lib: &str) -> String {
 }
 
 /// Run every check against the connected database, critical ones first.
-pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
+pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
 
     let wal_level = text(client, "SELECT current_setting('wal_level')").await?;
@@ -330,7 +330,8 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-/// Print the checks as the spec's pass/fail list; return how many critical checks failed.
+/// Print the checks as a pass/fail list (README.md, "Set up"); return how many critical checks
+/// failed.
 pub fn report(checks: &[Check]) -> usize {
     let mut failed = 0;
     for check in checks
@@ -366,7 +367,7 @@ pub fn report(checks: &[Check]) -> usize {
 }
 
 /// The error `--init` stops with when critical checks failed and `--force` was not given.
-pub fn failed_error(failed: usize) -> Error {
+pub(crate) fn failed_error(failed: usize) -> Error {
     Error::validation(format!(
         "validation failed: {} found",
         ui::counted(failed, "critical problem")

@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use crate::actions::base::{self, BaseRequest, DatabaseFacts};
+use crate::actions::base::{self, BaseRequest, Snapshot};
 use crate::actions::checks;
 use crate::cli::{DEFAULT_SLOT, Invocation};
 use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
-use crate::pg::replication::{DEFAULT_PLUGIN, ReplConn};
+use crate::pg::replication::ReplConn;
 use crate::pg::session::{self, query_error};
 use crate::storage::backup_dir::BackupDir;
 use crate::storage::compress::Compression;
@@ -19,12 +19,9 @@ use crate::ui;
 use super::Outcome;
 
 pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir for --init");
     // The directory is checked before anything else: it needs no server and touches nothing.
-    let dir = BackupDir::new(root);
+    let dir = super::common::backup_dir(inv);
+    let root = dir.root();
     if root.exists() && !root.is_dir() {
         return Err(Error::validation(format!(
             "backup directory \"{}\" exists but is not a directory",
@@ -68,7 +65,9 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         return Err(slot_exists(&inv.slot));
     }
 
-    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql";
+    refuse_squatted_schema(client).await?;
+    // An older version gets the capture it needs for format 2 (doc/security.md).
+    let create = "CREATE EXTENSION IF NOT EXISTS wal2sql; ALTER EXTENSION wal2sql UPDATE";
     client
         .batch_execute(create)
         .await
@@ -82,21 +81,13 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         "Extension wal2sql {version} ready (DDL capture on)"
     ));
 
-    let facts = DatabaseFacts::read(client).await?;
+    let source = base::read_source(client).await?;
     let narrowed = session.params(params);
     let created_root = !root.exists();
     dir.create_root()?;
 
-    let created = async {
-        let mut repl = ReplConn::connect(&narrowed).await?;
-        let system = repl.identify_system().await?;
-        let slot = repl
-            .create_logical_slot(&inv.slot, DEFAULT_PLUGIN, false, true)
-            .await?;
-        Ok::<_, crate::pg::replication::ReplicationError>((repl, system, slot))
-    };
-    let (repl, system, slot) = match created.await {
-        Ok(created) => created,
+    let snapshot = match Snapshot::create(&narrowed, &inv.slot, false).await {
+        Ok(snapshot) => snapshot,
         Err(err) => {
             remove_root_if_ours(root, created_root);
             if err.sqlstate() == Some("42710") {
@@ -105,25 +96,20 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             return Err(err.into());
         }
     };
-    let snapshot = slot.snapshot_name.clone().unwrap_or_default();
     ui::done(&format!(
-        "Replication slot '{}' created at LSN {} (snapshot {snapshot})",
-        inv.slot, slot.consistent_point
+        "Replication slot '{}' created at LSN {} (snapshot {})",
+        inv.slot,
+        snapshot.start_lsn(),
+        snapshot.name()
     ));
 
-    let compression = inv.compress.unwrap_or(Compression::NONE);
     let request = BaseRequest {
         params: &narrowed,
-        facts: &facts,
-        system: &system,
+        source: &source,
         slot: &inv.slot,
-        snapshot: &snapshot,
-        start_lsn: slot.consistent_point,
-        compression,
+        compression: inv.compress.unwrap_or(Compression::NONE),
     };
-    // The replication connection stays idle (holding the snapshot) until the base is taken.
-    let result = base::new_chain(&dir, &request, "initialization").await;
-    repl.close().await;
+    let result = snapshot.take_chain(&dir, &request, "initialization").await;
 
     match result {
         Ok((chain, _metadata)) => {
@@ -132,7 +118,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             ui::say("\nNext step: Start streaming with:");
             ui::say(&format!(
                 "pg_scribe --start -d {} --backup-dir {}{}",
-                shell_word(&facts.database),
+                shell_word(&source.database),
                 shell_word(&root.display().to_string()),
                 if inv.slot == DEFAULT_SLOT {
                     String::new()
@@ -144,6 +130,44 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         }
         Err(err) => Err(cleanup(&narrowed, &inv.slot, root, created_root, err).await),
     }
+}
+
+/// The extension lives in schema `wal2sql` (not relocatable): a role that owns that schema, or
+/// may create in it, could drop or shadow the extension's objects and with them all DDL capture,
+/// silently. Such a schema existing before `--init` is refused, `--force` or not.
+async fn refuse_squatted_schema(client: &tokio_postgres::Client) -> Result<()> {
+    let sql = "SELECT r.rolname::text, r.rolsuper, \
+                      EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a \
+                              LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee \
+                              WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' \
+                                AND NOT coalesce(g.rolsuper, false)) \
+               FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner \
+               WHERE n.nspname OPERATOR(pg_catalog.=) 'wal2sql'";
+    let rows = client
+        .query(sql, &[])
+        .await
+        .map_err(|e| query_error(sql, &e))?;
+    let Some(row) = rows.first() else {
+        return Ok(());
+    };
+    let (owner, superuser, grants): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    if !superuser {
+        return Err(Error::validation(format!(
+            "schema \"wal2sql\" exists and is owned by role \"{owner}\", which is not a superuser"
+        ))
+        .with_detail("The wal2sql extension is installed into that schema: its owner could drop the extension's objects, and with them all DDL capture, without anyone noticing.")
+        .with_hint(format!(
+            "Check what the schema holds, then drop it (DROP SCHEMA wal2sql CASCADE;) or give it to a superuser (ALTER SCHEMA wal2sql OWNER TO postgres;), and run --init again. Role \"{owner}\" may have created it to take over DDL capture."
+        )));
+    }
+    if grants {
+        return Err(Error::validation(
+            "schema \"wal2sql\" grants CREATE to a role that is not a superuser",
+        )
+        .with_detail("A role that may create objects in the extension's schema could shadow or replace what DDL capture relies on.")
+        .with_hint("REVOKE CREATE ON SCHEMA wal2sql FROM PUBLIC, <role>;  -- then run --init again"));
+    }
+    Ok(())
 }
 
 fn slot_exists(slot: &str) -> Error {
@@ -195,7 +219,7 @@ fn remove_root_if_ours(root: &Path, created_root: bool) {
 }
 
 /// Quote a word for a shell command line shown to the user, only when it needs it.
-pub fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

@@ -1,20 +1,23 @@
-//! One module per action of the spec; [`run`] dispatches a validated invocation to it. Each
-//! action returns how the process should exit, or an error rendered once by `main`.
+//! One module per action of the CLI (README.md); [`run`] dispatches a validated invocation to
+//! it. Each action returns how the process should exit, or an error rendered once by `main`.
+//! `common.rs` is the preamble several actions share, `base.rs` a chain's base (init and
+//! new-chain), `checks.rs` init's validation of the server, `expire.rs` retention (also run by
+//! new-chain).
 
-pub mod base;
-pub mod checks;
+mod base;
+mod checks;
+mod common;
 mod expire;
 mod init;
 mod new_chain;
-pub mod restore;
+mod restore;
 mod rotate;
 mod start;
 mod status;
 
 use crate::cli::{Action, Invocation};
-use crate::error::{Error, Result};
-use crate::pg::conninfo::{self, Environment};
-use crate::pg::session;
+use crate::error::Result;
+use crate::pg::conninfo::Environment;
 
 /// How a successful run ends (errors carry their own exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,32 +40,18 @@ impl Outcome {
 }
 
 pub async fn run(invocation: Invocation) -> Result<Outcome> {
-    match invocation.action {
-        Action::Start => return start::run(&invocation).await,
-        Action::RotateDiff => return rotate::run(&invocation).await,
-        Action::NewChain => return new_chain::run(&invocation).await,
-        Action::Expire => return expire::run(&invocation).await,
-        _ => {}
-    }
+    let inv = &invocation;
+    // Start, rotate and new-chain take the database from the chain's metadata (rotate needs no
+    // server at all); the others resolve the connection first, so a bad connection string is
+    // reported before anything else happens.
     let env = Environment::from_process();
-    let mut params = conninfo::resolve(&invocation.conn, &env)?;
-    if invocation.conn.force_prompt {
-        params.password = Some(conninfo::prompt_password("Password: ")?);
+    match inv.action {
+        Action::Start => start::run(inv).await,
+        Action::RotateDiff => rotate::run(inv).await,
+        Action::NewChain => new_chain::run(inv).await,
+        Action::Expire => expire::run(inv).await,
+        Action::Init => init::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
+        Action::Restore => restore::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
+        Action::Status => status::run(inv, &common::resolve_params(&inv.conn, &env)?, &env).await,
     }
-    if invocation.action == Action::Init {
-        return init::run(&invocation, &params).await;
-    }
-    if invocation.action == Action::Restore {
-        return restore::run(&invocation, &params).await;
-    }
-    if invocation.action == Action::Status {
-        return status::run(&invocation, &params, &env).await;
-    }
-    // Every action but --rotate-diff talks to the server; reaching it is their first step, so
-    // a wrong host or password is reported as such before anything else happens.
-    if invocation.action != Action::RotateDiff {
-        let session = session::connect(&params).await?;
-        tracing::debug!("connected to {}", session.target.describe());
-    }
-    Err(Error::not_implemented(invocation.action.flag()))
 }

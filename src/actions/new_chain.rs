@@ -3,58 +3,42 @@
 //! restart), or by the next `--start` when none runs. Each chain restores exactly on its own:
 //! see [`crate::storage::handover`].
 
-use crate::actions::base::{self, BaseRequest, DatabaseFacts};
+use crate::actions::base::{self, BaseRequest, Snapshot};
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::pg::replication::{DEFAULT_PLUGIN, ReplConn};
-use crate::pg::session;
-use crate::storage::backup_dir::BackupDir;
 use crate::storage::compress::Compression;
 use crate::storage::control::RotateAnswer;
 use crate::storage::pidfile::{self, Streamer};
 use crate::ui;
 
 use super::Outcome;
+use super::common::{ChainSession, open_latest_chain};
 use super::rotate::ask_streamer;
-use super::start::{chain_params, check_same_source, latest_chain};
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir");
-    let dir = BackupDir::new(root);
-    let (old_chain, old_meta) = latest_chain(&dir)?;
-    let params = chain_params(inv, &old_meta)?;
-    let session = session::connect(&params).await?;
-    check_same_source(&session.client, &old_meta).await?;
-    let facts = DatabaseFacts::read(&session.client).await?;
+    let ChainSession {
+        dir,
+        chain: old_chain,
+        metadata: old_meta,
+        params,
+        session,
+        ..
+    } = open_latest_chain(inv).await?;
+    let source = base::read_source(&session.client).await?;
     let narrowed = session.params(&params);
 
     ui::say("Taking new base backup...");
-    let mut repl = ReplConn::connect(&narrowed).await?;
-    let system = repl.identify_system().await?;
     // A temporary slot only lends its exported snapshot and consistent point: it disappears
     // with this connection, while streaming stays on the backup's own slot.
     let temp_slot = format!("pg_scribe_new_chain_{}", std::process::id());
-    let slot = repl
-        .create_logical_slot(&temp_slot, DEFAULT_PLUGIN, true, true)
-        .await?;
-    let snapshot = slot.snapshot_name.clone().unwrap_or_default();
-    let compression = inv.compress.unwrap_or(Compression::NONE);
-
+    let snapshot = Snapshot::create(&narrowed, &temp_slot, true).await?;
     let request = BaseRequest {
         params: &narrowed,
-        facts: &facts,
-        system: &system,
+        source: &source,
         slot: &old_meta.slot,
-        snapshot: &snapshot,
-        start_lsn: slot.consistent_point,
-        compression,
+        compression: inv.compress.unwrap_or(Compression::NONE),
     };
-    let result = base::new_chain(&dir, &request, "new chain").await;
-    repl.close().await;
-    let (chain, metadata) = result?;
+    let (chain, metadata) = snapshot.take_chain(&dir, &request, "new chain").await?;
     let size: u64 = metadata.files.iter().map(|f| f.size).sum();
     ui::done(&format!(
         "Base backup complete: chain-{} ({}), starting at {}",
@@ -65,7 +49,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
 
     ui::say(&format!("\nTransitioning from chain-{}...", old_chain.id));
     match pidfile::probe(&dir)? {
-        Streamer::Running(info) => match ask_streamer(root, info.pid).await? {
+        Streamer::Running(info) => match ask_streamer(dir.root(), info.pid).await? {
             RotateAnswer::Sealed { sealed, .. } => {
                 ui::done(&format!("Sealed old chain: {sealed}"));
                 ui::done("Stopped streaming to old chain");
@@ -98,7 +82,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     }
     if let Some(keep) = inv.keep_chains {
         ui::say("\nExpiring old chains...");
-        super::expire::expire(root, keep, false)?;
+        super::expire::expire(dir.root(), keep, false)?;
     }
     Ok(Outcome::Success)
 }

@@ -62,17 +62,8 @@ fn describe_chains(dir: &BackupDir) -> String {
 }
 
 async fn plan(inv: &Invocation) -> Result<Plan> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir for --restore");
-    if !root.is_dir() {
-        return Err(Error::backup(format!(
-            "backup directory \"{}\" does not exist",
-            root.display()
-        )));
-    }
-    let dir = BackupDir::new(root);
+    let dir = super::common::existing_backup_dir(inv)?;
+    let root = dir.root();
     let chain = match inv.chain_id {
         Some(id) => {
             let chain = dir.chain(id);
@@ -107,10 +98,10 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     for path in [&base, &globals] {
         verify(&metadata, path).await?;
     }
-    if metadata.encoding != "UTF8" {
+    if metadata.source.encoding != "UTF8" {
         return Err(Error::backup(format!(
             "restoring a database with encoding {} is not supported yet",
-            metadata.encoding
+            metadata.source.encoding
         ))
         .with_detail("The differentials are replayed over a UTF8 client connection; only UTF8 sources are restored exactly for now.")
         .with_hint("Restore the base by hand with psql -f, and the differentials with PGCLIENTENCODING set to the source's encoding."));
@@ -205,21 +196,21 @@ fn create_sql(target: &str, m: &Metadata, server_num: u32) -> String {
     let mut sql = format!(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
         quote::ident(target),
-        quote::escaped_literal(&m.encoding),
-        quote::escaped_literal(&m.lc_collate),
-        quote::escaped_literal(&m.lc_ctype)
+        quote::escaped_literal(&m.source.encoding),
+        quote::escaped_literal(&m.source.lc_collate),
+        quote::escaped_literal(&m.source.lc_ctype)
     );
     if server_num >= 150000 {
-        match m.locale_provider.as_deref() {
+        match m.source.locale_provider.as_deref() {
             Some("i") => {
                 sql.push_str(" LOCALE_PROVIDER icu");
-                if let Some(l) = &m.icu_locale {
+                if let Some(l) = &m.source.icu_locale {
                     sql.push_str(&format!(" ICU_LOCALE {}", quote::escaped_literal(l)));
                 }
             }
             Some("b") => {
                 sql.push_str(" LOCALE_PROVIDER builtin");
-                if let Some(l) = &m.icu_locale {
+                if let Some(l) = &m.source.icu_locale {
                     sql.push_str(&format!(" BUILTIN_LOCALE {}", quote::escaped_literal(l)));
                 }
             }
@@ -287,6 +278,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     .await?;
     let missing: Vec<String> = plan
         .metadata
+        .source
         .extensions
         .iter()
         .filter(|e| {
@@ -437,7 +429,7 @@ async fn restore_into(
     // Differentials, in-process.
     let session = session::connect(params).await?;
     let client = &session.client;
-    engine::prepare_session(client, &plan.metadata.encoding).await?;
+    engine::prepare_session(client, &plan.metadata.source.encoding).await?;
     let guard = Guard::start(client).await?;
     if !guard.is_empty() {
         ui::say(&format!(
@@ -458,6 +450,7 @@ async fn restore_into(
         Limits::default(),
         total,
         !inv.sync_sequences,
+        &plan.metadata.source.encoding,
     );
     let apply_started = Instant::now();
     let applied = async {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::storage::backup_dir::{BackupDir, ChainId};
+use crate::storage::backup_dir::ChainId;
 use crate::storage::compress::{self, Compression, Method};
 use crate::storage::control::{self, RotateAnswer, RotateRequest};
 use crate::storage::durable;
@@ -23,17 +23,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir");
-    let dir = BackupDir::new(root);
-    if !root.is_dir() {
-        return Err(Error::backup(format!(
-            "backup directory \"{}\" does not exist",
-            root.display()
-        )));
-    }
+    let dir = super::common::existing_backup_dir(inv)?;
+    let root = dir.root();
     let info = match pidfile::probe(&dir)? {
         Streamer::Running(info) => info,
         Streamer::Absent => {
@@ -130,7 +121,7 @@ async fn compress_sealed(chain_dir: &Path, sealed: &str, c: Compression) -> Resu
 
 /// Ask the streamer (verified by the caller) to rotate, and wait for its final answer. With a
 /// new chain waiting, the streamer answers with the hand-over's seal of the old chain.
-pub async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
+pub(crate) async fn ask_streamer(root: &Path, pid: i32) -> Result<RotateAnswer> {
     let id = format!(
         "{}-{}",
         std::process::id(),

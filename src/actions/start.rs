@@ -5,8 +5,7 @@
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
-use crate::pg::conninfo::{ConnParams, Environment};
-use crate::pg::session::{self, query_error};
+use crate::pg::session::query_error;
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::control;
 use crate::storage::handover;
@@ -17,81 +16,11 @@ use crate::streamer;
 use crate::ui;
 
 use super::Outcome;
+use super::common::{ChainSession, open_latest_chain};
 
 /// wal2sql options for the stream: consecutive INSERTs into one table become one multi-row
 /// INSERT (smaller files, several times faster replay), bounded so memory stays flat.
 const PLUGIN_OPTIONS: &[(&str, &str)] = &[("batch-inserts", "1000"), ("batch-bytes", "1048576")];
-
-/// The backup directory and its newest complete chain, or a clear error.
-pub fn latest_chain(dir: &BackupDir) -> Result<(Chain, Metadata)> {
-    if !dir.root().is_dir() {
-        return Err(Error::backup(format!(
-            "backup directory \"{}\" does not exist",
-            dir.root().display()
-        ))
-        .with_hint("Initialize it with pg_scribe --init."));
-    }
-    let chain = dir.latest_complete_chain()?.ok_or_else(|| {
-        Error::backup(format!(
-            "backup directory \"{}\" holds no complete chain",
-            dir.root().display()
-        ))
-        .with_hint("Initialize it with pg_scribe --init (an unfinished chain is never used).")
-    })?;
-    let metadata = chain.read_metadata()?;
-    Ok((chain, metadata))
-}
-
-/// The slot to use: the chain's own, and an explicit `--slot` must agree with it.
-pub fn chain_slot(inv: &Invocation, metadata: &Metadata) -> Result<String> {
-    if inv.slot_explicit && inv.slot != metadata.slot {
-        return Err(Error::slot(format!(
-            "replication slot \"{}\" does not belong to this backup: its chain streams from slot \"{}\"",
-            inv.slot, metadata.slot
-        )));
-    }
-    Ok(metadata.slot.clone())
-}
-
-/// Resolve the connection, defaulting the database to the chain's when none was named.
-pub fn chain_params(inv: &Invocation, metadata: &Metadata) -> Result<ConnParams> {
-    let env = Environment::from_process();
-    let mut opts = inv.conn.clone();
-    let named =
-        opts.dbname.is_some() || std::env::var_os("PGDATABASE").is_some_and(|v| !v.is_empty());
-    if !named {
-        opts.dbname = Some(metadata.database.clone());
-    }
-    let mut params = crate::pg::conninfo::resolve(&opts, &env)?;
-    if inv.conn.force_prompt {
-        params.password = Some(crate::pg::conninfo::prompt_password("Password: ")?);
-    }
-    Ok(params)
-}
-
-/// The connected server must be the one the chain was taken from.
-pub async fn check_same_source(client: &tokio_postgres::Client, metadata: &Metadata) -> Result<()> {
-    let sql = "SELECT current_database()::text, (SELECT system_identifier::text FROM pg_control_system())";
-    let row = client
-        .query_one(sql, &[])
-        .await
-        .map_err(|e| query_error(sql, &e))?;
-    let (database, system): (String, String) = (row.get(0), row.get(1));
-    if database != metadata.database {
-        return Err(Error::validation(format!(
-            "this backup directory belongs to database \"{}\", but the connection is to \"{database}\"",
-            metadata.database
-        ))
-        .with_hint(format!("Connect with -d {}.", metadata.database)));
-    }
-    if system != metadata.system_identifier {
-        return Err(Error::validation(format!(
-            "this backup directory belongs to the cluster with system identifier {}, but the server has {system}",
-            metadata.system_identifier
-        )));
-    }
-    Ok(())
-}
 
 struct SlotState {
     confirmed_flush: Option<Lsn>,
@@ -146,20 +75,11 @@ fn resume_position(dir: &BackupDir, chain: &Chain) -> Result<Option<Lsn>> {
 }
 
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
-    let root = inv
-        .backup_dir
-        .as_deref()
-        .expect("cli requires --backup-dir");
-    let dir = BackupDir::new(root);
-    let (chain, metadata) = latest_chain(&dir)?;
-    let slot = chain_slot(inv, &metadata)?;
-    let params = chain_params(inv, &metadata)?;
-    let session = session::connect(&params).await?;
-    check_same_source(&session.client, &metadata).await?;
-    let slot_state = check_slot(&session.client, &slot).await?;
-    ui::done(&format!("Found latest chain: {}", chain.id));
+    let opened = open_latest_chain(inv).await?;
+    let slot_state = check_slot(&opened.session.client, &opened.slot).await?;
+    ui::done(&format!("Found latest chain: {}", opened.chain.id));
 
-    let acquired = PidFile::acquire(&dir)?;
+    let acquired = PidFile::acquire(&opened.dir)?;
     if let Some(stale) = &acquired.stale {
         ui::warning(&format!(
             "took over a stale pidfile (process {} is gone)",
@@ -167,10 +87,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         ));
     }
     let pidfile = acquired.pidfile;
-    let result = stream(
-        inv, &dir, chain, &metadata, slot, params, session, slot_state,
-    )
-    .await;
+    let result = stream(inv, opened, slot_state).await;
     if let Err(err) = pidfile.remove() {
         ui::warning(&format!("could not remove the pidfile: {err}"));
     }
@@ -217,17 +134,9 @@ fn finish_hand_over(dir: &BackupDir, chain: &Chain, metadata: &Metadata) -> Resu
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn stream(
-    inv: &Invocation,
-    dir: &BackupDir,
-    chain: Chain,
-    metadata: &Metadata,
-    slot: String,
-    params: ConnParams,
-    session: session::Session,
-    slot_state: SlotState,
-) -> Result<Outcome> {
+async fn stream(inv: &Invocation, opened: ChainSession, slot_state: SlotState) -> Result<Outcome> {
+    let (dir, metadata, chain) = (&opened.dir, &opened.metadata, opened.chain);
+    let (slot, session) = (opened.slot, opened.session);
     finish_hand_over(dir, &chain, metadata)?;
     let resume = resume_position(dir, &chain)?;
     let (writer, recovery) = DiffWriter::open(&chain)?;
@@ -256,7 +165,7 @@ async fn stream(
     ));
     ui::done(&format!("Writing to: {}", chain.active_path().display()));
     let config = streamer::Config {
-        params: session.params(&params),
+        params: session.params(&opened.params),
         slot,
         dir: BackupDir::new(dir.root()),
         chain_start: metadata.start_lsn,
@@ -265,7 +174,7 @@ async fn stream(
         chain,
         status_interval: inv.status_interval,
         fsync_interval: inv.fsync_interval,
-        server_major: metadata.server_version_num / 10000,
+        server_major: metadata.source.server_major(),
         plugin_options: PLUGIN_OPTIONS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -9,7 +9,7 @@
 //!
 //! Offline rule: with `--backup-dir` and no server named anywhere — none of `-d -h -p -U -W` and
 //! none of `PGDATABASE PGHOST PGHOSTADDR PGPORT PGSERVICE` — the directory is reported alone and
-//! the slot section says it was not checked. This is the disaster-recovery case of the spec
+//! the slot section says it was not checked. This is the disaster-recovery case (doc/status.md)
 //! (`pg_scribe --status --backup-dir /backups/production` while the server is gone). As soon as a
 //! server is named, failing to reach it is exit 2: a monitor must not mistake a down server for
 //! a healthy backup.
@@ -39,7 +39,7 @@ use facts::{DirFacts, ServerFacts, SlotFacts, SlotNameSource, rfc3339};
 use warnings::Warning;
 
 /// Version of the JSON report's schema; bumped when a field changes meaning or disappears.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// How long a status check may wait for a server that accepts the TCP connection but never
 /// answers; libpq's `connect_timeout` (or `PGCONNECT_TIMEOUT`) bounds the connection itself and

@@ -25,10 +25,11 @@ use crate::storage::diff_format::StopAt;
 use crate::storage::space::FreeThreshold;
 use crate::ui::LogFormat;
 
+pub use crate::pg::conninfo::ConnOptions;
 pub use docs::{MAN_SECTIONS, documented_command, synopsis};
 pub use help::help_text;
-pub use table::DEFAULT_SLOT;
-pub use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
+pub(crate) use table::DEFAULT_SLOT;
+pub(crate) use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
 
 use table::{Opt, Takes};
 use values::{check_port, parse_chain_id, parse_free, seconds};
@@ -44,17 +45,6 @@ pub enum Action {
     Restore,
     Status,
     Expire,
-}
-
-/// Connection options as typed; [`crate::pg::conninfo`] resolves them with the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnOptions {
-    pub dbname: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<String>,
-    pub username: Option<String>,
-    pub no_password: bool,
-    pub force_prompt: bool,
 }
 
 /// A validated command line.

@@ -33,7 +33,7 @@ impl Opt {
         &self.long[2..]
     }
 
-    pub fn value_name(self) -> Option<&'static str> {
+    pub(crate) fn value_name(self) -> Option<&'static str> {
         match self.takes {
             Takes::Text(name) | Takes::Path(name) => Some(name),
             Takes::Nothing | Takes::Count => None,
@@ -119,7 +119,7 @@ pub(crate) enum Section {
 
 impl Section {
     /// Whether an option listed in this section may be given with `action`.
-    pub fn allows(self, action: Action) -> bool {
+    pub(crate) fn allows(self, action: Action) -> bool {
         match self {
             Section::Actions => false,
             Section::For(a) => a == action,
@@ -144,7 +144,7 @@ macro_rules! default_slot {
         "pg_scribe"
     };
 }
-pub const DEFAULT_SLOT: &str = default_slot!();
+pub(crate) const DEFAULT_SLOT: &str = default_slot!();
 const SLOT_HELP: &str = concat!("replication slot name (default: ", default_slot!(), ")");
 
 use Action::{Expire, Init, NewChain, Restore, RotateDiff, Start, Status};

@@ -1,5 +1,5 @@
-//! The misuse cases of tests/integration/cli.rs that the parser alone decides, checked without
-//! spawning a process, plus what a good command line turns into.
+//! The misuse cases of tests/integration/cli.rs, checked without spawning a process, plus what a
+//! good command line turns into.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::error::Situation;
 use crate::lsn::Lsn;
+use crate::pg::conninfo::{self, Environment};
 
 fn run(args: &[&str]) -> Result<Parsed> {
     parse(std::iter::once("pg_scribe").chain(args.iter().copied()))
@@ -19,209 +20,29 @@ fn invocation(args: &[&str]) -> Invocation {
     }
 }
 
-/// (arguments, the usage error's message)
-const MISUSE: &[(&[&str], &str)] = &[
-    (
-        &[],
-        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status or --expire",
-    ),
-    (
-        &["--init", "--start", "--backup-dir", "/nonexistent"],
-        "--init and --start cannot be used together",
-    ),
-    (
-        &["--restore", "--status", "-d", "x"],
-        "--restore and --status cannot be used together",
-    ),
-    (&["--xyzzy"], "unrecognized option \"--xyzzy\""),
-    (
-        &["--status", "stray"],
-        "too many command-line arguments (first is \"stray\")",
-    ),
-    (&["--init"], "no backup directory specified (--backup-dir)"),
-    (&["--start"], "no backup directory specified (--backup-dir)"),
-    (
-        &["--rotate-diff"],
-        "no backup directory specified (--backup-dir)",
-    ),
-    (
-        &["--new-chain"],
-        "no backup directory specified (--backup-dir)",
-    ),
-    (
-        &["--restore", "-d", "x"],
-        "no backup directory specified (--backup-dir)",
-    ),
-    (
-        &["--restore", "--backup-dir", "/nonexistent"],
-        "no target database specified (-d/--dbname)",
-    ),
-    (
-        &["--init", "--backup-dir", ""],
-        "backup directory name must not be empty",
-    ),
-    (&["--status", "-d", ""], "database name must not be empty"),
-    (
-        &["--start", "--backup-dir", "/b", "--force"],
-        "option --force cannot be used with --start",
-    ),
-    (
-        &["--start", "--backup-dir", "/b", "--compress", "gzip"],
-        "option --compress cannot be used with --start",
-    ),
-    (
-        &["--status", "--create"],
-        "option --create cannot be used with --status",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--lag-warn", "1GB"],
-        "option --lag-warn cannot be used with --init",
-    ),
-    (
-        &["--start", "--backup-dir", "/b", "--diff-age-warn", "1d"],
-        "option --diff-age-warn cannot be used with --start",
-    ),
-    (
-        &["--status", "--lag-warn", "1XB"],
-        "invalid --lag-warn value \"1XB\" (expected a size like 512MB or 10GB)",
-    ),
-    (
-        &["--status", "--retained-warn", "-5"],
-        "invalid --retained-warn value \"-5\" (expected a size like 512MB or 10GB)",
-    ),
-    (
-        &["--status", "--diff-age-warn", "7"],
-        "invalid --diff-age-warn value \"7\" (expected a duration with a unit s, min, h or d, like 36h or 7d)",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--up-to", "0/1"],
-        "option --up-to cannot be used with --init",
-    ),
-    (
-        &["--rotate-diff", "--backup-dir", "/b", "--slot", "s"],
-        "option --slot cannot be used with --rotate-diff",
-    ),
-    (
-        &["--new-chain", "--backup-dir", "/b", "-s", "5"],
-        "option --status-interval cannot be used with --new-chain",
-    ),
-    (
-        &["--restore", "--backup-dir", "/b", "-d", "x", "--json"],
-        "option --json cannot be used with --restore",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--compress", "brotli"],
-        "unrecognized compression algorithm: \"brotli\"",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--compress", "zstd:99"],
-        "compression algorithm \"zstd\" expects a compression level between 1 and 22",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--compress", "gzip:x"],
-        "value for compression option \"level\" must be an integer",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--compress", "none:3"],
-        "compression algorithm \"none\" does not accept a compression level",
-    ),
-    (
-        &[
-            "--restore",
-            "--backup-dir",
-            "/b",
-            "-d",
-            "x",
-            "--up-to",
-            "yesterday",
-        ],
-        "invalid --up-to value \"yesterday\" (expected a timestamp like \"2023-12-16 08:30:00+00\" or an LSN like \"0/1A2B3C4\")",
-    ),
-    (
-        &[
-            "--restore",
-            "--backup-dir",
-            "/b",
-            "-d",
-            "x",
-            "--up-to",
-            "2023-13-01 00:00",
-        ],
-        "invalid --up-to value \"2023-13-01 00:00\" (expected a timestamp like \"2023-12-16 08:30:00+00\" or an LSN like \"0/1A2B3C4\")",
-    ),
-    (
-        &[
-            "--restore",
-            "--backup-dir",
-            "/b",
-            "-d",
-            "x",
-            "--chain-id",
-            "2023-12-15",
-        ],
-        "invalid chain ID \"2023-12-15\" (expected YYYYMMDDTHHMMSSZ, e.g. 20231215T120000Z)",
-    ),
-    (
-        &[
-            "--restore",
-            "--backup-dir",
-            "/b",
-            "-d",
-            "x",
-            "--chain-id",
-            "20231332T120000Z",
-        ],
-        "invalid chain ID \"20231332T120000Z\" (expected YYYYMMDDTHHMMSSZ, e.g. 20231215T120000Z)",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--slot", "Bad-Name"],
-        "replication slot name \"Bad-Name\" contains invalid character (only lower case letters, numbers and the underscore are allowed)",
-    ),
-    (
-        &["--init", "--backup-dir", "/b", "--slot", ""],
-        "replication slot name must not be empty",
-    ),
-    (
-        &[
-            "--status",
-            "--slot",
-            "a234567890123456789012345678901234567890123456789012345678901234",
-        ],
-        "replication slot name \"a234567890123456789012345678901234567890123456789012345678901234\" is too long (at most 63 bytes)",
-    ),
-    (
-        &["--start", "--backup-dir", "/b", "-s", "ten"],
-        "invalid status interval \"ten\"",
-    ),
-    (
-        &["--start", "--backup-dir", "/b", "-F", "-1"],
-        "invalid fsync interval \"-1\"",
-    ),
-    (&["--status", "-p", "0"], "invalid port number: \"0\""),
-    (
-        &["--status", "-p", "65536"],
-        "invalid port number: \"65536\"",
-    ),
-    (&["--status", "-d"], "option --dbname requires an argument"),
-    (
-        &["--status", "--slot"],
-        "option --slot requires an argument",
-    ),
-    (
-        &["--status=yes"],
-        "option --status does not take an argument",
-    ),
-    (
-        &["--status", "-w", "-W"],
-        "options -w/--no-password and -W/--password cannot be used together",
-    ),
-];
+// `MISUSE`: the cases tests/integration/cli.rs runs as processes.
+include!("../../tests/integration/cli_misuse.rs");
+
+/// Cases only checked here.
+const MORE_MISUSE: &[(&[&str], &str)] =
+    &[(&["--status", "-d", ""], "database name must not be empty")];
 
 #[test]
 fn misuse_is_a_usage_error_with_the_hint() {
     let mut failures = Vec::new();
-    for (args, message) in MISUSE {
-        match run(args) {
+    // No variables, a user name: resolution must fail for the case's reason, not for want of one.
+    let env = Environment {
+        os_user: Some("tester".into()),
+        ..Environment::default()
+    };
+    for (args, message) in MISUSE.iter().chain(MORE_MISUSE) {
+        // The parser decides most cases; a connection string it passes on is refused when the
+        // action resolves it, still before anything is touched.
+        let result = run(args).and_then(|parsed| match parsed {
+            Parsed::Run(inv) => conninfo::resolve(&inv.conn, &env).map(|_| Parsed::Run(inv)),
+            other => Ok(other),
+        });
+        match result {
             Err(err)
                 if err.situation == Situation::Usage
                     && err.message == *message

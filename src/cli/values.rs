@@ -12,7 +12,7 @@ use crate::storage::diff_format::StopAt;
 use crate::storage::space::FreeThreshold;
 
 /// PostgreSQL's rule for slot names (ReplicationSlotValidateName).
-pub fn check_slot_name(name: &str) -> Result<()> {
+pub(crate) fn check_slot_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::usage("replication slot name must not be empty"));
     }
@@ -54,7 +54,7 @@ pub(crate) fn seconds(what: &str, text: Option<&str>, default: u64) -> Result<Du
 
 /// A size as PostgreSQL writes them: a number and an optional unit `B`, `kB`, `MB`, `GB`, `TB`
 /// (any case, powers of 1024, a space allowed between); a bare number is bytes.
-pub fn parse_size(option: &str, text: &str) -> Result<u64> {
+pub(crate) fn parse_size(option: &str, text: &str) -> Result<u64> {
     let bad = || {
         Error::usage(format!(
             "invalid {option} value \"{text}\" (expected a size like 512MB or 10GB)"
@@ -83,7 +83,7 @@ pub fn parse_size(option: &str, text: &str) -> Result<u64> {
 
 /// A duration with a unit: `s`, `min`, `h`, `d` (PostgreSQL's names; `90s`, `30min`, `7d`).
 /// A unit is required: a bare `7` is too easy to mean days and be read as seconds.
-pub fn parse_duration(option: &str, text: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(option: &str, text: &str) -> Result<Duration> {
     let bad = || {
         Error::usage(format!(
             "invalid {option} value \"{text}\" (expected a duration with a unit s, min, h or d, like 36h or 7d)"
@@ -129,7 +129,7 @@ pub(crate) fn parse_chain_id(id: &str) -> Result<ChainId> {
 
 /// `--up-to`: an LSN `X/Y`, or a timestamp `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` with an optional
 /// UTC offset (`Z`, `+02`, `+02:00`); a timestamp without an offset is UTC, like chain IDs.
-pub fn parse_up_to(text: &str) -> Result<StopAt> {
+pub(crate) fn parse_up_to(text: &str) -> Result<StopAt> {
     let bad = || {
         Error::usage(format!(
             "invalid --up-to value \"{text}\" (expected a timestamp like \"2023-12-16 08:30:00+00\" or an LSN like \"0/1A2B3C4\")"

@@ -10,7 +10,7 @@ use crate::pg::conninfo::{ConnParams, Target};
 
 /// Runs `attempt` on each target in turn until one succeeds. On failure, every target's error
 /// in order (none when there is no target).
-pub async fn first_target<'a, T, E, F, Fut>(
+pub(crate) async fn first_target<'a, T, E, F, Fut>(
     params: &'a ConnParams,
     mut attempt: F,
 ) -> Result<T, Vec<E>>
@@ -29,7 +29,7 @@ where
 }
 
 /// `attempt`'s outcome, or the `connect_timeout` it ran out of (when one is set).
-pub async fn within_timeout<R>(
+pub(crate) async fn within_timeout<R>(
     params: &ConnParams,
     attempt: impl Future<Output = R>,
 ) -> Result<R, Duration> {

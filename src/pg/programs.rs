@@ -16,7 +16,7 @@ use crate::storage::compress::{self, Compression, WrittenFile};
 /// Where a PostgreSQL client program of the server's major version lives: `PG_BINDIR`, then
 /// Debian's versioned directory, then `PATH` (pg_dump refuses servers newer than itself, so the
 /// newest fitting binary matters).
-pub fn find_program(program: &str, server_major: u32) -> PathBuf {
+pub(crate) fn find_program(program: &str, server_major: u32) -> PathBuf {
     if let Ok(dir) = std::env::var("PG_BINDIR") {
         let path = Path::new(&dir).join(program);
         if path.exists() {
@@ -82,7 +82,7 @@ async fn run_into_file(
 }
 
 /// The base backup: `pg_dump` of `params.dbname` as of `snapshot`.
-pub async fn dump_base(
+pub(crate) async fn dump_base(
     params: &ConnParams,
     server_major: u32,
     snapshot: &str,
@@ -103,7 +103,7 @@ pub async fn dump_base(
 
 /// Roles, memberships and tablespaces: `pg_dumpall --globals-only`. Without the right to read
 /// password hashes it falls back to `--no-role-passwords`, and says so.
-pub async fn dump_globals(
+pub(crate) async fn dump_globals(
     params: &ConnParams,
     server_major: u32,
     path: &Path,

@@ -15,12 +15,11 @@ use crate::storage::compress;
 /// Session settings for psql children: DDL is not captured again by wal2sql in the target.
 /// A custom setting with a prefix is accepted by any server as a placeholder (and adopted by
 /// wal2sql when it loads), so this is safe whether or not the target has wal2sql.
-pub const PSQL_OPTIONS: &str = "-c wal2sql.capture=off -c client_min_messages=warning";
+pub(crate) const PSQL_OPTIONS: &str = "-c wal2sql.capture=off -c client_min_messages=warning";
 
 pub struct Run {
     /// Rows in the COPY blocks sent (pg_dump's plain format: one row per line).
     pub rows: u64,
-    pub bytes: u64,
     pub stderr: String,
 }
 
@@ -75,7 +74,7 @@ pub async fn run(
     let mut reader = compress::open_decompressed(file).await?;
     let mut out = BufWriter::with_capacity(256 * 1024, stdin);
     let mut line = Vec::with_capacity(64 * 1024);
-    let (mut rows, mut bytes, mut in_copy) = (0u64, 0u64, false);
+    let (mut rows, mut in_copy) = (0u64, false);
     let mut broken_pipe = false;
     loop {
         line.clear();
@@ -89,7 +88,6 @@ pub async fn run(
         if n == 0 {
             break;
         }
-        bytes += n as u64;
         if in_copy {
             if line == b"\\.\n" {
                 in_copy = false;
@@ -114,14 +112,7 @@ pub async fn run(
         .await
         .map_err(|e| Error::backup(format!("could not wait for psql: {e}")))?;
     let stderr = errors.await.unwrap_or_default();
-    Ok((
-        status.success() && !broken_pipe,
-        Run {
-            rows,
-            bytes,
-            stderr,
-        },
-    ))
+    Ok((status.success() && !broken_pipe, Run { rows, stderr }))
 }
 
 /// One `ERROR:` of psql's verbose output: its SQLSTATE and message.
@@ -150,7 +141,7 @@ pub fn errors(stderr: &str) -> Vec<PsqlError> {
 }
 
 /// The last lines of psql's stderr, for an error's detail.
-pub fn tail(stderr: &str, lines: usize) -> String {
+pub(crate) fn tail(stderr: &str, lines: usize) -> String {
     let all: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

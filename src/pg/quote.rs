@@ -10,7 +10,7 @@ pub fn ident(name: &str) -> String {
 /// A name as a person would type it: bare when PostgreSQL would fold it to itself (lowercase
 /// letters, digits and `_`, not starting with a digit), quoted otherwise. For commands we print
 /// for the user to run, where `"pg_scribe"` would only be noise.
-pub fn ident_for_display(name: &str) -> String {
+pub(crate) fn ident_for_display(name: &str) -> String {
     let plain = name
         .chars()
         .next()
@@ -23,13 +23,13 @@ pub fn ident_for_display(name: &str) -> String {
 
 /// `'text'` with `'` doubled; backslashes stay literal, as standard_conforming_strings reads
 /// them (and as the replication grammar, which has no `E'…'`, requires).
-pub fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
 /// A literal read the same whatever standard_conforming_strings says: `E'…'` with backslashes
 /// doubled when the text has one, a plain literal otherwise.
-pub fn escaped_literal(text: &str) -> String {
+pub(crate) fn escaped_literal(text: &str) -> String {
     if text.contains('\\') {
         format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
     } else {

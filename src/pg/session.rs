@@ -133,7 +133,7 @@ fn is_password_missing(err: &tokio_postgres::Error) -> bool {
 }
 
 /// Word a failed connection like libpq does: `connection to server at "h", port 5432 failed: …`.
-pub fn connect_error(target: &Target, err: &tokio_postgres::Error) -> Error {
+pub(crate) fn connect_error(target: &Target, err: &tokio_postgres::Error) -> Error {
     let reason = match err.as_db_error() {
         Some(db) => format!("{}:  {}", db.severity(), db.message()),
         None => {
@@ -165,7 +165,7 @@ pub fn connect_error(target: &Target, err: &tokio_postgres::Error) -> Error {
 }
 
 /// Run one query that returns a single text value.
-pub async fn query_text(client: &Client, sql: &str) -> Result<String> {
+pub(crate) async fn query_text(client: &Client, sql: &str) -> Result<String> {
     let row = client
         .query_one(sql, &[])
         .await
@@ -176,7 +176,7 @@ pub async fn query_text(client: &Client, sql: &str) -> Result<String> {
 
 /// The rows of a simple query, every column as text (NULL as `None`): the simple protocol
 /// returns any type as text, and the text is all our catalog queries need.
-pub async fn simple_rows(
+pub(crate) async fn simple_rows(
     client: &Client,
     sql: &str,
 ) -> std::result::Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
@@ -194,14 +194,14 @@ pub async fn simple_rows(
 }
 
 /// [`simple_rows`], a failure worded by [`query_error`].
-pub async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+pub(crate) async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
     simple_rows(client, sql)
         .await
         .map_err(|e| query_error(sql, &e))
 }
 
 /// The first column of the first row of a simple query, if there is a row and it is not NULL.
-pub async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
+pub(crate) async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
     Ok(rows_text(client, sql)
         .await?
         .into_iter()
@@ -210,7 +210,7 @@ pub async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
 }
 
 /// A failed query as a diagnostic that keeps the server's detail and hint.
-pub fn query_error(sql: &str, err: &tokio_postgres::Error) -> Error {
+pub(crate) fn query_error(sql: &str, err: &tokio_postgres::Error) -> Error {
     match err.as_db_error() {
         Some(db) => {
             let mut error = Error::backup(format!("query failed: {}", db.message()))

@@ -149,13 +149,13 @@ impl TlsSettings {
         })
     }
 
-    pub fn client_config(&self) -> Arc<ClientConfig> {
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
         self.config.clone()
     }
 
     /// The name to present (SNI) and, under verify-full, to check. Only verify-full insists on
     /// a valid name; other modes fall back to a placeholder so odd host names still connect.
-    pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsConfigError> {
+    pub(crate) fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsConfigError> {
         match ServerName::try_from(host.to_owned()) {
             Ok(n) => Ok(n),
             Err(_) if self.mode != SslMode::VerifyFull => {
@@ -494,7 +494,7 @@ impl ServerCertVerifier for ChainOnly {
 /// The `tls-server-end-point` channel binding (RFC 5929): a hash of the server's certificate
 /// with the certificate's own signature hash, where MD5 and SHA-1 (and anything we cannot
 /// identify) become SHA-256, which is also what the PostgreSQL server computes.
-pub fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
+pub(crate) fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
     match signature_hash(cert_der) {
         SigHash::Sha384 => sha2::Sha384::digest(cert_der).to_vec(),
         SigHash::Sha512 => sha2::Sha512::digest(cert_der).to_vec(),
@@ -503,7 +503,9 @@ pub fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
 }
 
 /// The channel-binding data of an established TLS stream.
-pub fn channel_binding_data<S>(stream: &tokio_rustls::client::TlsStream<S>) -> Option<Vec<u8>> {
+pub(crate) fn channel_binding_data<S>(
+    stream: &tokio_rustls::client::TlsStream<S>,
+) -> Option<Vec<u8>> {
     let (_, conn) = stream.get_ref();
     let cert = conn.peer_certificates()?.first()?;
     Some(tls_server_end_point(cert.as_ref()))

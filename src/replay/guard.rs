@@ -201,15 +201,6 @@ impl Guard {
             ),
         }
     }
-
-    /// What `finish` would run, for a message when the connection is gone.
-    pub fn restore_sql(&self) -> String {
-        self.tables
-            .iter()
-            .chain(self.events.iter())
-            .map(|(o, s)| o.sql(*s))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! transaction, with statement batching, row-count checks, trigger neutralisation and sequences.
 
 pub mod engine;
+pub mod failure;
 pub mod guard;
-pub mod lexer;
+pub mod progress;
 pub mod sequences;
+pub mod session;
+pub mod statements;

@@ -17,11 +17,12 @@
 //!   (atomically, fsynced, directory fsynced) after base, globals and metadata are all durable,
 //!   so a crash or failure mid-creation leaves a chain that `--start` and `--restore` skip and
 //!   `--status` flags.
-//! - **Unique, sortable names.** Chain IDs and diff stamps are whole UTC seconds in the spec's
+//! - **Unique, sortable names.** Chain IDs and diff stamps are whole UTC seconds in the
 //!   `YYYYMMDDTHHMMSSZ` form, so names sort chronologically with `ls`. A new name takes the
 //!   current second, or one second past the newest existing name if that is not earlier (two
 //!   rotations within a second, or a clock that stepped back): names never collide, never go
-//!   backwards, and keep the spec's shape (no `-1` suffix, which would sort before `.sql`).
+//!   backwards, and keep the shape doc/file-handling.md gives (no `-1` suffix, which would sort
+//!   before `.sql`).
 //!   Chain directories are claimed with `mkdir`, so two processes racing for a name cannot
 //!   both get it.
 //! - **Diffs under compression.** A sealed diff may be compressed after sealing. If a diff
@@ -32,6 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use time::format_description::BorrowedFormatItem;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::storage::compress::{Compression, Method};
@@ -39,15 +41,15 @@ use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
 use crate::storage::metadata::Metadata;
 
-pub const PIDFILE_NAME: &str = ".pg_scribe.pid";
-pub const ACTIVE_NAME: &str = "active.sql";
-pub const COMPLETE_NAME: &str = "COMPLETE";
-pub const METADATA_NAME: &str = "metadata.json";
-pub const BASE_STEM: &str = "base.sql";
-pub const GLOBALS_STEM: &str = "globals.sql";
-pub const CHAIN_PREFIX: &str = "chain-";
-pub const DIFF_PREFIX: &str = "diff-";
-pub const LATER_GLOBALS_PREFIX: &str = "globals-";
+pub(crate) const PIDFILE_NAME: &str = ".pg_scribe.pid";
+pub(crate) const ACTIVE_NAME: &str = "active.sql";
+pub(crate) const COMPLETE_NAME: &str = "COMPLETE";
+pub(crate) const METADATA_NAME: &str = "metadata.json";
+pub(crate) const BASE_STEM: &str = "base.sql";
+pub(crate) const GLOBALS_STEM: &str = "globals.sql";
+pub(crate) const CHAIN_PREFIX: &str = "chain-";
+pub(crate) const DIFF_PREFIX: &str = "diff-";
+pub(crate) const LATER_GLOBALS_PREFIX: &str = "globals-";
 
 /// A whole UTC second, written `YYYYMMDDTHHMMSSZ`. Used for chain IDs and diff names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,7 +57,7 @@ pub struct Stamp(i64);
 
 impl Stamp {
     /// The second containing `t` (sub-second part dropped).
-    pub fn from_time(t: OffsetDateTime) -> Stamp {
+    pub(crate) fn from_time(t: OffsetDateTime) -> Stamp {
         Stamp(t.unix_timestamp())
     }
 
@@ -63,7 +65,7 @@ impl Stamp {
         Stamp::from_time(OffsetDateTime::now_utc())
     }
 
-    pub fn to_time(self) -> OffsetDateTime {
+    pub(crate) fn to_time(self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(self.0)
             .expect("stamps are parsed or taken from valid times")
     }
@@ -82,19 +84,17 @@ impl Stamp {
     }
 }
 
+/// `YYYYMMDDTHHMMSSZ`, written and read.
+const STAMP_FORMAT: &[BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.to_time();
-        write!(
-            f,
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        let text = self
+            .to_time()
+            .format(STAMP_FORMAT)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(&text)
     }
 }
 
@@ -111,8 +111,7 @@ impl FromStr for Stamp {
         if !shape {
             return Err(());
         }
-        let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let t = PrimitiveDateTime::parse(s, &fmt).map_err(|_| ())?;
+        let t = PrimitiveDateTime::parse(s, STAMP_FORMAT).map_err(|_| ())?;
         Ok(Stamp::from_time(t.assume_offset(UtcOffset::UTC)))
     }
 }
@@ -137,12 +136,12 @@ impl FromStr for ChainId {
 }
 
 impl ChainId {
-    pub fn dir_name(&self) -> String {
+    pub(crate) fn dir_name(&self) -> String {
         format!("{CHAIN_PREFIX}{self}")
     }
 
     /// The ID in a `chain-<ID>` directory name.
-    pub fn from_dir_name(name: &str) -> Option<ChainId> {
+    pub(crate) fn from_dir_name(name: &str) -> Option<ChainId> {
         name.strip_prefix(CHAIN_PREFIX)?.parse().ok().map(ChainId)
     }
 }
@@ -198,61 +197,61 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub fn metadata_path(&self) -> PathBuf {
+    pub(crate) fn metadata_path(&self) -> PathBuf {
         self.dir.join(METADATA_NAME)
     }
 
-    pub fn active_path(&self) -> PathBuf {
+    pub(crate) fn active_path(&self) -> PathBuf {
         self.dir.join(ACTIVE_NAME)
     }
 
-    pub fn complete_marker_path(&self) -> PathBuf {
+    pub(crate) fn complete_marker_path(&self) -> PathBuf {
         self.dir.join(COMPLETE_NAME)
     }
 
     /// Where a new base is written with compression `c`.
-    pub fn base_path(&self, c: Compression) -> PathBuf {
+    pub(crate) fn base_path(&self, c: Compression) -> PathBuf {
         self.dir.join(format!("{BASE_STEM}{}", c.extension()))
     }
 
-    pub fn globals_path(&self, c: Compression) -> PathBuf {
+    pub(crate) fn globals_path(&self, c: Compression) -> PathBuf {
         self.dir.join(format!("{GLOBALS_STEM}{}", c.extension()))
     }
 
-    pub fn diff_path(&self, name: DiffName) -> PathBuf {
+    pub(crate) fn diff_path(&self, name: DiffName) -> PathBuf {
         self.dir.join(name.to_string())
     }
 
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.complete_marker_path().is_file()
     }
 
-    pub fn has_active(&self) -> bool {
+    pub(crate) fn has_active(&self) -> bool {
         self.active_path().is_file()
     }
 
     /// Declares the chain usable. Call only once base, globals and metadata are durable.
-    pub fn mark_complete(&self) -> Result<()> {
+    pub(crate) fn mark_complete(&self) -> Result<()> {
         durable::atomic_write(
             &self.complete_marker_path(),
             format!("pg_scribe chain {} complete\n", self.id).as_bytes(),
         )
     }
 
-    pub fn read_metadata(&self) -> Result<Metadata> {
+    pub(crate) fn read_metadata(&self) -> Result<Metadata> {
         Metadata::read(&self.metadata_path())
     }
 
-    pub fn write_metadata(&self, m: &Metadata) -> Result<()> {
+    pub(crate) fn write_metadata(&self, m: &Metadata) -> Result<()> {
         m.write(&self.metadata_path())
     }
 
     /// The existing base file, whatever its compression.
-    pub fn find_base(&self) -> Result<Option<PathBuf>> {
+    pub(crate) fn find_base(&self) -> Result<Option<PathBuf>> {
         self.find_stem(BASE_STEM)
     }
 
-    pub fn find_globals(&self) -> Result<Option<PathBuf>> {
+    pub(crate) fn find_globals(&self) -> Result<Option<PathBuf>> {
         self.find_stem(GLOBALS_STEM)
     }
 
@@ -273,13 +272,13 @@ impl Chain {
     }
 
     /// Where the streamer saves the roles as they were when it sealed `sealed`.
-    pub fn later_globals_path(&self, sealed: DiffName) -> PathBuf {
+    pub(crate) fn later_globals_path(&self, sealed: DiffName) -> PathBuf {
         self.dir
             .join(format!("{LATER_GLOBALS_PREFIX}{}.sql", sealed.stamp))
     }
 
     /// The streamer's role dumps ([`Chain::later_globals_path`]) in name (= time) order.
-    pub fn later_globals(&self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn later_globals(&self) -> Result<Vec<PathBuf>> {
         let mut found: Vec<PathBuf> = read_dir(&self.dir)?
             .into_iter()
             .filter(|(name, _, _)| name.starts_with(LATER_GLOBALS_PREFIX) && name.ends_with(".sql"))
@@ -290,7 +289,7 @@ impl Chain {
     }
 
     /// Sealed differentials in replay order (oldest first).
-    pub fn sealed_diffs(&self) -> Result<Vec<SealedDiff>> {
+    pub(crate) fn sealed_diffs(&self) -> Result<Vec<SealedDiff>> {
         let mut out: Vec<SealedDiff> = Vec::new();
         for entry in read_dir(&self.dir)? {
             let (name, path, meta) = entry;
@@ -313,7 +312,7 @@ impl Chain {
     }
 
     /// A name for the next sealed diff: not earlier than `now`, later than every existing diff.
-    pub fn next_diff_name(&self, now: OffsetDateTime, c: Compression) -> Result<DiffName> {
+    pub(crate) fn next_diff_name(&self, now: OffsetDateTime, c: Compression) -> Result<DiffName> {
         let newest = self.sealed_diffs()?.last().map(|d| d.name.stamp);
         Ok(DiffName {
             stamp: Stamp::fresh(now, newest),
@@ -365,7 +364,7 @@ impl BackupDir {
         &self.root
     }
 
-    pub fn pidfile_path(&self) -> PathBuf {
+    pub(crate) fn pidfile_path(&self) -> PathBuf {
         self.root.join(PIDFILE_NAME)
     }
 
@@ -377,7 +376,7 @@ impl BackupDir {
     }
 
     /// `--init`'s precondition: the directory does not exist or is empty.
-    pub fn is_missing_or_empty(&self) -> Result<bool> {
+    pub(crate) fn is_missing_or_empty(&self) -> Result<bool> {
         match std::fs::read_dir(&self.root) {
             Ok(mut rd) => Ok(rd.next().is_none()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
@@ -386,7 +385,7 @@ impl BackupDir {
     }
 
     /// Creates the root (0700) if missing; parents are created with default modes.
-    pub fn create_root(&self) -> Result<()> {
+    pub(crate) fn create_root(&self) -> Result<()> {
         if self.root.is_dir() {
             return Ok(());
         }
@@ -413,7 +412,7 @@ impl BackupDir {
     }
 
     /// The newest chain that carries its completion marker.
-    pub fn latest_complete_chain(&self) -> Result<Option<Chain>> {
+    pub(crate) fn latest_complete_chain(&self) -> Result<Option<Chain>> {
         Ok(self
             .chains()?
             .into_iter()
@@ -425,7 +424,7 @@ impl BackupDir {
     /// Claims a new chain directory (0700) named after `now`, or later if that is taken or not
     /// after every existing chain; the name is claimed by `mkdir`, so a concurrent creator
     /// cannot get the same one.
-    pub fn create_chain(&self, now: OffsetDateTime) -> Result<Chain> {
+    pub(crate) fn create_chain(&self, now: OffsetDateTime) -> Result<Chain> {
         let newest = self.chains()?.last().map(|c| c.chain.id.0);
         let mut stamp = Stamp::fresh(now, newest);
         for _ in 0..1000 {

@@ -55,7 +55,7 @@ impl Method {
     pub const ALL: [Method; 4] = [Method::None, Method::Gzip, Method::Lz4, Method::Zstd];
 
     /// The method a file was written with, from its name's extension.
-    pub fn from_file_name(name: &str) -> Method {
+    pub(crate) fn from_file_name(name: &str) -> Method {
         Method::ALL
             .into_iter()
             .rev()
@@ -81,7 +81,7 @@ pub struct Compression {
 }
 
 impl Compression {
-    pub const NONE: Compression = Compression {
+    pub(crate) const NONE: Compression = Compression {
         method: Method::None,
         level: None,
     };
@@ -273,7 +273,7 @@ impl CompressedWriter {
     }
 
     /// Copies `src` to the end (e.g. a child's stdout) through the compressor.
-    pub async fn copy_from<R: AsyncRead + Unpin>(&mut self, src: &mut R) -> Result<u64> {
+    pub(crate) async fn copy_from<R: AsyncRead + Unpin>(&mut self, src: &mut R) -> Result<u64> {
         let mut src = BufReader::with_capacity(WRITE_BUF, src);
         let n =
             dispatch!(&mut self.enc, e => tokio::io::copy_buf(&mut src, e).await).map_err(|e| {
@@ -313,7 +313,7 @@ impl CompressedWriter {
 
 /// Streams `src` into a new file at `path` compressed with `c`; on error the partial file is
 /// removed.
-pub async fn write_stream<R: AsyncRead + Unpin>(
+pub(crate) async fn write_stream<R: AsyncRead + Unpin>(
     src: &mut R,
     path: &Path,
     c: Compression,

@@ -23,7 +23,7 @@ use crate::storage::error::Result;
 
 const REQUEST_PREFIX: &str = ".pg_scribe.rotate-";
 const ANSWER_PREFIX: &str = ".pg_scribe.rotated-";
-pub const FLUSHED: &str = ".pg_scribe.flushed";
+pub(crate) const FLUSHED: &str = ".pg_scribe.flushed";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotateRequest {
@@ -73,7 +73,7 @@ fn safe_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-pub fn write_request(root: &Path, request: &RotateRequest) -> Result<()> {
+pub(crate) fn write_request(root: &Path, request: &RotateRequest) -> Result<()> {
     debug_assert!(safe_id(&request.id));
     let json = serde_json::to_vec(request).expect("request serializes");
     durable::atomic_write(
@@ -83,7 +83,7 @@ pub fn write_request(root: &Path, request: &RotateRequest) -> Result<()> {
 }
 
 /// Take every pending request, removing them so each is answered once.
-pub fn take_requests(root: &Path) -> Vec<String> {
+pub(crate) fn take_requests(root: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -103,7 +103,7 @@ pub fn take_requests(root: &Path) -> Vec<String> {
     ids
 }
 
-pub fn write_answer(root: &Path, answer: &RotateAnswer) -> Result<()> {
+pub(crate) fn write_answer(root: &Path, answer: &RotateAnswer) -> Result<()> {
     let json = serde_json::to_vec(answer).expect("answer serializes");
     durable::atomic_write(
         &path(root, &format!("{ANSWER_PREFIX}{}", answer.id())),
@@ -111,15 +111,15 @@ pub fn write_answer(root: &Path, answer: &RotateAnswer) -> Result<()> {
     )
 }
 
-pub fn read_answer(root: &Path, id: &str) -> Option<RotateAnswer> {
+pub(crate) fn read_answer(root: &Path, id: &str) -> Option<RotateAnswer> {
     read_json(&path(root, &format!("{ANSWER_PREFIX}{id}")))
 }
 
-pub fn remove_answer(root: &Path, id: &str) {
+pub(crate) fn remove_answer(root: &Path, id: &str) {
     let _ = std::fs::remove_file(path(root, &format!("{ANSWER_PREFIX}{id}")));
 }
 
-pub fn read_flushed(root: &Path) -> Option<Lsn> {
+pub(crate) fn read_flushed(root: &Path) -> Option<Lsn> {
     std::fs::read_to_string(path(root, FLUSHED))
         .ok()?
         .trim()
@@ -127,6 +127,6 @@ pub fn read_flushed(root: &Path) -> Option<Lsn> {
         .ok()
 }
 
-pub fn write_flushed(root: &Path, lsn: Lsn) -> Result<()> {
+pub(crate) fn write_flushed(root: &Path, lsn: Lsn) -> Result<()> {
     durable::atomic_write(&path(root, FLUSHED), format!("{lsn}\n").as_bytes())
 }

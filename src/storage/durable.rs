@@ -4,17 +4,17 @@
 //! after a crash a file is either absent or complete, and never readable by other users.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::storage::error::{ChainError, Result};
 
-pub const DIR_MODE: u32 = 0o700;
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const DIR_MODE: u32 = 0o700;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// The directory that names `path` (`.` for a bare file name).
-pub fn parent_of(path: &Path) -> &Path {
+pub(crate) fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -22,19 +22,19 @@ pub fn parent_of(path: &Path) -> &Path {
 }
 
 /// Makes a directory's entries (creations, renames, removals) durable.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     let d = File::open(dir).map_err(|e| ChainError::dir("open", dir, e))?;
     d.sync_all().map_err(|e| ChainError::dir("fsync", dir, e))
 }
 
-pub fn fsync_file(f: &File, path: &Path) -> Result<()> {
+pub(crate) fn fsync_file(f: &File, path: &Path) -> Result<()> {
     f.sync_all().map_err(|e| ChainError::file("fsync", path, e))
 }
 
 /// Creates one directory with mode 0700 whatever the umask, and makes its name durable.
 /// Fails with `AlreadyExists` (inside [`ChainError::Io`]) if it exists, which callers use to
 /// detect a race for a name.
-pub fn create_private_dir(path: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<()> {
     DirBuilder::new()
         .mode(DIR_MODE)
         .create(path)
@@ -54,7 +54,7 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
 
 /// Creates a new file with mode 0600 whatever the umask; fails if it exists. The caller fsyncs
 /// the file and its directory once it is written.
-pub fn create_private_file(path: &Path) -> Result<File> {
+pub(crate) fn create_private_file(path: &Path) -> Result<File> {
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -75,7 +75,7 @@ pub fn create_private_file(path: &Path) -> Result<File> {
 }
 
 /// Renames and makes the rename durable (both directories when they differ).
-pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).map_err(|e| {
         ChainError::io(
             format!(
@@ -96,7 +96,7 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
 
 /// The temporary name used while `path` is being written: hidden, and unique per process so two
 /// writers never share a temp file.
-pub fn temp_path_for(path: &Path) -> PathBuf {
+pub(crate) fn temp_path_for(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -106,7 +106,7 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 
 /// The temporary name for a file that only one process at a time writes (the streamer, or the
 /// one `--rotate-diff` it answered): fixed, so a writer removes what a crashed one left behind.
-pub fn fixed_temp_path_for(path: &Path) -> PathBuf {
+pub(crate) fn fixed_temp_path_for(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -116,7 +116,7 @@ pub fn fixed_temp_path_for(path: &Path) -> PathBuf {
 
 /// Replaces `path` with `data` atomically: readers see the old content or the new, never a mix,
 /// and after this returns the new content survives a crash. The file gets mode 0600.
-pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = temp_path_for(path);
     let _ = fs::remove_file(&tmp);
     let result = (|| {
@@ -133,8 +133,9 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     result
 }
 
-/// Mode bits of a path, for checks and tests.
-pub fn mode_of(path: &Path) -> io::Result<u32> {
+/// Mode bits of a path, for the tests of what we create.
+#[cfg(test)]
+pub fn mode_of(path: &Path) -> std::io::Result<u32> {
     Ok(fs::metadata(path)?.permissions().mode() & 0o7777)
 }
 
@@ -176,7 +177,7 @@ mod tests {
         create_private_dir(&d).unwrap();
         match create_private_dir(&d).unwrap_err() {
             ChainError::Io { source, .. } => {
-                assert_eq!(source.kind(), io::ErrorKind::AlreadyExists)
+                assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists)
             }
             e => panic!("{e}"),
         }

@@ -89,7 +89,7 @@ impl ChainError {
     }
 
     /// True for errors caused by the user's input rather than by the backup (exit 5).
-    pub fn is_validation(&self) -> bool {
+    pub(crate) fn is_validation(&self) -> bool {
         matches!(
             self,
             ChainError::InvalidCompression(_) | ChainError::InvalidChainId(_)
@@ -97,7 +97,7 @@ impl ChainError {
     }
 
     /// The disk (or quota) is full: the streamer stops and must not report anything as flushed.
-    pub fn is_disk_full(&self) -> bool {
+    pub(crate) fn is_disk_full(&self) -> bool {
         match self {
             ChainError::Io { source, .. } => matches!(
                 source.raw_os_error(),

@@ -1,4 +1,5 @@
-//! Moving the stream from one chain to the next without a gap or an overlap (design §4).
+//! Moving the stream from one chain to the next without a gap or an overlap (doc/file-handling.md,
+//! "The cut rules").
 //!
 //! A new chain starts at its `start_lsn` S: exactly the transactions with `commit_lsn >= S` are
 //! its differentials, all others are in its base. When streaming moves to it, the transactions
@@ -34,7 +35,7 @@ pub struct HandOver {
 
 /// Copy the old chain's transactions from `cut` on into `new`, seal the old `active.sql` (held
 /// open by `old`), and return a writer on the new chain's `active.sql`.
-pub fn hand_over(
+pub(crate) fn hand_over(
     old: &mut DiffWriter,
     old_chain: &Chain,
     new_chain: &Chain,

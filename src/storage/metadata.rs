@@ -13,7 +13,7 @@ use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
 
 /// Bumped when a field changes meaning; readers refuse a newer format.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
@@ -32,11 +32,9 @@ pub struct FileRecord {
     pub sha256: String,
 }
 
+/// The database the base was taken from, as its server described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Metadata {
-    pub format: u32,
-    pub pg_scribe_version: String,
-    pub chain_id: String,
+pub struct Source {
     /// `server_version`, e.g. `15.20 (Debian 15.20-1.pgdg120+1)`.
     pub server_version: String,
     /// `server_version_num`, e.g. 150020.
@@ -51,6 +49,22 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icu_locale: Option<String>,
     pub extensions: Vec<Extension>,
+}
+
+impl Source {
+    pub fn server_major(&self) -> u32 {
+        self.server_version_num / 10000
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub format: u32,
+    pub pg_scribe_version: String,
+    pub chain_id: String,
+    /// Written in line with the other fields (the file's layout predates the grouping).
+    #[serde(flatten)]
+    pub source: Source,
     pub slot: String,
     /// The slot's consistent point: the chain holds exactly the transactions with
     /// `commit_lsn >= start_lsn`; the base holds the others.
@@ -69,7 +83,7 @@ impl Metadata {
         self.files.iter().find(|f| f.name == name)
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("metadata always serializes");
         s.push('\n');
         s
@@ -103,12 +117,12 @@ mod rfc3339 {
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
 
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         let t = t.to_offset(time::UtcOffset::UTC);
         s.serialize_str(&t.format(&Rfc3339).map_err(serde::ser::Error::custom)?)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let s = String::deserialize(d)?;
         OffsetDateTime::parse(&s, &Rfc3339).map_err(serde::de::Error::custom)
     }
@@ -124,24 +138,26 @@ pub(crate) mod tests {
             format: FORMAT_VERSION,
             pg_scribe_version: "0.1.0".into(),
             chain_id: "20231215T120000Z".into(),
-            server_version: "15.20 (Debian 15.20-1.pgdg120+1)".into(),
-            server_version_num: 150020,
-            database: "mydb".into(),
-            encoding: "UTF8".into(),
-            lc_collate: "en_US.UTF-8".into(),
-            lc_ctype: "en_US.UTF-8".into(),
-            locale_provider: Some("c".into()),
-            icu_locale: None,
-            extensions: vec![
-                Extension {
-                    name: "plpgsql".into(),
-                    version: "1.0".into(),
-                },
-                Extension {
-                    name: "wal2sql".into(),
-                    version: "0.1".into(),
-                },
-            ],
+            source: Source {
+                server_version: "15.20 (Debian 15.20-1.pgdg120+1)".into(),
+                server_version_num: 150020,
+                database: "mydb".into(),
+                encoding: "UTF8".into(),
+                lc_collate: "en_US.UTF-8".into(),
+                lc_ctype: "en_US.UTF-8".into(),
+                locale_provider: Some("c".into()),
+                icu_locale: None,
+                extensions: vec![
+                    Extension {
+                        name: "plpgsql".into(),
+                        version: "1.0".into(),
+                    },
+                    Extension {
+                        name: "wal2sql".into(),
+                        version: "0.1".into(),
+                    },
+                ],
+            },
             slot: "pg_scribe".into(),
             start_lsn: "0/1234567".parse().unwrap(),
             system_identifier: "7312345678901234567".into(),
@@ -176,6 +192,9 @@ pub(crate) mod tests {
         assert_eq!(v["system_identifier"], "7312345678901234567");
         assert_eq!(v["extensions"][1]["name"], "wal2sql");
         assert!(v.get("icu_locale").is_none());
+        // The source facts stay top-level fields, as files written before the grouping have them.
+        assert_eq!(v["database"], "mydb");
+        assert!(v.get("source").is_none());
     }
 
     #[test]

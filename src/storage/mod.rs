@@ -4,13 +4,13 @@
 
 pub mod backup_dir;
 pub mod compress;
-pub mod control;
+pub(crate) mod control;
 pub mod diff_format;
-pub mod durable;
-pub mod error;
+pub(crate) mod durable;
+pub(crate) mod error;
 pub mod expire;
-pub mod handover;
+pub(crate) mod handover;
 pub mod metadata;
 pub mod pidfile;
-pub mod space;
-pub mod writer;
+pub(crate) mod space;
+pub(crate) mod writer;

@@ -30,7 +30,7 @@ use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
 
 /// The last line of the pidfile, naming the program that wrote it.
-pub const MARKER: &str = "pg_scribe";
+pub(crate) const MARKER: &str = "pg_scribe";
 
 /// What a pidfile says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ fn read_all(f: &mut File, path: &Path) -> Result<String> {
 }
 
 /// The streamer's held pidfile. Dropping it releases the lock but leaves the file (as a crash
-/// would); call [`PidFile::remove`] on a clean shutdown.
+/// would); call `PidFile::remove` on a clean shutdown.
 #[derive(Debug)]
 pub struct PidFile {
     file: File,
@@ -111,7 +111,7 @@ pub struct Acquired {
 
 impl PidFile {
     /// Takes the backup directory's pidfile for this process, or fails with
-    /// [`ChainError::StreamerRunning`] if a live streamer holds it.
+    /// `ChainError::StreamerRunning` if a live streamer holds it.
     pub fn acquire(dir: &BackupDir) -> Result<Acquired> {
         let path = dir.pidfile_path();
         let abs = std::fs::canonicalize(dir.root())
@@ -189,7 +189,7 @@ impl PidFile {
     }
 
     /// Clean shutdown: removes the file while still holding the lock, then releases it.
-    pub fn remove(self) -> Result<()> {
+    pub(crate) fn remove(self) -> Result<()> {
         std::fs::remove_file(&self.path).map_err(|e| ChainError::file("remove", &self.path, e))?;
         drop(self.file);
         Ok(())

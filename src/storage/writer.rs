@@ -77,7 +77,7 @@ impl DiffWriter {
         Self::open_path(&chain.active_path())
     }
 
-    pub fn open_path(path: &Path) -> Result<(DiffWriter, Recovery)> {
+    pub(crate) fn open_path(path: &Path) -> Result<(DiffWriter, Recovery)> {
         let (file, rec) = match diff_format::recover_torn_tail(path) {
             Ok(rec) => (open_append(path)?, rec),
             Err(ChainError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -103,11 +103,8 @@ impl DiffWriter {
         Ok((w, rec))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Bytes in the file, counting buffered ones.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -117,22 +114,19 @@ impl DiffWriter {
     }
 
     /// end_lsn of the last committed transaction, durable or not.
-    pub fn last_written_lsn(&self) -> Option<Lsn> {
+    pub(crate) fn last_written_lsn(&self) -> Option<Lsn> {
         self.written
     }
 
     /// end_lsn of the last transaction known to be on disk: the flush position to report.
-    pub fn durable_lsn(&self) -> Option<Lsn> {
+    pub(crate) fn durable_lsn(&self) -> Option<Lsn> {
         self.durable
     }
 
     /// True if no committed transaction awaits an fsync.
-    pub fn is_synced(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_synced(&self) -> bool {
         self.written == self.durable
-    }
-
-    pub fn in_transaction(&self) -> bool {
-        self.open.is_some()
     }
 
     fn usable(&self) -> Result<()> {
@@ -187,7 +181,7 @@ impl DiffWriter {
     }
 
     /// Appends statement text to the open transaction.
-    pub fn write_body(&mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn write_body(&mut self, data: &[u8]) -> Result<()> {
         self.usable()?;
         if self.open.is_none() {
             return Err(ChainError::Usage(
@@ -214,15 +208,16 @@ impl DiffWriter {
         Ok(h.end_lsn)
     }
 
-    /// Convenience: one whole transaction.
-    pub fn append_txn(&mut self, h: &TxnHeader, body: &[u8]) -> Result<Lsn> {
+    /// One whole transaction, as the tests write them.
+    #[cfg(test)]
+    pub(crate) fn append_txn(&mut self, h: &TxnHeader, body: &[u8]) -> Result<Lsn> {
         self.begin(h)?;
         self.write_body(body)?;
         self.commit()
     }
 
     /// Drops the open transaction, cutting the file back to where it began.
-    pub fn abort(&mut self) -> Result<()> {
+    pub(crate) fn abort(&mut self) -> Result<()> {
         self.usable()?;
         let Some((_, start)) = self.open.take() else {
             return Ok(());
@@ -238,7 +233,7 @@ impl DiffWriter {
 
     /// Hands buffered bytes to the OS without fsyncing: a crash of this process then loses
     /// nothing written so far (only a crash of the machine can, until the next fsync).
-    pub fn flush_to_os(&mut self) -> Result<()> {
+    pub(crate) fn flush_to_os(&mut self) -> Result<()> {
         self.usable()?;
         let r = self.out.flush();
         self.io("write to", r)
@@ -337,7 +332,7 @@ impl DiffWriter {
 ///
 /// Cuts a torn tail off `active.sql`: call it only while holding the pidfile (`--start`), never
 /// from a reader such as `--status`, which would cut a live streamer's transaction in progress.
-pub fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
+pub(crate) fn chain_resume_lsn(chain: &Chain) -> Result<Option<Lsn>> {
     let active = chain.active_path();
     if active.exists()
         && let Some(l) = diff_format::recover_torn_tail(&active)?.last_end_lsn

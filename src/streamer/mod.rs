@@ -1,7 +1,7 @@
 //! The `--start` daemon: streams wal2sql's output from the slot into the chain's `active.sql`,
 //! whole transactions at a time, and tells the server only what is durable.
 //!
-//! The rules it keeps (design §4):
+//! The rules it keeps (doc/streaming.md):
 //! - the flush position reported is the `end_lsn` of the last fsynced transaction, or — when no
 //!   transaction is open and everything is on disk — the server's keepalive position, which is
 //!   first recorded in `.pg_scribe.flushed`;
@@ -10,17 +10,19 @@
 //!   lost;
 //! - rotation (SIGHUP, `--rotate-diff`) happens between transactions only;
 //! - retryable failures (network, server restart, slot briefly held by a dead walsender)
-//!   reconnect with backoff; anything else stops with the spec's exit code.
+//!   reconnect with backoff; anything else stops with its exit code (doc/README.md).
 //!
-//! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O.
+//! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O. Rotations
+//! and the hand-over to a new chain are in `rotation.rs`, sequence records in `sequences.rs`.
 
-pub mod notify;
+mod notify;
+mod rotation;
+mod sequences;
 pub mod writer_thread;
 
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{MissedTickBehavior, interval_at};
 
@@ -29,13 +31,12 @@ use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
 use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
-use crate::storage::compress::Compression;
-use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, parse_trailer};
-use crate::storage::durable;
+use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, check_message, parse_trailer};
 use crate::storage::writer::DiffWriter;
 use crate::ui;
 
 use crate::storage::control::{self, RotateAnswer};
+use sequences::{SqlSession, snapshot_sequences};
 use writer_thread::{Command, Event, WriterHandle};
 
 /// Statement text is handed to the writer in chunks of about this size.
@@ -395,6 +396,17 @@ impl Streamer {
                     self.maybe_rotate(stream).await?;
                     self.maybe_hand_over(stream).await?;
                 } else {
+                    check_message(&data).map_err(|e| {
+                        Error::backup(format!(
+                            "unexpected message from wal2sql in transaction {}: {e}",
+                            header.xid
+                        ))
+                        .with_detail(format!(
+                            "Message: {}",
+                            truncate(&String::from_utf8_lossy(&data), 200)
+                        ))
+                        .with_hint("The wal2sql on the server must be the version this pg_scribe was built with.")
+                    })?;
                     self.bytes += data.len() as u64 + 1;
                     self.chunk.extend_from_slice(&data);
                     self.chunk.extend_from_slice(b"\n");
@@ -565,206 +577,6 @@ impl Streamer {
         Ok(())
     }
 
-    async fn maybe_rotate(&mut self, stream: &mut Option<ReplicationStream>) -> Result<()> {
-        let Some(id) = self.rotate_wanted.clone() else {
-            return Ok(());
-        };
-        if self.rotating.is_some() {
-            return Ok(());
-        }
-        if self.handing_over.is_some() {
-            return Ok(());
-        }
-        if let Some((_, start)) = &self.next_chain {
-            // With a new chain waiting, the rotation is the hand-over: it seals the old chain.
-            let start = *start;
-            self.rotate_wanted = None;
-            for id in &id {
-                self.answer(RotateAnswer::Pending {
-                    id: id.clone(),
-                    reason: format!("the stream to reach {start}, where the new chain starts"),
-                });
-            }
-            self.handover_request.extend(id);
-            return self.maybe_hand_over(stream).await;
-        }
-        let waiting = match self.barrier {
-            Barrier::None => None,
-            Barrier::Recording => Some("the sequence values to be recorded".to_string()),
-            Barrier::At(lsn)
-                if self.server_end >= lsn || self.written.is_some_and(|w| w >= lsn) =>
-            {
-                self.barrier = Barrier::None;
-                None
-            }
-            Barrier::At(lsn) => {
-                // Ask the server where it is, so an idle stream learns it has passed the record.
-                self.ask_position(stream).await;
-                Some(format!(
-                    "the stream to reach {lsn}, past the recorded sequence values"
-                ))
-            }
-        };
-        if let Some(reason) = waiting {
-            for id in id {
-                self.answer(RotateAnswer::Pending {
-                    id,
-                    reason: reason.clone(),
-                });
-            }
-            return Ok(());
-        }
-        if let Txn::Writing(header) = &self.txn {
-            let reason = format!(
-                "transaction {} to commit (a differential holds whole transactions)",
-                header.xid
-            );
-            for id in id {
-                self.answer(RotateAnswer::Pending {
-                    id,
-                    reason: reason.clone(),
-                });
-            }
-            return Ok(());
-        }
-        self.rotate_wanted = None;
-        if !self.active_has_data {
-            for id in id {
-                self.answer(RotateAnswer::Empty {
-                    id,
-                    chain: self.cfg.chain.id.to_string(),
-                });
-            }
-            ui::say("Rotation requested, but active.sql holds no transaction: nothing sealed");
-            return Ok(());
-        }
-        let name = match self
-            .cfg
-            .chain
-            .next_diff_name(OffsetDateTime::now_utc(), Compression::NONE)
-        {
-            Ok(name) => name,
-            Err(err) => {
-                for id in id {
-                    self.answer(RotateAnswer::Failed {
-                        id,
-                        message: err.to_string(),
-                    });
-                }
-                return Err(err.into());
-            }
-        };
-        self.rotating = Some(id);
-        let chain = Box::new(self.cfg.chain.clone());
-        self.push(Command::Rotate(chain, name), stream).await
-    }
-
-    /// Start recording sequence values ahead of a rotation (not for a hand-over, whose old
-    /// chain ends where the new base begins).
-    fn record_sequences_for_rotation(&mut self) {
-        // An empty active.sql seals nothing, so there is nothing to end with the values
-        // (the periodic record still catches sequences that moved without any row change).
-        if self.next_chain.is_some()
-            || !matches!(self.barrier, Barrier::None)
-            || !self.active_has_data
-        {
-            return;
-        }
-        self.barrier = Barrier::Recording;
-        snapshot_sequences(self.sql.clone(), Some(self.barrier_tx.clone()));
-    }
-
-    /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
-    /// since the base exist when the chain is restored on a fresh server.
-    fn dump_globals_for(&self, sealed: DiffName) {
-        let path = self.cfg.chain.later_globals_path(sealed);
-        let params = self.cfg.params.clone();
-        let major = self.cfg.server_major;
-        tokio::spawn(async move {
-            let temp = durable::fixed_temp_path_for(&path);
-            let _ = std::fs::remove_file(&temp);
-            let result = async {
-                crate::pg::programs::dump_globals(&params, major, &temp, Compression::NONE).await?;
-                durable::rename_durable(&temp, &path)?;
-                Ok::<_, Error>(())
-            }
-            .await;
-            if let Err(err) = result {
-                let _ = std::fs::remove_file(&temp);
-                ui::warning(&format!(
-                    "could not save the roles beside the sealed differential: {}",
-                    err.message
-                ));
-            }
-        });
-    }
-
-    /// Look for a complete chain newer than ours (made by `--new-chain`).
-    fn check_new_chain(&mut self) {
-        if self.next_chain.is_some() || self.handing_over.is_some() {
-            return;
-        }
-        let newest = match self.cfg.dir.latest_complete_chain() {
-            Ok(Some(chain)) if chain.id > self.cfg.chain.id => chain,
-            Ok(_) => return,
-            Err(err) => {
-                ui::warning(&format!("could not look for a new chain: {err}"));
-                return;
-            }
-        };
-        match newest.read_metadata() {
-            Ok(meta) => {
-                ui::say(&format!(
-                    "New chain {} found (starts at {}); moving the stream to it",
-                    newest.id, meta.start_lsn
-                ));
-                self.next_chain = Some((newest, meta.start_lsn));
-            }
-            Err(err) => ui::warning(&format!("could not read the new chain's metadata: {err}")),
-        }
-    }
-
-    /// Hand over to the waiting new chain once the stream is between transactions and has
-    /// reached the new chain's start (so every older transaction went to the old chain).
-    async fn maybe_hand_over(&mut self, stream: &mut Option<ReplicationStream>) -> Result<()> {
-        let Some((_, start)) = &self.next_chain else {
-            return Ok(());
-        };
-        let start = *start;
-        if !matches!(self.txn, Txn::Idle) || self.rotating.is_some() || self.handing_over.is_some()
-        {
-            return Ok(());
-        }
-        let reached = self.written.is_some_and(|w| w > start) || self.server_end >= start;
-        if !reached {
-            // Ask the server where it is; its keepalive answer lets an idle stream switch.
-            self.ask_position(stream).await;
-            return Ok(());
-        }
-        let (new, start) = self.next_chain.take().expect("checked above");
-        let old = std::mem::replace(&mut self.cfg.chain, new.clone());
-        self.cfg.chain_start = start;
-        self.handing_over = Some((
-            std::mem::take(&mut self.handover_request),
-            old.id.to_string(),
-        ));
-        self.push(
-            Command::HandOver {
-                old: Box::new(old),
-                new: Box::new(new),
-                cut: start,
-            },
-            stream,
-        )
-        .await
-    }
-
-    fn answer(&self, answer: RotateAnswer) {
-        if let Err(err) = control::write_answer(self.cfg.dir.root(), &answer) {
-            ui::warning(&format!("could not answer the rotation request: {err}"));
-        }
-    }
-
     /// The connection is gone: an unfinished transaction will be sent again whole.
     async fn drop_open_transaction(
         &mut self,
@@ -929,80 +741,6 @@ fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
             .ok()
             .and_then(|line| parse_trailer(line).ok())
             == Some(end_lsn)
-}
-
-/// The streamer's SQL session (for recording sequence values), reopened when the server
-/// restarted under it.
-struct SqlSession {
-    params: ConnParams,
-    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
-}
-
-impl SqlSession {
-    /// Record every sequence's value into the stream; the WAL position right after it.
-    async fn record_sequences(&self) -> Result<Lsn> {
-        tracing::debug!("recording sequence values");
-        let mut client = self.client.lock().await;
-        for attempt in 0..2 {
-            if client.as_ref().is_none_or(|c| c.is_closed()) {
-                *client = Some(crate::pg::session::connect(&self.params).await?.client);
-            }
-            let c = client.as_ref().expect("connected above");
-            let recorded = async {
-                c.simple_query("SELECT wal2sql.snapshot_sequences()")
-                    .await?;
-                let row = c
-                    .query_one("SELECT pg_current_wal_lsn()::text", &[])
-                    .await?;
-                Ok::<_, tokio_postgres::Error>(row.get::<_, String>(0))
-            }
-            .await;
-            match recorded {
-                Ok(text) => {
-                    return text
-                        .parse::<Lsn>()
-                        .map_err(|e| Error::backup(e.to_string()));
-                }
-                // A closed connection (server restart) is reopened once; anything else is real.
-                Err(err) if attempt == 0 && c.is_closed() => {
-                    tracing::debug!("sequence recording: {err}; reconnecting");
-                    *client = None;
-                }
-                Err(err) => {
-                    return Err(crate::pg::session::query_error(
-                        "wal2sql.snapshot_sequences()",
-                        &err,
-                    ));
-                }
-            }
-        }
-        Err(Error::connection(
-            "could not reach the server to record sequence values",
-        ))
-    }
-}
-
-/// Record every sequence's value into the stream (as its own transaction), in the background;
-/// `done` hears the WAL position after the record (or `None` if recording failed).
-fn snapshot_sequences(
-    sql: std::sync::Arc<SqlSession>,
-    done: Option<tokio::sync::mpsc::UnboundedSender<Option<Lsn>>>,
-) {
-    tokio::spawn(async move {
-        let lsn = match sql.record_sequences().await {
-            Ok(lsn) => Some(lsn),
-            Err(err) => {
-                ui::warning(&format!(
-                    "could not record sequence values: {}",
-                    err.message
-                ));
-                None
-            }
-        };
-        if let Some(done) = done {
-            let _ = done.send(lsn);
-        }
-    });
 }
 
 fn first_line(text: &str) -> &str {

@@ -4,8 +4,6 @@
 //! as root the server runs as the `postgres` OS user, since PostgreSQL refuses root. A cluster is
 //! stopped and removed when dropped, also when a test panics.
 
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -393,10 +391,6 @@ impl Cluster {
 
     pub fn create_database(&self, name: &str) {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
-    }
-
-    pub fn server_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 }
 

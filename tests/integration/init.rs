@@ -102,15 +102,15 @@ fn init_writes_a_complete_private_restorable_chain() {
     let meta: Metadata =
         serde_json::from_str(&std::fs::read_to_string(chain.join("metadata.json")).unwrap())
             .unwrap();
-    assert_eq!(meta.database, "app");
+    assert_eq!(meta.source.database, "app");
     assert_eq!(meta.slot, "s");
-    assert_eq!(meta.encoding, "UTF8");
-    assert_eq!(meta.server_version_num / 10000, 15);
+    assert_eq!(meta.source.encoding, "UTF8");
+    assert_eq!(meta.source.server_version_num / 10000, 15);
     assert_eq!(
         format!("chain-{}", meta.chain_id),
         chain.file_name().unwrap().to_string_lossy()
     );
-    assert!(meta.extensions.iter().any(|e| e.name == "wal2sql"));
+    assert!(meta.source.extensions.iter().any(|e| e.name == "wal2sql"));
     let confirmed = cluster.psql(
         "postgres",
         "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 's'",

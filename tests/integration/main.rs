@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod attacks;
 mod cli;
 mod client_cert;
 mod connection;

@@ -930,13 +930,23 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
     let first = &txns[0];
     let (update, delete, full) = (&txns[20], &txns[31], &txns[32]);
     assert!(text[update.start as usize..update.end as usize].contains("'changed'"));
-    assert!(text[delete.start as usize..delete.end as usize].contains("WHERE id = '15'"));
-    assert!(text[full.start as usize..full.end as usize].contains("ctid = (SELECT ctid"));
+    assert!(
+        text[delete.start as usize..delete.end as usize]
+            .contains("WHERE id OPERATOR(pg_catalog.=) '15'")
+    );
+    assert!(
+        text[full.start as usize..full.end as usize]
+            .contains("ctid OPERATOR(pg_catalog.=) (SELECT ctid")
+    );
     let file = "diff-20300101T000000Z.sql";
 
     // The row the UPDATE changes is gone from the target: exit 4, the transaction and the
     // statement named, the ones before it committed, nothing after it.
-    let tampered = with_extra_statement(&text, first, "DELETE FROM ONLY public.t WHERE id = '5';");
+    let tampered = with_extra_statement(
+        &text,
+        first,
+        "DELETE FROM ONLY public.t WHERE id OPERATOR(pg_catalog.=) '5';",
+    );
     write_private(&chain.join(file), tampered.as_bytes());
     cluster.create_database("target");
     let out = restore(&cluster, &dir, &["-d", "target"]);
@@ -956,7 +966,7 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
     );
     assert!(
         err.contains(
-            "Statement 2 of the transaction: UPDATE ONLY public.t SET id = '5', v = 'changed' WHERE id = '5';"
+            "Statement 2 of the transaction: UPDATE ONLY public.t SET id = '5', v = 'changed' WHERE id OPERATOR(pg_catalog.=) '5';"
         ),
         "{err}"
     );
@@ -972,14 +982,18 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
 
     // A DELETE merged by key (11 keys in one `IN`) of which one row is missing: the group is
     // replayed one by one and the exact statement named; with --create the database goes.
-    let tampered = with_extra_statement(&text, first, "DELETE FROM ONLY public.t WHERE id = '15';");
+    let tampered = with_extra_statement(
+        &text,
+        first,
+        "DELETE FROM ONLY public.t WHERE id OPERATOR(pg_catalog.=) '15';",
+    );
     write_private(&chain.join(file), tampered.as_bytes());
     let out = restore(&cluster, &dir, &["-d", "created", "--create"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains(&format!("xid={}", delete.header.xid)), "{err}");
     assert!(
-        err.contains("Statement 7 of the transaction: DELETE FROM ONLY public.t WHERE id = '15';"),
+        err.contains("Statement 7 of the transaction: DELETE FROM ONLY public.t WHERE id OPERATOR(pg_catalog.=) '15';"),
         "{err}"
     );
     assert!(

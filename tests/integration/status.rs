@@ -1,4 +1,4 @@
-//! `--status` end to end: a healthy streaming setup (exit 0, the spec's sections, the JSON
+//! `--status` end to end: a healthy streaming setup (exit 0, the sections of doc/status.md, the JSON
 //! checked field by field), a streamer that stopped while writes go on (exit 10: lag, inactive
 //! slot, stale pidfile), a missing slot (3), an unreachable server (2), and the offline
 //! directory report with an incomplete chain.

@@ -583,7 +583,7 @@ fn restore_on_a_fresh_server_has_later_roles_and_sequences() {
     );
 }
 
-/// The spec's log-rotation recipe: rename active.sql by hand, then SIGHUP. The streamer finishes
+/// The log-rotation recipe of doc/streaming.md: rename active.sql by hand, then SIGHUP. The streamer finishes
 /// the transaction in the renamed file and continues in a new active.sql.
 #[test]
 fn renaming_active_sql_by_hand_then_sighup_keeps_whole_transactions() {
@@ -647,8 +647,10 @@ fn rotations_under_load_are_prompt() {
         );
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
-            "a rotation took {:?}",
-            started.elapsed()
+            "a rotation took {:?}\n{}\n{}",
+            started.elapsed(),
+            stderr(&out),
+            streamer.log_text()
         );
         cluster.psql("app", "INSERT INTO counters (n) VALUES (2)");
     }

@@ -27,7 +27,7 @@ UPDATE acc SET abalance = abalance + 5 WHERE aid = 1;
 DELETE FROM acc WHERE aid = 2;
 UPDATE br SET bbalance = 7;
 SELECT * FROM ident;
-SELECT * FROM changes('af') WHERE changes !~ '^(-- |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
+SELECT * FROM changes('af') WHERE changes !~ '^(-- wal2sql (begin|commit) |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
 -- USING INDEX; a DEFERRABLE key is no replica identity: FULL stays
 CREATE TABLE ui (id int NOT NULL);
 CREATE UNIQUE INDEX ui_id ON ui (id);
@@ -49,7 +49,7 @@ ALTER TABLE rb ADD PRIMARY KEY (id);
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT * FROM ident;
-SELECT * FROM changes('af') WHERE changes !~ '^(-- |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
+SELECT * FROM changes('af') WHERE changes !~ '^(-- wal2sql (begin|commit) |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
 -- an explicit FULL is the user's: kept, and the mark is forgotten
 CREATE TABLE mine (id int);
 ALTER TABLE mine REPLICA IDENTITY FULL;
@@ -73,7 +73,7 @@ ALTER TABLE off2 ADD PRIMARY KEY (id);
 CREATE TABLE off3 (id int);
 RESET wal2sql.capture;
 SELECT * FROM ident;
-SELECT * FROM changes('af') WHERE changes !~ '^(-- |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
+SELECT * FROM changes('af') WHERE changes !~ '^(-- wal2sql (begin|commit) |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
 -- partitions: the key added on the parent reaches them
 CREATE TABLE p (id int) PARTITION BY RANGE (id);
 CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
@@ -91,7 +91,7 @@ ALTER INDEX q_pkey ATTACH PARTITION q1_pkey;
 SELECT * FROM ident WHERE relname ~ '^q';
 ALTER INDEX q_pkey ATTACH PARTITION q2_pkey;
 SELECT * FROM ident WHERE relname ~ '^[pq]';
-SELECT * FROM changes('af') WHERE changes !~ '^(-- |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
+SELECT * FROM changes('af') WHERE changes !~ '^(-- wal2sql (begin|commit) |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
 -- dropped tables are forgotten (also with capture off)
 SELECT count(*) FROM wal2sql.auto_full a JOIN pg_class c ON c.oid = a.relid
  WHERE c.relnamespace = 'af'::regnamespace;

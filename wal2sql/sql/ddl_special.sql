@@ -15,6 +15,14 @@ REFRESH MATERIALIZED VIEW mv;
 REFRESH MATERIALIZED VIEW CONCURRENTLY mv;
 CREATE INDEX CONCURRENTLY src_n ON src (n);
 DROP INDEX CONCURRENTLY src_n;
+-- CONCURRENTLY goes only where it is the keyword: not a function or index
+-- named "concurrently" (REINDEX is not captured: no event trigger on 15)
+CREATE FUNCTION concurrently(int) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0.5';
+ALTER TABLE src ALTER COLUMN n SET DEFAULT concurrently(1);
+CREATE INDEX /* concurrently */ CONCURRENTLY "concurrently" ON src (concurrently(id));
+REINDEX TABLE CONCURRENTLY src;
+REINDEX (CONCURRENTLY) INDEX "concurrently";
+DROP INDEX CONCURRENTLY IF EXISTS "concurrently";
 CREATE EXTENSION citext;
 -- automatic REPLICA IDENTITY FULL only for tables without a primary key
 CREATE TABLE with_pk (id int PRIMARY KEY);

@@ -18,7 +18,7 @@ SELECT * FROM changes('dml');
 INSERT INTO dml VALUES (7, 'x', 7);
 INSERT INTO dml VALUES (8, 'y', 8);
 WITH h AS (
-  SELECT regexp_match(data, '^-- wal2sql begin xid=(\d+) commit_lsn=(\S+) end_lsn=(\S+) commit_time=(\S+)$') AS m
+  SELECT regexp_match(data, '^-- wal2sql begin xid=(\d+) commit_lsn=(\S+) end_lsn=(\S+) commit_time=(\S+) format=2$') AS m
     FROM pg_logical_slot_peek_changes('dml', NULL, NULL)
 ), t AS (
   SELECT m[2]::pg_lsn AS c, m[3]::pg_lsn AS e, m[4] AS ts FROM h WHERE m IS NOT NULL

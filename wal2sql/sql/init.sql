@@ -4,8 +4,8 @@
 CREATE FUNCTION changes(slot text, VARIADIC options text[] DEFAULT '{}')
 RETURNS SETOF text LANGUAGE sql AS $$
   SELECT regexp_replace(regexp_replace(regexp_replace(data,
-    '^-- wal2sql begin xid=\d+ commit_lsn=[0-9A-F]+/[0-9A-F]+ end_lsn=[0-9A-F]+/[0-9A-F]+ commit_time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$',
-    '-- wal2sql begin xid=X commit_lsn=X end_lsn=X commit_time=T'),
+    '^-- wal2sql begin xid=\d+ commit_lsn=[0-9A-F]+/[0-9A-F]+ end_lsn=[0-9A-F]+/[0-9A-F]+ commit_time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z format=2$',
+    '-- wal2sql begin xid=X commit_lsn=X end_lsn=X commit_time=T format=2'),
     '^-- wal2sql commit end_lsn=[0-9A-F]+/[0-9A-F]+$', '-- wal2sql commit end_lsn=X'),
     'transaction \d+', 'transaction X', 'g')
   FROM pg_logical_slot_get_changes(slot, NULL, NULL, VARIADIC options)

@@ -59,6 +59,7 @@
 #include "utils/syscache.h"
 
 #include "wal2sql.h"
+#include "capture.h"
 
 PG_FUNCTION_INFO_V1(wal2sql_capture_ddl);
 
@@ -70,14 +71,21 @@ typedef struct W2SFrame
 	int			len;
 	NodeTag		tag;			/* node type of the utility statement */
 	bool		queued;			/* its text is queued already (table_rewrite) */
+	int			scs;			/* standard_conforming_strings it was parsed with */
 } W2SFrame;
+
+/* W2SFrame.scs: off, on, either (no backslash in it), or unknown */
+#define W2S_SCS_OFF		0
+#define W2S_SCS_ON		1
+#define W2S_SCS_EITHER	2
+#define W2S_SCS_UNKNOWN	3
 
 static W2SFrame *w2s_frames = NULL;
 static int	w2s_depth = 0;
 static int	w2s_frames_size = 0;
 
 /* set while wal2sql itself runs DDL (auto replica identity) */
-static bool w2s_internal = false;
+bool		w2s_internal = false;
 
 /* set by the sql_drop firing: were all dropped objects temporary? */
 static bool w2s_drop_seen = false;
@@ -86,13 +94,19 @@ static bool w2s_drop_all_temp = false;
 /* the same as W2SFrame.queued, for a statement run without the hook */
 static bool w2s_nohook_queued = false;
 
+/* the same as W2SFrame.scs, for a statement run without the hook */
+static int	w2s_nohook_scs = W2S_SCS_EITHER;
+
 /* tables of the indexes a DROP INDEX drops (seen at ddl_command_start) */
 static List *w2s_dropped_index_tables = NIL;
 
 static ProcessUtility_hook_type w2s_prev_utility = NULL;
 
 static void w2s_utility(W2S_UTILITY_ARGS_DECL);
+static int	w2s_parse_time_scs(Node *parsetree, const char *query, int location,
+							   int len);
 
+/* Install the ProcessUtility hook (from _PG_init). */
 void
 wal2sql_capture_init(void)
 {
@@ -100,6 +114,7 @@ wal2sql_capture_init(void)
 	ProcessUtility_hook = w2s_utility;
 }
 
+/* Is DDL captured now (capture on, not our DDL nor an extension script)? */
 static bool
 w2s_capture_active(void)
 {
@@ -112,6 +127,7 @@ w2s_capture_active(void)
  * ---------------------------------------------------------------------
  */
 
+/* Insert a row into wal2sql.ddl_queue at heap level (needs no privilege). */
 static void
 w2s_queue_insert(const char *kind, const char *search_path, const char *role,
 				 const char *settings, const char *command)
@@ -184,18 +200,22 @@ w2s_current_search_path(void)
 	return buf.data;
 }
 
-/* Queue a DDL statement with the settings needed to replay it. */
-static void
-w2s_queue_ddl(const char *command)
+/*
+ * Queue a DDL statement with the settings needed to replay it: the
+ * search_path and role it ran with, and standard_conforming_strings as it
+ * was when the statement was parsed (scs_off).
+ */
+void
+w2s_queue_ddl(const char *command, bool scs_off)
 {
 	w2s_queue_insert("ddl",
 					 w2s_current_search_path(),
 					 GetUserNameFromId(GetUserId(), false),
-					 standard_conforming_strings ? NULL :
-					 "SET LOCAL standard_conforming_strings = off;",
+					 scs_off ? "SET LOCAL standard_conforming_strings = off;" : NULL,
 					 command);
 }
 
+/* Queue a marker that stops the replay, naming the statement and why. */
 static void
 w2s_queue_unreplayable(const char *tag, const char *reason, const char *text)
 {
@@ -248,46 +268,12 @@ w2s_statement_text(const char *query, int location, int len)
 	return buf.data;
 }
 
-/*
- * Remove the CONCURRENTLY keyword: the replay runs every statement inside
- * a transaction block, where CONCURRENTLY is not allowed.
- */
-static char *
-w2s_strip_concurrently(const char *text)
-{
-	core_yy_extra_type yyextra;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	core_yyscan_t scanner;
-	int			kwnum = ScanKeywordLookup("concurrently", &ScanKeywords);
-	int			token;
-	char	   *result = NULL;
-
-	if (kwnum < 0)
-		return pstrdup(text);
-
-	scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((token = core_yylex(&yylval, &yylloc, scanner)) != 0)
-	{
-		if (token == ScanKeywordTokens[kwnum])
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			appendBinaryStringInfo(&buf, text, yylloc);
-			appendStringInfoString(&buf, text + yylloc + strlen("concurrently") +
-								   (text[yylloc + strlen("concurrently")] == ' ' ? 1 : 0));
-			result = buf.data;
-			break;
-		}
-	}
-	scanner_finish(scanner);
-	return result ? result : pstrdup(text);
-}
-
+/* Does the statement ask for CONCURRENTLY (which the replay cannot run)? */
 static bool
 w2s_is_concurrent(Node *parsetree)
 {
+	ListCell   *lc;
+
 	switch (nodeTag(parsetree))
 	{
 		case T_IndexStmt:
@@ -295,11 +281,109 @@ w2s_is_concurrent(Node *parsetree)
 		case T_DropStmt:
 			return ((DropStmt *) parsetree)->concurrent;
 		case T_ReindexStmt:
+			foreach(lc, ((ReindexStmt *) parsetree)->params)
+			{
+				DefElem    *opt = (DefElem *) lfirst(lc);
+
+				if (strcmp(opt->defname, "concurrently") == 0 && defGetBoolean(opt))
+					return true;
+			}
+			return false;
 		case T_AlterTableStmt:
-			return true;		/* only strips a CONCURRENTLY keyword */
+			foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+			{
+				AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+				if (cmd->subtype == AT_DetachPartition &&
+					((PartitionCmd *) cmd->def)->concurrent)
+					return true;
+			}
+			return false;
 		default:
 			return false;
 	}
+}
+
+/* The grammar token of a keyword (lower case), or -1. */
+static int
+w2s_keyword_token(const char *word)
+{
+	int			kwnum = ScanKeywordLookup(word, &ScanKeywords);
+
+	return kwnum < 0 ? -1 : ScanKeywordTokens[kwnum];
+}
+
+/*
+ * The statement without its CONCURRENTLY keyword (the replay runs every
+ * statement inside a transaction block, where it is not allowed), or NULL
+ * when it cannot be removed safely.  Only the keyword at its place in the
+ * grammar goes: right after INDEX (CREATE/DROP INDEX), after the object
+ * kind of REINDEX, or last in ALTER TABLE ... DETACH PARTITION; a function
+ * or column named "concurrently" stays.  The result is parsed again and
+ * must be one statement of the same kind, no longer concurrent.
+ */
+static char *
+w2s_strip_concurrently(const char *text, Node *parsetree)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			conc = w2s_keyword_token("concurrently");
+	int			token;
+	int			prev = 0;
+	int			at = -1;
+	char	   *result;
+	List	   *raw;
+	RawStmt    *rs;
+
+	scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((token = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (token == conc && at < 0)
+		{
+			switch (nodeTag(parsetree))
+			{
+				case T_IndexStmt:
+				case T_DropStmt:
+					if (prev == w2s_keyword_token("index"))
+						at = yylloc;
+					break;
+				case T_ReindexStmt:
+					if (prev == w2s_keyword_token("index") ||
+						prev == w2s_keyword_token("table") ||
+						prev == w2s_keyword_token("schema") ||
+						prev == w2s_keyword_token("database") ||
+						prev == w2s_keyword_token("system"))
+						at = yylloc;
+					break;
+				case T_AlterTableStmt:
+					at = yylloc;	/* checked below: must be the last token */
+					break;
+				default:
+					break;
+			}
+		}
+		else if (at >= 0 && IsA(parsetree, AlterTableStmt) && token != ';')
+			at = -1;			/* not last: an identifier, not the option */
+		prev = token;
+	}
+	scanner_finish(scanner);
+	if (at < 0)
+		return NULL;
+
+	result = psprintf("%.*s%s", at, text,
+					  text + at + strlen("concurrently") +
+					  (text[at + strlen("concurrently")] == ' ' ? 1 : 0));
+
+	/* the same statement, without CONCURRENTLY, or nothing */
+	raw = W2S_RAW_PARSER(result);
+	if (list_length(raw) != 1)
+		return NULL;
+	rs = linitial_node(RawStmt, raw);
+	if (nodeTag(rs->stmt) != nodeTag(parsetree) || w2s_is_concurrent(rs->stmt))
+		return NULL;
+	return result;
 }
 
 /*
@@ -307,20 +391,34 @@ w2s_is_concurrent(Node *parsetree)
  * exactly.
  */
 static char *
-w2s_current_statement(CommandTag tag)
+w2s_current_statement(CommandTag tag, Node *parsetree, bool *scs_off)
 {
 	List	   *raw;
 	RawStmt    *rs;
 
+	*scs_off = !standard_conforming_strings;
 	if (w2s_depth > 0)
 	{
 		W2SFrame   *f = &w2s_frames[w2s_depth - 1];
 
+		if (f->scs == W2S_SCS_UNKNOWN)
+			return NULL;
+		if (f->scs != W2S_SCS_EITHER)
+			*scs_off = (f->scs == W2S_SCS_OFF);
 		return w2s_statement_text(f->query, f->location, f->len);
 	}
 
-	/* no hook: trust only a query string that is this one statement */
-	if (debug_query_string == NULL)
+	/*
+	 * No hook: trust only a top-level query string that is this one
+	 * statement.  The library is loaded at the latest by the
+	 * ddl_command_start trigger of the first DDL a session runs, so a DDL
+	 * nested in another DDL always has a hook frame; one run by a function
+	 * (SECURITY DEFINER, or called from a DO block, a SELECT ...) is
+	 * refused here: its query string is not its own text.
+	 */
+	if (debug_query_string == NULL ||
+		GetUserId() != GetOuterUserId() ||
+		InSecurityRestrictedOperation())
 		return NULL;
 	raw = W2S_RAW_PARSER(debug_query_string);
 	if (list_length(raw) != 1)
@@ -328,6 +426,23 @@ w2s_current_statement(CommandTag tag)
 	rs = linitial_node(RawStmt, raw);
 	if (CreateCommandTag(rs->stmt) != tag)
 		return NULL;
+	/*
+	 * A statement prepared before a SET was parsed with the old value:
+	 * checked at ddl_command_start, before the command changed its tree.
+	 */
+	switch (w2s_nohook_scs)
+	{
+		case W2S_SCS_UNKNOWN:
+			return NULL;
+		case W2S_SCS_OFF:
+			*scs_off = true;
+			break;
+		case W2S_SCS_ON:
+			*scs_off = false;
+			break;
+		default:
+			break;
+	}
 	return w2s_statement_text(debug_query_string, rs->stmt_location,
 							  rs->stmt_len);
 }
@@ -425,6 +540,7 @@ w2s_ctas_create_table(CreateTableAsStmt *ctas)
 	return buf.data;
 }
 
+/* Is this CREATE TABLE AS / SELECT INTO creating a table (not a materialized view)? */
 static bool
 w2s_ctas_is_table(Node *parsetree)
 {
@@ -432,6 +548,7 @@ w2s_ctas_is_table(Node *parsetree)
 		W2S_CTAS_OBJTYPE((CreateTableAsStmt *) parsetree) == OBJECT_TABLE;
 }
 
+/* Queue the CREATE TABLE a CREATE TABLE AS amounts to, or a marker. */
 static void
 w2s_queue_ctas(CreateTableAsStmt *ctas, const char *tag)
 {
@@ -441,7 +558,7 @@ w2s_queue_ctas(CreateTableAsStmt *ctas, const char *tag)
 		return;
 	text = w2s_ctas_create_table(ctas);
 	if (text != NULL)
-		w2s_queue_ddl(text);
+		w2s_queue_ddl(text, false); /* generated: literals are E'' when needed */
 	else
 		w2s_queue_unreplayable(tag, "that cannot be turned into CREATE TABLE",
 							   debug_query_string ? debug_query_string : "");
@@ -452,6 +569,69 @@ w2s_queue_ctas(CreateTableAsStmt *ctas, const char *tag)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * The standard_conforming_strings value a statement was parsed with.  The
+ * current value may differ: a query string is parsed as a whole before its
+ * first statement runs, so "SET standard_conforming_strings = off; CREATE
+ * ..." parses the CREATE with the old value.  Only string literals with a
+ * backslash read differently; for those the statement's text is parsed
+ * again with each value and compared with the tree being executed (raw
+ * trees; equal() ignores locations).  UNKNOWN when neither matches.
+ */
+static int
+w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
+{
+	const char *start;
+	char	   *text;
+	bool		saved = standard_conforming_strings;
+	bool		saved_warning = escape_string_warning;
+	volatile bool match[2] = {false, false};
+	int			v;
+
+	if (query == NULL)
+		return W2S_SCS_EITHER;
+	if (location < 0)
+	{
+		location = 0;
+		len = 0;
+	}
+	start = query + location;
+	text = (len > 0) ? pnstrdup(start, len) : pstrdup(start);
+	if (strchr(text, '\\') == NULL)
+		return W2S_SCS_EITHER;
+
+	/* no "nonstandard use of \\" warnings from parsing it again */
+	escape_string_warning = false;
+	for (v = 0; v <= 1; v++)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		standard_conforming_strings = (v == 1);
+		PG_TRY();
+		{
+			List	   *raw = W2S_RAW_PARSER(text);
+
+			match[v] = list_length(raw) == 1 &&
+				equal(linitial_node(RawStmt, raw)->stmt, parsetree);
+		}
+		PG_CATCH();
+		{
+			/* a syntax error under this value: not how it was parsed */
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+		}
+		PG_END_TRY();
+	}
+	standard_conforming_strings = saved;
+	escape_string_warning = saved_warning;
+	if (match[0] && match[1])
+		return W2S_SCS_EITHER;
+	if (match[0] != match[1])
+		return match[1] ? W2S_SCS_ON : W2S_SCS_OFF;
+	return W2S_SCS_UNKNOWN;
+}
+
+/* ProcessUtility hook: track each statement's text and parse settings. */
 static void
 w2s_utility(W2S_UTILITY_ARGS_DECL)
 {
@@ -494,6 +674,9 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
 	w2s_frames[w2s_depth].len = pstmt->stmt_len;
 	w2s_frames[w2s_depth].tag = nodeTag(parsetree);
 	w2s_frames[w2s_depth].queued = false;
+	w2s_frames[w2s_depth].scs = w2s_capture_active() ?
+		w2s_parse_time_scs(parsetree, queryString, pstmt->stmt_location,
+						   pstmt->stmt_len) : W2S_SCS_EITHER;
 	w2s_depth++;
 
 	PG_TRY();
@@ -514,301 +697,6 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
  * Event trigger function
  * ---------------------------------------------------------------------
  */
-
-/* ---------------------------------------------------------------------
- * Automatic replica identity
- * ---------------------------------------------------------------------
- *
- * wal2sql.auto_full holds the tables whose REPLICA IDENTITY FULL was set
- * by the code below (not by the user).  When such a table gets a usable
- * primary key again (CREATE TABLE then ALTER TABLE ... ADD PRIMARY KEY, as
- * pg_dump and pgbench do), it goes back to REPLICA IDENTITY DEFAULT: FULL
- * logs whole old rows and replays them much more slowly.  A table whose
- * identity the user sets explicitly is forgotten (an explicit FULL stays
- * FULL), and so is a dropped one.
- *
- * The table belongs to the superuser who created the extension, and no one
- * else has any privilege on it, so its rows cannot be forged: the capture
- * code reads and writes it with SPI as that owner.  It is trusted only
- * while its owner is a superuser and its shape is as created.
- */
-
-/*
- * The owner of wal2sql.auto_full if the table can be trusted (and, when
- * if_rows, may hold rows: it has at least one block), else InvalidOid.
- */
-static Oid
-w2s_auto_full_owner(bool if_rows)
-{
-	Oid			nspid = get_namespace_oid(WAL2SQL_SCHEMA, true);
-	Oid			relid;
-	Oid			owner = InvalidOid;
-	Relation	rel;
-	TupleDesc	desc;
-
-	if (!OidIsValid(nspid))
-		return InvalidOid;
-	relid = get_relname_relid(WAL2SQL_AUTO_FULL, nspid);
-	if (!OidIsValid(relid))
-		return InvalidOid;
-	rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind == RELKIND_RELATION &&
-		desc->natts == 1 && TupleDescAttr(desc, 0)->atttypid == OIDOID &&
-		superuser_arg(rel->rd_rel->relowner) &&
-		(!if_rows || RelationGetNumberOfBlocks(rel) > 0))
-		owner = rel->rd_rel->relowner;
-	table_close(rel, NoLock);
-	return owner;
-}
-
-/*
- * Run a statement on wal2sql.auto_full (with at most one parameter) as its
- * owner; SPI must be connected.  Returns the number of rows processed, 0
- * when the table cannot be trusted or (if_rows) holds no row.
- */
-static uint64
-w2s_auto_full_run(const char *sql, Oid argtype, Datum arg, bool if_rows)
-{
-	Oid			owner = w2s_auto_full_owner(if_rows);
-	Oid			save_userid;
-	int			save_sec_context;
-	int			ret;
-
-	if (!OidIsValid(owner))
-		return 0;
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args(sql, OidIsValid(argtype) ? 1 : 0,
-									&argtype, &arg, NULL, false, 0);
-		if (ret < 0)
-			elog(ERROR, "wal2sql: could not run \"%s\": %s", sql,
-				 SPI_result_code_string(ret));
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-	}
-	PG_END_TRY();
-	return SPI_processed;
-}
-
-/* The user set the replica identity of these tables: forget them. */
-static void
-w2s_auto_full_forget(List *relids)
-{
-	Datum	   *elems;
-	ListCell   *lc;
-	int			n = 0;
-
-	if (relids == NIL)
-		return;
-	elems = palloc(sizeof(Datum) * list_length(relids));
-	foreach(lc, relids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	w2s_auto_full_run("DELETE FROM " WAL2SQL_SCHEMA "." WAL2SQL_AUTO_FULL
-					  " WHERE relid OPERATOR(pg_catalog.=) ANY ($1)",
-					  OIDARRAYOID,
-					  PointerGetDatum(construct_array(elems, n, OIDOID,
-													  sizeof(Oid), true,
-													  TYPALIGN_INT)),
-					  true);
-}
-
-/* sql_drop: forget the dropped tables; SPI must be connected. */
-static void
-w2s_auto_full_dropped(void)
-{
-	w2s_auto_full_run(psprintf("DELETE FROM " WAL2SQL_SCHEMA "." WAL2SQL_AUTO_FULL
-							   " WHERE relid OPERATOR(pg_catalog.=) ANY (ARRAY("
-							   "SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects()"
-							   " WHERE classid OPERATOR(pg_catalog.=) %u"
-							   " AND objsubid OPERATOR(pg_catalog.=) 0))",
-							   RelationRelationId),
-					  InvalidOid, (Datum) 0, true);
-}
-
-/*
- * The table whose replica identity an ALTER TABLE ... REPLICA IDENTITY
- * sets (InvalidOid if none).
- */
-static Oid
-w2s_replica_identity_target(Node *parsetree)
-{
-	AlterTableStmt *stmt;
-	ListCell   *lc;
-
-	if (!IsA(parsetree, AlterTableStmt))
-		return InvalidOid;
-	stmt = (AlterTableStmt *) parsetree;
-	foreach(lc, stmt->cmds)
-	{
-		if (lfirst_node(AlterTableCmd, lc)->subtype == AT_ReplicaIdentity)
-			return stmt->relation ?
-				RangeVarGetRelid(stmt->relation, NoLock, true) : InvalidOid;
-	}
-	return InvalidOid;
-}
-
-/* Run one ALTER TABLE of wal2sql's own, uncaptured, and queue its text. */
-static void
-w2s_run_internal(const char *sql)
-{
-	w2s_internal = true;
-	PG_TRY();
-	{
-		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "wal2sql: could not run \"%s\"", sql);
-	}
-	PG_FINALLY();
-	{
-		w2s_internal = false;
-	}
-	PG_END_TRY();
-	w2s_queue_ddl(sql);
-}
-
-static char *
-w2s_alter_identity_sql(Relation rel, const char *identity)
-{
-	return psprintf("ALTER TABLE %s REPLICA IDENTITY %s;",
-					quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											   RelationGetRelationName(rel)),
-					identity);
-}
-
-/*
- * Tables without a usable replica identity (created without a primary key,
- * or that lost it or their identity index) get REPLICA IDENTITY FULL, so
- * that their UPDATEs and DELETEs can be replayed.  They are noted in
- * wal2sql.auto_full.
- */
-static void
-w2s_auto_replica_identity(List *relids)
-{
-	ListCell   *lc;
-
-	foreach(lc, relids)
-	{
-		Oid			relid = lfirst_oid(lc);
-		Relation	rel = RelationIdGetRelation(relid);
-		bool		wanted;
-		char	   *sql;
-
-		if (!RelationIsValid(rel))
-			continue;
-		(void) RelationGetIndexList(rel);	/* sets rd_pkindex */
-		wanted = (rel->rd_rel->relkind == RELKIND_RELATION ||
-				  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) &&
-			rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
-			((rel->rd_rel->relreplident == REPLICA_IDENTITY_DEFAULT &&
-			  !OidIsValid(rel->rd_pkindex)) ||
-			 (rel->rd_rel->relreplident == REPLICA_IDENTITY_INDEX &&
-			  !OidIsValid(rel->rd_replidindex)));
-		sql = w2s_alter_identity_sql(rel, "FULL");
-		RelationClose(rel);
-		if (!wanted)
-			continue;
-
-		w2s_run_internal(sql);
-		w2s_auto_full_run("INSERT INTO " WAL2SQL_SCHEMA "." WAL2SQL_AUTO_FULL
-						  " (relid) VALUES ($1) ON CONFLICT DO NOTHING",
-						  OIDOID, ObjectIdGetDatum(relid), false);
-	}
-}
-
-/*
- * Has the table a primary key that can serve as its replica identity
- * (valid, immediate)?  Read from pg_index rather than rd_pkindex: making a
- * partitioned key valid (ALTER INDEX ... ATTACH PARTITION of the last
- * partition's key) updates the index's pg_index row without invalidating
- * the table's relcache entry.
- */
-static bool
-w2s_has_usable_pkey(Relation rel)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
-
-	foreach(lc, indexes)
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID,
-										  ObjectIdGetDatum(lfirst_oid(lc)));
-		Form_pg_index index;
-
-		if (!HeapTupleIsValid(tup))
-			continue;
-		index = (Form_pg_index) GETSTRUCT(tup);
-		found = index->indisprimary && index->indisvalid &&
-			index->indisunique && index->indimmediate &&
-			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
-		ReleaseSysCache(tup);
-		if (found)
-			break;
-	}
-	list_free(indexes);
-	return found;
-}
-
-/*
- * Tables that wal2sql made FULL and that have a usable primary key now go
- * back to REPLICA IDENTITY DEFAULT (written to the stream too).
- */
-static void
-w2s_auto_replica_identity_default(List *relids)
-{
-	ListCell   *lc;
-
-	foreach(lc, relids)
-	{
-		Oid			relid = lfirst_oid(lc);
-		Relation	rel = RelationIdGetRelation(relid);
-		bool		candidate;
-		char	   *sql;
-
-		if (!RelationIsValid(rel))
-			continue;
-		candidate = (rel->rd_rel->relkind == RELKIND_RELATION ||
-					 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) &&
-			rel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
-			rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL &&
-			w2s_has_usable_pkey(rel);
-		sql = w2s_alter_identity_sql(rel, "DEFAULT");
-		RelationClose(rel);
-		if (!candidate)
-			continue;
-
-		/* was it wal2sql that made it FULL? */
-		if (w2s_auto_full_run("DELETE FROM " WAL2SQL_SCHEMA "." WAL2SQL_AUTO_FULL
-							  " WHERE relid OPERATOR(pg_catalog.=) $1",
-							  OIDOID, ObjectIdGetDatum(relid), true) == 0)
-			continue;
-		w2s_run_internal(sql);
-	}
-}
-
-/* The tables and their partition ancestors (whose key may be complete now). */
-static List *
-w2s_with_ancestors(List *relids)
-{
-	List	   *result = NIL;
-	ListCell   *lc;
-
-	foreach(lc, relids)
-	{
-		Oid			relid = lfirst_oid(lc);
-
-		result = list_append_unique_oid(result, relid);
-		if (get_rel_relispartition(relid))
-			result = list_concat_unique_oid(result, get_partition_ancestors(relid));
-	}
-	return result;
-}
 
 /*
  * Look at the commands of this DDL: are they all on temporary objects,
@@ -885,6 +773,7 @@ w2s_collected_commands(bool *all_temp, List **created, List **altered,
 	*all_temp = (n > 0 && ntemp == n);
 }
 
+/* Statements never written to the stream (subscriptions). */
 static bool
 w2s_skipped_statement(Node *parsetree)
 {
@@ -915,21 +804,47 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 	bool	   *queued = w2s_queued_flag();
 	Node	   *parsetree = trigdata->parsetree;
 	char	   *text;
+	char	   *volatile stripped = NULL;
+	volatile bool scs_off;
+	bool		off;
+	bool		saved = standard_conforming_strings;
+	bool		saved_warning = escape_string_warning;
 
 	if (*queued)
 		return;
 	*queued = true;
 	if (w2s_ctas_is_table(parsetree))
 		return;					/* written at ddl_command_start */
-	if ((text = w2s_current_statement(trigdata->tag)) == NULL)
+	text = w2s_current_statement(trigdata->tag, parsetree, &off);
+	scs_off = off;
+	if (text == NULL)
+	{
 		w2s_queue_unreplayable(tag, W2S_REASON_NO_TEXT,
 							   debug_query_string ? debug_query_string : "");
-	else
-	{
-		if (w2s_is_concurrent(parsetree))
-			text = w2s_strip_concurrently(text);
-		w2s_queue_ddl(text);
+		return;
 	}
+	if (!w2s_is_concurrent(parsetree))
+	{
+		w2s_queue_ddl(text, scs_off);
+		return;
+	}
+	/* read the text as it was parsed, without warning again */
+	standard_conforming_strings = !scs_off;
+	escape_string_warning = false;
+	PG_TRY();
+	{
+		stripped = w2s_strip_concurrently(text, parsetree);
+	}
+	PG_FINALLY();
+	{
+		standard_conforming_strings = saved;
+		escape_string_warning = saved_warning;
+	}
+	PG_END_TRY();
+	if (stripped == NULL)
+		w2s_queue_unreplayable(tag, "whose CONCURRENTLY cannot be removed", text);
+	else
+		w2s_queue_ddl(stripped, scs_off);
 }
 
 /* Does a raw expression call a function or hold a subquery? */
@@ -1034,6 +949,7 @@ w2s_drop_index_start(DropStmt *stmt)
 {
 	ListCell   *lc;
 
+	list_free(w2s_dropped_index_tables);
 	w2s_dropped_index_tables = NIL;
 	foreach(lc, stmt->objects)
 	{
@@ -1047,7 +963,8 @@ w2s_drop_index_start(DropStmt *stmt)
 		relid = IndexGetRelation(indexid, true);
 		if (!OidIsValid(relid))
 			continue;
-		old = MemoryContextSwitchTo(TopTransactionContext);
+		/* not a transaction's memory: DROP INDEX CONCURRENTLY commits */
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		w2s_dropped_index_tables = lappend_oid(w2s_dropped_index_tables, relid);
 		MemoryContextSwitchTo(old);
 	}
@@ -1178,6 +1095,7 @@ w2s_inactive_event(EventTriggerData *trigdata)
 	SPI_finish();
 }
 
+/* Event trigger function: queue DDL, rewrites; keep identities usable. */
 Datum
 wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 {
@@ -1210,7 +1128,12 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (strcmp(trigdata->event, "ddl_command_start") == 0)
 	{
+		/* without the hook, how the statement was parsed (see above) */
+		if (w2s_depth == 0)
+			w2s_nohook_scs = (debug_query_string == NULL) ? W2S_SCS_EITHER :
+				w2s_parse_time_scs(parsetree, debug_query_string, 0, 0);
 		w2s_drop_seen = false;
+		list_free(w2s_dropped_index_tables);
 		w2s_dropped_index_tables = NIL;
 		if (w2s_ctas_is_table(parsetree))
 			w2s_queue_ctas((CreateTableAsStmt *) parsetree, tag);
@@ -1269,7 +1192,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	dropped_index_tables = NIL;
 	if (IsA(parsetree, DropStmt) &&
 		((DropStmt *) parsetree)->removeType == OBJECT_INDEX)
-		dropped_index_tables = w2s_dropped_index_tables;
+		dropped_index_tables = list_copy(w2s_dropped_index_tables);
+	list_free(w2s_dropped_index_tables);
 	w2s_dropped_index_tables = NIL;
 
 	if (w2s_skipped_statement(parsetree))

@@ -56,77 +56,10 @@
 #include "utils/datum.h"
 
 #include "wal2sql.h"
+#include "decode.h"
 
 extern void _PG_output_plugin_init(OutputPluginCallbacks *cb);
 
-/* How a column is compared in a WHERE clause. */
-typedef enum W2SEqKind
-{
-	W2S_EQ_PLAIN,				/* col = 'v' (pg_catalog operator) */
-	W2S_EQ_OPERATOR,			/* col OPERATOR(nsp.=) 'v' */
-	W2S_EQ_TEXT					/* col::text = 'v' (type has no equality) */
-} W2SEqKind;
-
-typedef struct W2SColumn
-{
-	char	   *qname;			/* quoted column name */
-	bool		skip;			/* dropped or generated: never written */
-	bool		identity_always;	/* GENERATED ALWAYS AS IDENTITY */
-	bool		is_key;			/* column of the DEFAULT/INDEX identity key */
-	bool		varlena;
-	bool		byval;
-	int16		typlen;
-	FmgrInfo	out;			/* type output function */
-	W2SEqKind	eq_kind;
-	char	   *eq_operator;	/* "OPERATOR(nsp.=)" for W2S_EQ_OPERATOR */
-} W2SColumn;
-
-typedef struct W2SRelEntry
-{
-	Oid			relid;			/* hash key */
-	bool		valid;
-	uint32		generation;		/* bumped on every rebuild */
-	MemoryContext cxt;			/* holds everything below */
-	bool		is_queue;		/* wal2sql.ddl_queue */
-	bool		ignore;			/* no rows to write (materialized view ...) */
-	char		relkind;
-	char		replident;
-	char	   *qualname;		/* quoted, schema-qualified name */
-	int			natts;
-	W2SColumn  *cols;
-	int			nkeys;			/* key columns of DEFAULT/INDEX identity */
-	AttrNumber *keys;
-	char	   *insert_prefix;	/* "INSERT INTO t (a, b) [OVERRIDING ...] VALUES " */
-	bool		uses_money;		/* a column's output depends on lc_monetary */
-	bool		default_values; /* no writable column: "... DEFAULT VALUES" */
-} W2SRelEntry;
-
-typedef struct W2SData
-{
-	MemoryContext context;		/* long-lived plugin memory */
-	MemoryContext change_cxt;	/* reset after every change */
-	int			guc_nestlevel;	/* SQL interface: settings to restore */
-
-	/* options */
-	int			batch_rows;		/* 0: no multi-row INSERT */
-	int			batch_bytes;
-
-	/* per transaction */
-	bool		xact_written;	/* header and BEGIN already written */
-	char	   *search_path;	/* last SET LOCAL search_path, or NULL */
-	bool		money_set;		/* SET LOCAL lc_monetary written */
-	List	   *rewrites;		/* tables whose rewritten rows are written */
-
-	/* pending multi-row INSERT */
-	StringInfoData batch;
-	Oid			batch_relid;
-	uint32		batch_generation;
-	int			batch_count;
-} W2SData;
-
-/* Relation cache, kept for the lifetime of the backend. */
-static HTAB *w2s_relcache = NULL;
-static MemoryContext w2s_relcache_cxt = NULL;
 
 static void w2s_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 						bool is_init);
@@ -140,9 +73,8 @@ static void w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						 int nrelations, Relation relations[],
 						 ReorderBufferChange *change);
 static bool w2s_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id);
-static void w2s_pin_money(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
-						  struct W2SRelEntry *entry);
 
+/* Register the callbacks (none for messages: they never become SQL). */
 void
 _PG_output_plugin_init(OutputPluginCallbacks *cb)
 {
@@ -163,732 +95,11 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 }
 
 /* ---------------------------------------------------------------------
- * Relation cache
- * ---------------------------------------------------------------------
- */
-
-static void
-w2s_relcache_invalidate(Datum arg, Oid relid)
-{
-	HASH_SEQ_STATUS status;
-	W2SRelEntry *entry;
-
-	if (w2s_relcache == NULL)
-		return;
-
-	if (OidIsValid(relid))
-	{
-		entry = hash_search(w2s_relcache, &relid, HASH_FIND, NULL);
-		if (entry != NULL)
-			entry->valid = false;
-		return;
-	}
-
-	hash_seq_init(&status, w2s_relcache);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		entry->valid = false;
-}
-
-static void
-w2s_syscache_invalidate(Datum arg, int cacheid, uint32 hashvalue)
-{
-	/* a renamed schema does not invalidate its tables' relcache entries */
-	w2s_relcache_invalidate(arg, InvalidOid);
-}
-
-static void
-w2s_relcache_init(void)
-{
-	HASHCTL		hctl;
-
-	if (w2s_relcache != NULL)
-		return;
-
-	w2s_relcache_cxt = AllocSetContextCreate(CacheMemoryContext,
-											 "wal2sql relation cache",
-											 ALLOCSET_DEFAULT_SIZES);
-	hctl.keysize = sizeof(Oid);
-	hctl.entrysize = sizeof(W2SRelEntry);
-	hctl.hcxt = w2s_relcache_cxt;
-	w2s_relcache = hash_create("wal2sql relation cache", 128, &hctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-
-	/* callbacks cannot be unregistered: register once per backend */
-	CacheRegisterRelcacheCallback(w2s_relcache_invalidate, (Datum) 0);
-	CacheRegisterSyscacheCallback(NAMESPACEOID, w2s_syscache_invalidate,
-								  (Datum) 0);
-}
-
-static void
-w2s_fill_equality(W2SColumn *col, Oid typid)
-{
-	TypeCacheEntry *tce = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
-	HeapTuple	optup;
-	Form_pg_operator opform;
-
-	col->eq_kind = W2S_EQ_TEXT;
-	if (!OidIsValid(tce->eq_opr))
-		return;
-
-	optup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tce->eq_opr));
-	if (!HeapTupleIsValid(optup))
-		return;
-	opform = (Form_pg_operator) GETSTRUCT(optup);
-	if (opform->oprnamespace == PG_CATALOG_NAMESPACE &&
-		strcmp(NameStr(opform->oprname), "=") == 0)
-		col->eq_kind = W2S_EQ_PLAIN;
-	else
-	{
-		col->eq_kind = W2S_EQ_OPERATOR;
-		col->eq_operator = psprintf("OPERATOR(%s.%s)",
-									quote_identifier(get_namespace_name(opform->oprnamespace)),
-									NameStr(opform->oprname));
-	}
-	ReleaseSysCache(optup);
-}
-
-/*
- * Does the text form of a value of this type depend on lc_monetary?  True
- * for money and anything built on it (arrays, domains, composites, ranges).
- */
-static bool
-w2s_type_uses_money(Oid typid, int depth)
-{
-	char		typtype;
-	Oid			elem;
-
-	if (depth > 32)
-		return true;			/* be safe rather than sorry */
-	if (typid == CASHOID)
-		return true;
-	if (typid < FirstGenbkiObjectId && typid != RECORDOID)
-	{
-		/* built-in: only arrays of money contain money */
-		elem = get_element_type(typid);
-		return OidIsValid(elem) && w2s_type_uses_money(elem, depth + 1);
-	}
-	typtype = get_typtype(typid);
-	switch (typtype)
-	{
-		case TYPTYPE_DOMAIN:
-			return w2s_type_uses_money(getBaseType(typid), depth + 1);
-		case TYPTYPE_RANGE:
-			return w2s_type_uses_money(get_range_subtype(typid), depth + 1);
-		case TYPTYPE_MULTIRANGE:
-			return w2s_type_uses_money(get_multirange_range(typid), depth + 1);
-		case TYPTYPE_COMPOSITE:
-			{
-				TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
-				bool		found = false;
-				int			i;
-
-				for (i = 0; i < desc->natts && !found; i++)
-				{
-					Form_pg_attribute att = TupleDescAttr(desc, i);
-
-					if (!att->attisdropped)
-						found = w2s_type_uses_money(att->atttypid, depth + 1);
-				}
-				ReleaseTupleDesc(desc);
-				return found;
-			}
-		default:
-			elem = get_element_type(typid);
-			return OidIsValid(elem) && w2s_type_uses_money(elem, depth + 1);
-	}
-}
-
-static void
-w2s_build_entry(W2SRelEntry *entry, Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	MemoryContext oldcxt;
-	char	   *nspname;
-	const char *relname = RelationGetRelationName(rel);
-	StringInfoData buf;
-	bool		any_always = false;
-	bool		first = true;
-	int			i;
-
-	if (entry->cxt != NULL)
-		MemoryContextDelete(entry->cxt);
-	entry->cxt = AllocSetContextCreate(w2s_relcache_cxt, "wal2sql relation",
-									   ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(entry->cxt);
-
-	nspname = get_namespace_name(RelationGetNamespace(rel));
-	entry->qualname = quote_qualified_identifier(nspname, relname);
-	entry->relkind = rel->rd_rel->relkind;
-	entry->replident = rel->rd_rel->relreplident;
-	entry->is_queue = (strcmp(nspname, WAL2SQL_SCHEMA) == 0 &&
-					   strcmp(relname, WAL2SQL_QUEUE) == 0 &&
-					   desc->natts == QUEUE_NATTS &&
-					   superuser_arg(rel->rd_rel->relowner));
-	entry->ignore = (entry->relkind != RELKIND_RELATION &&
-					 entry->relkind != RELKIND_PARTITIONED_TABLE) ||
-		/* the capture code's own bookkeeping (see capture.c) */
-		(strcmp(nspname, WAL2SQL_SCHEMA) == 0 &&
-		 strcmp(relname, WAL2SQL_AUTO_FULL) == 0 &&
-		 superuser_arg(rel->rd_rel->relowner));
-
-	entry->natts = desc->natts;
-	entry->uses_money = false;
-	entry->cols = palloc0(sizeof(W2SColumn) * Max(desc->natts, 1));
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		W2SColumn  *col = &entry->cols[i];
-		Oid			outfn;
-
-		col->skip = att->attisdropped || W2S_ATT_IS_GENERATED(att);
-		if (col->skip)
-			continue;
-		col->qname = pstrdup(quote_identifier(NameStr(att->attname)));
-		col->identity_always = (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS);
-		any_always |= col->identity_always;
-		getTypeOutputInfo(att->atttypid, &outfn, &col->varlena);
-		fmgr_info_cxt(outfn, &col->out, entry->cxt);
-		w2s_fill_equality(col, att->atttypid);
-		col->byval = att->attbyval;
-		col->typlen = att->attlen;
-		entry->uses_money |= w2s_type_uses_money(att->atttypid, 0);
-	}
-
-	/* key columns of DEFAULT and USING INDEX identities */
-	entry->nkeys = 0;
-	entry->keys = NULL;
-	if (entry->replident == REPLICA_IDENTITY_DEFAULT ||
-		entry->replident == REPLICA_IDENTITY_INDEX)
-	{
-		Bitmapset  *bms = W2S_IDENTITY_KEY_BITMAP(rel);
-		int			x = -1;
-
-		entry->keys = palloc(sizeof(AttrNumber) * Max(bms_num_members(bms), 1));
-		while ((x = bms_next_member(bms, x)) >= 0)
-		{
-			AttrNumber	attnum = x + FirstLowInvalidHeapAttributeNumber;
-
-			if (attnum > 0 && attnum <= desc->natts &&
-				!entry->cols[attnum - 1].skip)
-			{
-				entry->keys[entry->nkeys++] = attnum;
-				entry->cols[attnum - 1].is_key = true;
-			}
-		}
-	}
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "INSERT INTO %s (", entry->qualname);
-	for (i = 0; i < desc->natts; i++)
-	{
-		if (entry->cols[i].skip)
-			continue;
-		if (!first)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, entry->cols[i].qname);
-		first = false;
-	}
-	if (first)
-	{
-		/* no writable column at all */
-		resetStringInfo(&buf);
-		appendStringInfo(&buf, "INSERT INTO %s ", entry->qualname);
-	}
-	else
-		appendStringInfoString(&buf, ") ");
-	if (any_always)
-		appendStringInfoString(&buf, "OVERRIDING SYSTEM VALUE ");
-	appendStringInfoString(&buf, first ? "DEFAULT VALUES" : "VALUES ");
-	entry->default_values = first;
-	entry->insert_prefix = buf.data;
-
-	MemoryContextSwitchTo(oldcxt);
-	entry->generation++;
-	entry->valid = true;
-}
-
-static W2SRelEntry *
-w2s_get_entry(Relation rel)
-{
-	Oid			relid = RelationGetRelid(rel);
-	W2SRelEntry *entry;
-	bool		found;
-
-	entry = hash_search(w2s_relcache, &relid, HASH_ENTER, &found);
-	if (!found)
-	{
-		entry->cxt = NULL;
-		entry->generation = 0;
-		entry->valid = false;
-	}
-	if (!entry->valid)
-		w2s_build_entry(entry, rel);
-	return entry;
-}
-
-/* ---------------------------------------------------------------------
- * Writing
- * ---------------------------------------------------------------------
- */
-
-/*
- * Append a value as a string literal.  A value holding a backslash is
- * written as E'...' so that it reads back the same whatever
- * standard_conforming_strings is; every other value is a plain '...'.
- */
-static void
-w2s_append_literal(StringInfo out, const char *s)
-{
-	const char *p;
-	const char *special = (strchr(s, '\\') != NULL) ? "'\\" : "'";
-
-	if (special[1] != '\0')
-		appendStringInfoChar(out, 'E');
-	appendStringInfoChar(out, '\'');
-	p = s;
-	for (;;)
-	{
-		size_t		n = strcspn(p, special);
-
-		appendBinaryStringInfo(out, p, n);
-		p += n;
-		if (*p == '\0')
-			break;
-		/* double the quote or backslash */
-		appendStringInfoChar(out, *p);
-		appendStringInfoChar(out, *p);
-		p++;
-	}
-	appendStringInfoChar(out, '\'');
-}
-
-static void
-w2s_append_value(StringInfo out, W2SColumn *col, Datum value, bool isnull)
-{
-	if (isnull)
-		appendStringInfoString(out, "NULL");
-	else
-		w2s_append_literal(out, OutputFunctionCall(&col->out, value));
-}
-
-static inline bool
-w2s_is_unchanged_toast(W2SColumn *col, Datum value, bool isnull)
-{
-	return !isnull && col->varlena &&
-		VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value));
-}
-
-/* Format a commit timestamp as UTC ISO 8601 with microseconds. */
-static void
-w2s_append_utc(StringInfo out, TimestampTz ts)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-	{
-		appendStringInfoString(out, "invalid");
-		return;
-	}
-	appendStringInfo(out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
-}
-
-/* Write the header and BEGIN of the transaction, once. */
-static void
-w2s_ensure_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
-{
-	W2SData    *data = ctx->output_plugin_private;
-
-	if (data->xact_written)
-		return;
-
-	OutputPluginPrepareWrite(ctx, false);
-	appendStringInfo(ctx->out,
-					 "-- wal2sql begin xid=%u commit_lsn=%X/%X end_lsn=%X/%X commit_time=",
-					 txn->xid,
-					 LSN_FORMAT_ARGS(txn->final_lsn),
-					 LSN_FORMAT_ARGS(txn->end_lsn));
-	w2s_append_utc(ctx->out, W2S_COMMIT_TIME(txn));
-	OutputPluginWrite(ctx, false);
-
-	OutputPluginPrepareWrite(ctx, false);
-	appendStringInfoString(ctx->out, "BEGIN;");
-	OutputPluginWrite(ctx, false);
-
-	data->xact_written = true;
-}
-
-/* Write one complete statement (text without the terminating ';'). */
-static void
-w2s_write_line(LogicalDecodingContext *ctx, const char *text, size_t len)
-{
-	OutputPluginPrepareWrite(ctx, true);
-	appendBinaryStringInfo(ctx->out, text, len);
-	OutputPluginWrite(ctx, true);
-}
-
-/* Write out the pending multi-row INSERT, if any. */
-static void
-w2s_flush_batch(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
-{
-	W2SData    *data = ctx->output_plugin_private;
-
-	if (data->batch_count == 0)
-		return;
-	w2s_ensure_begin(ctx, txn);
-	appendStringInfoChar(&data->batch, ';');
-	w2s_write_line(ctx, data->batch.data, data->batch.len);
-	resetStringInfo(&data->batch);
-	data->batch_count = 0;
-	data->batch_relid = InvalidOid;
-}
-
-/*
- * A statement that stops the replay with a clear error: written instead of
- * a change that cannot be replayed.  The message is one line.
- */
-static void
-w2s_write_marker(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
-				 const char *message)
-{
-	StringInfoData body;
-	StringInfoData stmt;
-	char	   *msg = pstrdup(message);
-	char	   *p;
-
-	for (p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-
-	initStringInfo(&body);
-	appendStringInfoString(&body, "BEGIN RAISE EXCEPTION USING MESSAGE = ");
-	w2s_append_literal(&body, msg);
-	appendStringInfoString(&body, "; END");
-
-	initStringInfo(&stmt);
-	appendStringInfoString(&stmt, "DO ");
-	w2s_append_literal(&stmt, body.data);
-	appendStringInfoChar(&stmt, ';');
-
-	w2s_ensure_begin(ctx, txn);
-	w2s_write_line(ctx, stmt.data, stmt.len);
-}
-
-static void
-w2s_write_no_identity(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
-					  W2SRelEntry *entry, const char *action)
-{
-	w2s_write_marker(ctx, txn,
-					 psprintf("wal2sql: cannot replay %s on table %s in transaction %u: "
-							  "the change carries no replica identity data "
-							  "(give the table a primary key or REPLICA IDENTITY FULL)",
-							  action, entry->qualname, txn->xid));
-}
-
-static void
-w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull)
-{
-	appendStringInfoString(out, col->qname);
-	if (isnull)
-	{
-		appendStringInfoString(out, " IS NULL");
-		return;
-	}
-	switch (col->eq_kind)
-	{
-		case W2S_EQ_PLAIN:
-			appendStringInfoString(out, " = ");
-			break;
-		case W2S_EQ_OPERATOR:
-			appendStringInfoChar(out, ' ');
-			appendStringInfoString(out, col->eq_operator);
-			appendStringInfoChar(out, ' ');
-			break;
-		case W2S_EQ_TEXT:
-			appendStringInfoString(out, "::pg_catalog.text = ");
-			break;
-	}
-	w2s_append_value(out, col, value, false);
-}
-
-/*
- * Append " WHERE ..." identifying the changed row.  oldvals may be NULL
- * (no old tuple), then key columns come from newvals.  Returns false when
- * the row cannot be identified.
- */
-static bool
-w2s_append_where(StringInfo out, W2SRelEntry *entry,
-				 Datum *oldvals, bool *oldnulls,
-				 Datum *newvals, bool *newnulls)
-{
-	int			i;
-
-	if (entry->replident == REPLICA_IDENTITY_FULL)
-	{
-		bool		first = true;
-
-		if (oldvals == NULL)
-			return false;
-		appendStringInfo(out, " WHERE ctid = (SELECT ctid FROM ONLY %s WHERE ",
-						 entry->qualname);
-		for (i = 0; i < entry->natts; i++)
-		{
-			W2SColumn  *col = &entry->cols[i];
-
-			if (col->skip)
-				continue;
-			if (!first)
-				appendStringInfoString(out, " AND ");
-			w2s_append_condition(out, col, oldvals[i], oldnulls[i]);
-			first = false;
-		}
-		if (first)
-			appendStringInfoString(out, "true");
-		appendStringInfoString(out, " LIMIT 1)");
-		return true;
-	}
-
-	if (entry->nkeys == 0)
-		return false;
-
-	appendStringInfoString(out, " WHERE ");
-	for (i = 0; i < entry->nkeys; i++)
-	{
-		int			k = entry->keys[i] - 1;
-		W2SColumn  *col = &entry->cols[k];
-		Datum		v;
-		bool		isnull;
-
-		if (oldvals != NULL)
-		{
-			v = oldvals[k];
-			isnull = oldnulls[k];
-		}
-		else
-		{
-			v = newvals[k];
-			isnull = newnulls[k];
-			if (w2s_is_unchanged_toast(col, v, isnull))
-				return false;
-		}
-		if (i > 0)
-			appendStringInfoString(out, " AND ");
-		w2s_append_condition(out, col, v, isnull);
-	}
-	return true;
-}
-
-static void
-w2s_append_row(StringInfo out, W2SRelEntry *entry, Datum *values, bool *nulls)
-{
-	bool		first = true;
-	int			i;
-
-	appendStringInfoChar(out, '(');
-	for (i = 0; i < entry->natts; i++)
-	{
-		if (entry->cols[i].skip)
-			continue;
-		if (!first)
-			appendStringInfoString(out, ", ");
-		w2s_append_value(out, &entry->cols[i], values[i], nulls[i]);
-		first = false;
-	}
-	appendStringInfoChar(out, ')');
-}
-
-/* ---------------------------------------------------------------------
- * Queue table rows: DDL, sequence values, unreplayable markers
- * ---------------------------------------------------------------------
- */
-
-/*
- * A column added with a stable default: the rows that existed then hold
- * the value stored in attmissingval.  "relid attnum" comes from the queue.
- */
-static void
-w2s_write_missing_value(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
-						const char *spec)
-{
-	unsigned int relid;
-	int			attnum;
-	Relation	rel;
-	W2SRelEntry *entry;
-	HeapTuple	atttup;
-	Form_pg_attribute att;
-	Datum		missing;
-	Datum		value = (Datum) 0;
-	bool		isnull = true;
-	StringInfoData stmt;
-
-	if (sscanf(spec, "%u %d", &relid, &attnum) != 2 ||
-		!RelationIsValid(rel = RelationIdGetRelation((Oid) relid)))
-	{
-		w2s_write_marker(ctx, txn,
-						 psprintf("wal2sql: cannot replay transaction %u: "
-								  "the default of added column \"%s\" is unknown",
-								  txn->xid, spec));
-		return;
-	}
-	entry = w2s_get_entry(rel);
-	atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
-	if (attnum < 1 || attnum > entry->natts || !HeapTupleIsValid(atttup))
-	{
-		if (HeapTupleIsValid(atttup))
-			ReleaseSysCache(atttup);
-		RelationClose(rel);
-		w2s_write_marker(ctx, txn,
-						 psprintf("wal2sql: cannot replay transaction %u: "
-								  "the added column %d of table %s is unknown",
-								  txn->xid, attnum, entry->qualname));
-		return;
-	}
-	att = (Form_pg_attribute) GETSTRUCT(atttup);
-	if (!att->atthasmissing || entry->cols[attnum - 1].skip)
-	{
-		ReleaseSysCache(atttup);
-		RelationClose(rel);
-		return;
-	}
-	missing = SysCacheGetAttr(ATTNUM, atttup, Anum_pg_attribute_attmissingval, &isnull);
-	if (!isnull)
-	{
-		int			idx = 1;
-
-		value = array_get_element(missing, 1, &idx, -1, att->attlen,
-								  att->attbyval, att->attalign, &isnull);
-	}
-	w2s_pin_money(ctx, txn, entry);
-	initStringInfo(&stmt);
-	appendStringInfo(&stmt, "UPDATE ONLY %s SET %s = ", entry->qualname,
-					 entry->cols[attnum - 1].qname);
-	w2s_append_value(&stmt, &entry->cols[attnum - 1], value, isnull);
-	appendStringInfoChar(&stmt, ';');
-	w2s_write_line(ctx, stmt.data, stmt.len);
-	ReleaseSysCache(atttup);
-	RelationClose(rel);
-}
-
-static char *
-w2s_queue_text(Datum *values, bool *nulls, int attnum)
-{
-	if (nulls[attnum - 1])
-		return NULL;
-	return TextDatumGetCString(values[attnum - 1]);
-}
-
-static void
-w2s_write_queue_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
-					Relation rel, HeapTuple tuple)
-{
-	W2SData    *data = ctx->output_plugin_private;
-	TupleDesc	desc = RelationGetDescr(rel);
-	Datum		values[QUEUE_NATTS];
-	bool		nulls[QUEUE_NATTS];
-	char	   *kind;
-	char	   *search_path;
-	char	   *role;
-	char	   *settings;
-	char	   *command;
-	StringInfoData buf;
-
-	heap_deform_tuple(tuple, desc, values, nulls);
-	kind = w2s_queue_text(values, nulls, QUEUE_ATT_KIND);
-	search_path = w2s_queue_text(values, nulls, QUEUE_ATT_SEARCH_PATH);
-	role = w2s_queue_text(values, nulls, QUEUE_ATT_ROLE);
-	settings = w2s_queue_text(values, nulls, QUEUE_ATT_SETTINGS);
-	command = w2s_queue_text(values, nulls, QUEUE_ATT_COMMAND);
-	if (kind == NULL || command == NULL)
-		return;
-
-	w2s_ensure_begin(ctx, txn);
-	initStringInfo(&buf);
-
-	if (strcmp(kind, "unreplayable") == 0)
-	{
-		w2s_write_marker(ctx, txn,
-						 psprintf("wal2sql: cannot replay transaction %u: %s",
-								  txn->xid, command));
-		return;
-	}
-	if (strcmp(kind, "sql") == 0)
-	{
-		w2s_write_line(ctx, command, strlen(command));
-		return;
-	}
-	if (strcmp(kind, "missing") == 0)
-	{
-		w2s_write_missing_value(ctx, txn, command);
-		return;
-	}
-	if (strcmp(kind, "rewrite") == 0)
-	{
-		/*
-		 * The table is being rewritten with contents the replay cannot
-		 * recompute (volatile default, SET LOGGED ...): its rows are
-		 * replaced by the rewritten rows that follow.
-		 */
-		Oid			relid = atooid(command);
-		Relation	target = RelationIdGetRelation(relid);
-		W2SRelEntry *entry;
-		MemoryContext old;
-
-		if (!RelationIsValid(target))
-		{
-			w2s_write_marker(ctx, txn,
-							 psprintf("wal2sql: cannot replay transaction %u: "
-									  "rewritten table %u not found", txn->xid, relid));
-			return;
-		}
-		entry = w2s_get_entry(target);
-		appendStringInfo(&buf, "DELETE FROM ONLY %s;", entry->qualname);
-		w2s_write_line(ctx, buf.data, buf.len);
-		RelationClose(target);
-		old = MemoryContextSwitchTo(data->context);
-		data->rewrites = lappend_oid(data->rewrites, relid);
-		MemoryContextSwitchTo(old);
-		return;
-	}
-	if (strcmp(kind, "ddl") != 0)
-	{
-		w2s_write_marker(ctx, txn,
-						 psprintf("wal2sql: unknown queue entry \"%s\" in transaction %u",
-								  kind, txn->xid));
-		return;
-	}
-
-	if (search_path != NULL &&
-		(data->search_path == NULL || strcmp(data->search_path, search_path) != 0))
-	{
-		appendStringInfo(&buf, "SET LOCAL search_path = %s;", search_path);
-		w2s_write_line(ctx, buf.data, buf.len);
-		if (data->search_path)
-			pfree(data->search_path);
-		data->search_path = MemoryContextStrdup(data->context, search_path);
-	}
-	if (settings != NULL)
-		w2s_write_line(ctx, settings, strlen(settings));
-	if (role != NULL)
-	{
-		resetStringInfo(&buf);
-		appendStringInfo(&buf, "SET LOCAL ROLE %s;", quote_identifier(role));
-		w2s_write_line(ctx, buf.data, buf.len);
-	}
-	w2s_write_line(ctx, command, strlen(command));
-	if (role != NULL)
-		w2s_write_line(ctx, "RESET ROLE;", strlen("RESET ROLE;"));
-	if (settings != NULL)
-		w2s_write_line(ctx, "SET LOCAL standard_conforming_strings = on;",
-					   strlen("SET LOCAL standard_conforming_strings = on;"));
-}
-
-/* ---------------------------------------------------------------------
  * Callbacks
  * ---------------------------------------------------------------------
  */
 
+/* An integer plugin option within [min, max], or ERROR. */
 static int
 w2s_parse_int_option(DefElem *elem, int min, int max)
 {
@@ -926,6 +137,7 @@ static const char *const w2s_pinned_settings[][2] = {
 	{"lc_monetary", "C"},
 };
 
+/* Read the options, pin the output settings, set up per-decoding memory. */
 static void
 w2s_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 			bool is_init)
@@ -991,6 +203,7 @@ w2s_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 	w2s_relcache_invalidate((Datum) 0, InvalidOid);
 }
 
+/* Restore the settings pinned at startup (SQL interface) and free the plugin memory. */
 static void
 w2s_shutdown(LogicalDecodingContext *ctx)
 {
@@ -1004,12 +217,14 @@ w2s_shutdown(LogicalDecodingContext *ctx)
 	MemoryContextDelete(data->change_cxt);
 }
 
+/* Keep changes of every replication origin. */
 static bool
 w2s_filter_origin(LogicalDecodingContext *ctx, RepOriginId origin_id)
 {
 	return false;				/* a backup keeps every origin */
 }
 
+/* Reset per-transaction state; the header waits for the first statement. */
 static void
 w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 {
@@ -1017,9 +232,6 @@ w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 
 	/* written lazily with the first statement: empty ones are skipped */
 	data->xact_written = false;
-	if (data->search_path)
-		pfree(data->search_path);
-	data->search_path = NULL;
 	data->money_set = false;
 	list_free(data->rewrites);
 	data->rewrites = NIL;
@@ -1028,6 +240,7 @@ w2s_begin_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	resetStringInfo(&data->batch);
 }
 
+/* Flush the batch, write COMMIT and the trailer if anything was written. */
 static void
 w2s_commit_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			   XLogRecPtr commit_lsn)
@@ -1052,12 +265,13 @@ w2s_commit_txn(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	data->xact_written = false;
 }
 
+/* Write an INSERT (or add the row to the pending multi-row INSERT). */
 static void
 w2s_insert(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   W2SRelEntry *entry, Datum *values, bool *nulls)
 {
 	W2SData    *data = ctx->output_plugin_private;
-	StringInfo	out;
+	StringInfoData out;
 
 	if (data->batch_rows > 0 && !entry->default_values)
 	{
@@ -1085,13 +299,14 @@ w2s_insert(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 	w2s_flush_batch(ctx, txn);
 	w2s_ensure_begin(ctx, txn);
-	OutputPluginPrepareWrite(ctx, true);
-	out = ctx->out;
-	appendStringInfoString(out, entry->insert_prefix);
+	/* through w2s_write_line: a newline in an identifier frames it */
+	initStringInfo(&out);
+	appendStringInfoString(&out, entry->insert_prefix);
 	if (!entry->default_values)
-		w2s_append_row(out, entry, values, nulls);
-	appendStringInfoChar(out, ';');
-	OutputPluginWrite(ctx, true);
+		w2s_append_row(&out, entry, values, nulls);
+	appendStringInfoChar(&out, ';');
+	w2s_write_line(ctx, out.data, out.len);
+	pfree(out.data);
 }
 
 /*
@@ -1135,6 +350,7 @@ w2s_write_set_generated(LogicalDecodingContext *ctx, W2SRelEntry *entry,
 	}
 }
 
+/* Write an UPDATE naming the row by its identity, or a marker when it cannot be named. */
 static void
 w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   W2SRelEntry *entry, Datum *oldvals, bool *oldnulls,
@@ -1187,6 +403,7 @@ w2s_update(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	w2s_write_set_generated(ctx, entry, always, "ALWAYS");
 }
 
+/* Write a DELETE naming the row by its identity, or a marker when it cannot be named. */
 static void
 w2s_delete(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   W2SRelEntry *entry, Datum *oldvals, bool *oldnulls)
@@ -1210,7 +427,7 @@ w2s_delete(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
  * money values are written in the C locale: the replay must read them in
  * it too, whatever its lc_monetary (written once per transaction).
  */
-static void
+void
 w2s_pin_money(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			  W2SRelEntry *entry)
 {
@@ -1261,6 +478,7 @@ w2s_rewritten_row(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	RelationClose(target);
 }
 
+/* Write one decoded change (a queue row, a rewritten row, a row change). */
 static void
 w2s_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		   Relation relation, ReorderBufferChange *change)
@@ -1343,6 +561,7 @@ done:
 	MemoryContextReset(data->change_cxt);
 }
 
+/* Write one TRUNCATE ONLY for the truncated tables (partitioned parents left out). */
 static void
 w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			 int nrelations, Relation relations[],

@@ -28,6 +28,7 @@ bool		wal2sql_capture = true;
 /* Give tables created without a primary key REPLICA IDENTITY FULL. */
 bool		wal2sql_auto_replica_identity = true;
 
+/* Define the settings and install the capture hook. */
 void
 _PG_init(void)
 {

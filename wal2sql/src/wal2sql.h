@@ -23,6 +23,13 @@
 #error "wal2sql needs PostgreSQL 13 or later"
 #endif
 
+/*
+ * Version of the output format, written in every transaction header
+ * ("format=2"): 2 frames DDL by its length and keeps every other message
+ * on one line (see doc/security.md).  Readers refuse other versions.
+ */
+#define W2S_FORMAT			2
+
 /* Schema and queue table created by the extension script. */
 #define WAL2SQL_SCHEMA		"wal2sql"
 #define WAL2SQL_QUEUE		"ddl_queue"

@@ -33,13 +33,13 @@ pub mod rfc3339 {
             .unwrap_or_default()
     }
 
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&text(*t))
     }
 
     pub mod option {
         use super::*;
-        pub fn serialize<S: Serializer>(
+        pub(crate) fn serialize<S: Serializer>(
             t: &Option<OffsetDateTime>,
             s: S,
         ) -> Result<S::Ok, S::Error> {
@@ -115,7 +115,7 @@ pub struct StreamerFacts {
 }
 
 impl StreamerFacts {
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.state == "running"
     }
 }
@@ -238,7 +238,7 @@ pub async fn slot(client: &Client, name: &str, source: SlotNameSource) -> Result
 
 impl SlotFacts {
     /// Fills in lag and retention against the server's WAL position `current`.
-    pub fn measured_against(self, current: Option<Lsn>) -> SlotFacts {
+    pub(crate) fn measured_against(self, current: Option<Lsn>) -> SlotFacts {
         let behind = |lsn: Option<Lsn>| match (current, lsn) {
             (Some(c), Some(l)) => Some(c.0.saturating_sub(l.0)),
             _ => None,
@@ -420,6 +420,6 @@ pub fn directory(root: &Path) -> Result<DirFacts> {
 }
 
 /// The slot the newest chain with a readable `metadata.json` streams from.
-pub fn slot_from_metadata(dir: &DirFacts) -> Option<String> {
+pub(crate) fn slot_from_metadata(dir: &DirFacts) -> Option<String> {
     dir.chains.iter().rev().find_map(|c| c.slot.clone())
 }

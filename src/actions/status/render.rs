@@ -1,4 +1,4 @@
-//! The human report, laid out like the spec's sample: a slot section, then the backup directory
+//! The human report, laid out as doc/status.md shows it: a slot section, then the backup directory
 //! with one paragraph per chain, then the total. Pure text from facts, tested without a server.
 
 use std::fmt::Write;
@@ -22,16 +22,11 @@ pub fn ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
 
 /// `2023-12-15 12:00:00 UTC`.
 pub fn when(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 fn opt_lsn(l: Option<crate::lsn::Lsn>) -> String {

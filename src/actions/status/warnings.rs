@@ -20,7 +20,7 @@ fn warn(code: &'static str, message: String) -> Warning {
     Warning { code, message }
 }
 
-pub fn evaluate(
+pub(crate) fn evaluate(
     slot: Option<&SlotFacts>,
     dir: Option<&DirFacts>,
     limits: &StatusThresholds,
@@ -76,25 +76,34 @@ fn slot_warnings(s: &SlotFacts, limits: &StatusThresholds, out: &mut Vec<Warning
             format!("replication slot \"{name}\" is not active: no streamer is connected to it"),
         ));
     }
-    if let Some(lag) = s.lag_bytes.filter(|l| *l > limits.lag_bytes) {
-        out.push(warn(
+    // The two byte thresholds: (code, measured, threshold, words around the size, option).
+    let sizes = [
+        (
             "lag",
-            format!(
-                "replication slot \"{name}\" lags {} behind the server (threshold {}, --lag-warn)",
-                ui::size(lag),
-                ui::size(limits.lag_bytes)
-            ),
-        ));
-    }
-    if let Some(kept) = s.retained_bytes.filter(|r| *r > limits.retained_bytes) {
-        out.push(warn(
+            s.lag_bytes,
+            limits.lag_bytes,
+            ("lags", "behind the server"),
+            "--lag-warn",
+        ),
+        (
             "retained_wal",
-            format!(
-                "replication slot \"{name}\" retains {} of WAL on the server (threshold {}, --retained-warn)",
-                ui::size(kept),
-                ui::size(limits.retained_bytes)
-            ),
-        ));
+            s.retained_bytes,
+            limits.retained_bytes,
+            ("retains", "of WAL on the server"),
+            "--retained-warn",
+        ),
+    ];
+    for (code, measured, limit, (verb, rest), option) in sizes {
+        if let Some(bytes) = measured.filter(|b| *b > limit) {
+            out.push(warn(
+                code,
+                format!(
+                    "replication slot \"{name}\" {verb} {} {rest} (threshold {}, {option})",
+                    ui::size(bytes),
+                    ui::size(limit)
+                ),
+            ));
+        }
     }
 }
 

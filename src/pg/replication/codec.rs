@@ -11,7 +11,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub use crate::lsn::{Lsn, ParseLsnError};
 
 /// Seconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01 00:00:00 UTC.
-pub const PG_EPOCH_OFFSET_SECS: u64 = 946_684_800;
+pub(crate) const PG_EPOCH_OFFSET_SECS: u64 = 946_684_800;
 
 /// A PostgreSQL wire timestamp: microseconds since 2000-01-01 00:00:00 UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -22,7 +22,7 @@ impl PgTimestamp {
         PgTimestamp::from_system_time(SystemTime::now())
     }
 
-    pub fn from_system_time(t: SystemTime) -> PgTimestamp {
+    pub(crate) fn from_system_time(t: SystemTime) -> PgTimestamp {
         let pg_epoch = UNIX_EPOCH + Duration::from_secs(PG_EPOCH_OFFSET_SECS);
         match t.duration_since(pg_epoch) {
             Ok(d) => PgTimestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
@@ -30,7 +30,8 @@ impl PgTimestamp {
         }
     }
 
-    pub fn to_system_time(self) -> SystemTime {
+    #[cfg(test)]
+    pub(crate) fn to_system_time(self) -> SystemTime {
         let pg_epoch = UNIX_EPOCH + Duration::from_secs(PG_EPOCH_OFFSET_SECS);
         let magnitude = Duration::from_micros(self.0.unsigned_abs());
         if self.0 >= 0 {
@@ -54,10 +55,10 @@ impl fmt::Display for CodecError {
 impl std::error::Error for CodecError {}
 
 /// Message tag of CopyBothResponse, which `backend::Message::parse` does not know.
-pub const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
-pub const XLOG_DATA_TAG: u8 = b'w';
-pub const PRIMARY_KEEPALIVE_TAG: u8 = b'k';
-pub const STANDBY_STATUS_UPDATE_TAG: u8 = b'r';
+pub(crate) const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
+pub(crate) const XLOG_DATA_TAG: u8 = b'w';
+pub(crate) const PRIMARY_KEEPALIVE_TAG: u8 = b'k';
+pub(crate) const STANDBY_STATUS_UPDATE_TAG: u8 = b'r';
 
 /// The body of a CopyBothResponse (`W`): overall format and per-column formats. Walsenders send
 /// format 0 with no columns; it is parsed fully anyway so a malformed frame is noticed.
@@ -68,7 +69,7 @@ pub struct CopyBothResponse {
 }
 
 /// Parses the body of a `W` message (without tag and length).
-pub fn parse_copy_both_response(mut body: &[u8]) -> Result<CopyBothResponse, CodecError> {
+pub(crate) fn parse_copy_both_response(mut body: &[u8]) -> Result<CopyBothResponse, CodecError> {
     if body.len() < 3 {
         return Err(CodecError("CopyBothResponse too short".into()));
     }
@@ -124,7 +125,7 @@ const KEEPALIVE_LEN: usize = 1 + 8 + 8 + 1;
 
 /// Parses the payload of a backend CopyData message. Zero-copy: the XLogData payload is a slice of
 /// `data`.
-pub fn parse_copy_data(mut data: Bytes) -> Result<ReplMessage, CodecError> {
+pub(crate) fn parse_copy_data(mut data: Bytes) -> Result<ReplMessage, CodecError> {
     let Some(&tag) = data.first() else {
         return Err(CodecError("empty CopyData message".into()));
     };
@@ -185,10 +186,10 @@ pub struct StandbyStatusUpdate {
 }
 
 /// Length of an encoded `r` payload.
-pub const STANDBY_STATUS_UPDATE_LEN: usize = 1 + 8 + 8 + 8 + 8 + 1;
+pub(crate) const STANDBY_STATUS_UPDATE_LEN: usize = 1 + 8 + 8 + 8 + 8 + 1;
 
 /// Appends the CopyData payload of a status update (34 bytes, without the CopyData framing).
-pub fn encode_standby_status_update(msg: &StandbyStatusUpdate, out: &mut BytesMut) {
+pub(crate) fn encode_standby_status_update(msg: &StandbyStatusUpdate, out: &mut BytesMut) {
     out.reserve(STANDBY_STATUS_UPDATE_LEN);
     out.put_u8(STANDBY_STATUS_UPDATE_TAG);
     out.put_u64(msg.write.0);
@@ -199,7 +200,7 @@ pub fn encode_standby_status_update(msg: &StandbyStatusUpdate, out: &mut BytesMu
 }
 
 /// Appends a complete frontend CopyData message (`d`, length, payload) holding a status update.
-pub fn encode_standby_status_message(msg: &StandbyStatusUpdate, out: &mut BytesMut) {
+pub(crate) fn encode_standby_status_message(msg: &StandbyStatusUpdate, out: &mut BytesMut) {
     out.reserve(5 + STANDBY_STATUS_UPDATE_LEN);
     out.put_u8(b'd');
     out.put_i32(4 + STANDBY_STATUS_UPDATE_LEN as i32);

@@ -14,13 +14,13 @@ use super::stream::ReplicationStream;
 type Result<T> = std::result::Result<T, ReplicationError>;
 
 /// `"ident"` with `"` doubled. NUL cannot be sent at all.
-pub fn quote_ident(s: &str) -> Result<String> {
+pub(crate) fn quote_ident(s: &str) -> Result<String> {
     reject_nul(s)?;
     Ok(crate::pg::quote::ident(s))
 }
 
 /// `'literal'` with `'` doubled; backslashes are literal (standard_conforming_strings).
-pub fn quote_literal(s: &str) -> Result<String> {
+pub(crate) fn quote_literal(s: &str) -> Result<String> {
     reject_nul(s)?;
     Ok(crate::pg::quote::literal(s))
 }
@@ -49,7 +49,7 @@ pub enum SnapshotAction {
 /// The CREATE_REPLICATION_SLOT command for a logical slot, in the syntax the server version
 /// understands: the option list on 15+, keywords on 10–14, nothing before 10 (where the
 /// snapshot is always exported and TEMPORARY does not exist).
-pub fn create_slot_command(
+pub(crate) fn create_slot_command(
     slot: &str,
     plugin: &str,
     temporary: bool,
@@ -90,7 +90,7 @@ pub fn create_slot_command(
 
 /// `DROP_REPLICATION_SLOT "slot" [WAIT]`; WAIT (10+) waits for an active slot to be released
 /// instead of failing with 55006.
-pub fn drop_slot_command(slot: &str, wait: bool) -> Result<String> {
+pub(crate) fn drop_slot_command(slot: &str, wait: bool) -> Result<String> {
     let mut cmd = format!("DROP_REPLICATION_SLOT {}", quote_ident(slot)?);
     if wait {
         cmd.push_str(" WAIT");
@@ -100,7 +100,7 @@ pub fn drop_slot_command(slot: &str, wait: bool) -> Result<String> {
 
 /// `START_REPLICATION SLOT "slot" LOGICAL X/Y ("name" 'value', ...)`. Unlike pg_recvlogical,
 /// names and values are escaped, so any option value can be passed.
-pub fn start_replication_command(
+pub(crate) fn start_replication_command(
     slot: &str,
     start: Lsn,
     options: &[(&str, &str)],
@@ -172,7 +172,7 @@ fn parse_lsn_field(v: Option<String>, what: &str) -> Result<Lsn> {
 
 impl ReplConn {
     /// Runs one simple query (a replication command or SQL) and collects its text results.
-    pub async fn simple_query(&mut self, sql: &str) -> Result<QueryResult> {
+    pub(crate) async fn simple_query(&mut self, sql: &str) -> Result<QueryResult> {
         frontend::query(sql, self.write_buf())
             .map_err(|e| ReplicationError::Config(format!("invalid query text: {e}")))?;
         self.flush().await?;
@@ -275,7 +275,7 @@ impl ReplConn {
     }
 
     /// [`create_logical_slot`](Self::create_logical_slot) with any snapshot action.
-    pub async fn create_logical_slot_with(
+    pub(crate) async fn create_logical_slot_with(
         &mut self,
         slot: &str,
         plugin: &str,

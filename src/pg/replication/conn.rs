@@ -224,7 +224,7 @@ impl ReplConn {
     }
 
     /// Server parameters reported at startup or later (`server_version`, `integer_datetimes`, ...).
-    pub fn parameter(&self, name: &str) -> Option<&str> {
+    pub(crate) fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters.get(name).map(String::as_str)
     }
 
@@ -333,7 +333,7 @@ pub(crate) fn server_error(body: backend::ErrorResponseBody) -> ReplicationError
 
 /// `server_version` → `server_version_num`: "15.20 (Debian …)" → 150020, "9.6.3" → 90603,
 /// "17beta1" → 170000.
-pub fn parse_server_version(v: &str) -> Option<u32> {
+pub(crate) fn parse_server_version(v: &str) -> Option<u32> {
     let numeric: String = v
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.')

@@ -24,7 +24,7 @@ pub struct DbError {
 
 impl DbError {
     /// Builds from the fields of an ErrorResponse/NoticeResponse body.
-    pub fn from_fields(mut fields: ErrorFields<'_>) -> io::Result<DbError> {
+    pub(crate) fn from_fields(mut fields: ErrorFields<'_>) -> io::Result<DbError> {
         let mut e = DbError::default();
         while let Some(f) = fields.next()? {
             let v = || String::from_utf8_lossy(f.value_bytes()).into_owned();
@@ -39,15 +39,6 @@ impl DbError {
             }
         }
         Ok(e)
-    }
-
-    /// True when the server ends the session after this error.
-    pub fn is_fatal_severity(&self) -> bool {
-        let s = self
-            .severity_nonlocalized
-            .as_deref()
-            .unwrap_or(&self.severity);
-        s == "FATAL" || s == "PANIC"
     }
 }
 
@@ -162,7 +153,7 @@ impl ReplicationError {
 /// Retryable SQLSTATEs: connection exceptions (08), admin/crash shutdown and "cannot connect
 /// now" (57P01-57P03), too many connections (53300), and an active slot (55006: the previous
 /// walsender of a client that died has not noticed yet).
-pub fn sqlstate_is_retryable(code: &str) -> bool {
+pub(crate) fn sqlstate_is_retryable(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55006")
 }
 

@@ -16,4 +16,4 @@ pub use error::{DbError, ReplicationError};
 pub use stream::ReplicationStream;
 
 /// The output plugin pg_scribe uses unless told otherwise.
-pub const DEFAULT_PLUGIN: &str = "wal2sql";
+pub(crate) const DEFAULT_PLUGIN: &str = "wal2sql";

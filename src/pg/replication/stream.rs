@@ -146,7 +146,7 @@ impl ReplicationStream {
     }
 
     /// [`send_status`](Self::send_status) with every field chosen by the caller.
-    pub async fn send_status_update(&mut self, update: &StandbyStatusUpdate) -> Result<()> {
+    pub(crate) async fn send_status_update(&mut self, update: &StandbyStatusUpdate) -> Result<()> {
         encode_standby_status_message(update, self.conn.write_buf());
         self.conn.flush().await
     }
