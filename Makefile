@@ -53,6 +53,12 @@ install-binary: build
 	install -m 0644 $(GENERATED)/pg_scribe.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pg_scribe
 	install -m 0644 $(GENERATED)/_pg_scribe $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pg_scribe
 	install -m 0644 $(GENERATED)/pg_scribe.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pg_scribe.fish
+	# systemd units to copy into /etc/systemd/system (doc/operations.md), naming this binary.
+	install -d $(DESTDIR)$(PREFIX)/share/pg_scribe/systemd
+	for f in $(wildcard contrib/systemd/*); do \
+		sed 's#/usr/local/bin/pg_scribe#$(PREFIX)/bin/pg_scribe#' $$f > $(DESTDIR)$(PREFIX)/share/pg_scribe/systemd/$$(basename $$f); \
+		chmod 0644 $(DESTDIR)$(PREFIX)/share/pg_scribe/systemd/$$(basename $$f); \
+	done
 
 install: install-extension install-binary
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian 12 machine lacks to build and test pg_scribe: the PostgreSQL 15
-# server and its headers (for the wal2sql extension), a C toolchain, openssl (test certificates)
-# and a Rust toolchain check. Idempotent: does nothing when everything is there.
+# server and its headers (for the wal2sql extension), a C toolchain, openssl (test certificates),
+# the Prometheus text-format parser and systemd-analyze (tests of the monitoring output and the
+# unit files) and a Rust toolchain check. Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3 iptables)
+packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3 iptables
+          python3-prometheus-client systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         }
     };
     pg_scribe::logging::init(invocation.verbose);
+    ui::set_log_format(invocation.effective_log_format());
     // One thread runs all async work: the streamer's hot path is a socket read followed by a
     // hand-off to its writer thread, and cross-thread wake-ups of a multi-threaded runtime cost
     // more than the work itself. Disk I/O has its own threads.

@@ -1,6 +1,11 @@
 //! What the user sees on stderr: diagnostics in PostgreSQL's format (`pg_scribe: error: …`,
 //! `pg_scribe: detail: …`, `pg_scribe: hint: …`), `✓` progress lines, and colour as PostgreSQL's
 //! `PG_COLOR` decides it (off unless `always`, or `auto` on a terminal).
+//!
+//! A long-running process writes for a log file rather than for a person: with a log format set
+//! ([`set_log_format`], `--log-format`, and `--start`'s default when stderr is not a terminal)
+//! every line carries an ISO 8601 UTC timestamp, the PID and a level, as PostgreSQL's own server
+//! log does, or is one JSON object (doc/operations.md).
 
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
@@ -61,6 +66,77 @@ fn paint(code: Option<&str>, text: &str) -> String {
     }
 }
 
+/// How lines are written (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// The spec's lines: `pg_scribe: error: …`, `✓ …`.
+    Terminal,
+    /// `2026-01-01T12:00:00.000Z [123] LOG:  …`.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Chooses the format for the rest of the process (first call wins).
+pub fn set_log_format(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
+fn log_format() -> LogFormat {
+    *LOG_FORMAT.get().unwrap_or(&LogFormat::Terminal)
+}
+
+fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&fmt).unwrap_or_default()
+}
+
+/// One event in a log format; `false` when the terminal format applies and the caller writes.
+fn logged(level: &str, text: &str, detail: Option<&str>, hint: Option<&str>) -> bool {
+    let format = log_format();
+    if format == LogFormat::Terminal {
+        return false;
+    }
+    let ts = timestamp();
+    let pid = std::process::id();
+    let mut out = String::new();
+    if format == LogFormat::Json {
+        let mut obj = serde_json::json!({
+            "timestamp": ts, "pid": pid, "level": level, "message": text,
+        });
+        if let Some(d) = detail {
+            obj["detail"] = d.into();
+        }
+        if let Some(h) = hint {
+            obj["hint"] = h.into();
+        }
+        out.push_str(&obj.to_string());
+        out.push('\n');
+    } else {
+        // A message of several lines keeps its prefix on each, so `grep` finds them all.
+        let mut one = |level: &str, text: &str| {
+            for line in text.lines() {
+                out.push_str(&format!("{ts} [{pid}] {level}:  {line}\n"));
+            }
+        };
+        one(level, text);
+        if let Some(d) = detail {
+            one("DETAIL", d);
+        }
+        if let Some(h) = hint {
+            one("HINT", h);
+        }
+    }
+    // One write per event, so lines of concurrent writers do not interleave.
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+    true
+}
+
 fn line(level: &str, color: Option<&str>, text: &str) {
     let locus = paint(palette().map(|p| p.locus.as_str()), &format!("{PROGNAME}:"));
     let label = paint(color, &format!("{level}:"));
@@ -71,6 +147,14 @@ fn line(level: &str, color: Option<&str>, text: &str) {
 
 /// Print an error with its detail and hint, the one place errors are rendered.
 pub fn error(err: &Error) {
+    if logged(
+        "ERROR",
+        &err.message,
+        err.detail.as_deref(),
+        err.hint.as_deref(),
+    ) {
+        return;
+    }
     let p = palette();
     line("error", p.map(|p| p.error.as_str()), &err.message);
     if let Some(detail) = &err.detail {
@@ -83,21 +167,38 @@ pub fn error(err: &Error) {
 
 /// A non-fatal problem the user should know about.
 pub fn warning(message: &str) {
+    if logged("WARNING", message, None, None) {
+        return;
+    }
     line("warning", palette().map(|p| p.warning.as_str()), message);
 }
 
 /// A completed step, as README.md and doc/ show them: `✓ Initial chain created: …`.
 pub fn done(text: &str) {
+    if logged("LOG", &format!("✓ {text}"), None, None) {
+        return;
+    }
     let _ = writeln!(std::io::stderr().lock(), "✓ {text}");
 }
 
 /// A failed check in a list of checks: `✗ …`.
 pub fn failed(text: &str) {
+    if logged("LOG", &format!("✗ {text}"), None, None) {
+        return;
+    }
     let _ = writeln!(std::io::stderr().lock(), "✗ {text}");
 }
 
 /// A plain progress or report line on stderr (data goes to files, never to stderr).
 pub(crate) fn say(text: &str) {
+    if text.trim().is_empty() {
+        // Blank spacer lines are for people reading a terminal.
+        if log_format() != LogFormat::Terminal {
+            return;
+        }
+    } else if logged("LOG", text.trim_start_matches('\n'), None, None) {
+        return;
+    }
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 

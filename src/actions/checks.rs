@@ -66,6 +66,24 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
         .map_err(|e| query_error(sql, &e))
 }
 
+/// A list setting's value (`a, "b"`) with `lib` appended, as the literals of an ALTER SYSTEM
+/// or ALTER DATABASE ... SET: `'a', 'b', 'wal2sql'`.
+fn list_with(setting: &str, lib: &str) -> String {
+    let mut items: Vec<String> = setting
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !items.iter().any(|i| i == lib) {
+        items.push(lib.to_string());
+    }
+    items
+        .iter()
+        .map(|i| quote::literal(i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Run every check against the connected database, critical ones first.
 pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
@@ -134,14 +152,11 @@ pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
         checks.push(if list.iter().any(|p| p == "wal2sql") {
             Check::pass("output_plugin_libraries lists wal2sql")
         } else {
-            let mut wanted = list.clone();
-            wanted.push("wal2sql".into());
-            let literals: Vec<String> = wanted.iter().map(|p| quote::literal(p)).collect();
             Check::fail(
                 format!("output_plugin_libraries = '{setting}' does not list wal2sql"),
                 format!(
                     "ALTER SYSTEM SET output_plugin_libraries = {};  SELECT pg_reload_conf();",
-                    literals.join(", ")
+                    list_with(&setting, "wal2sql")
                 ),
             )
         });
@@ -269,11 +284,24 @@ pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
         .split([',', '=', ' '])
         .any(|lib| lib.trim_matches('"') == "wal2sql")
     {
+        // The fix keeps what is preloaded already: replacing the list would unload another
+        // extension (pg_stat_statements, auditing) at the next restart.
+        let shared = text(client, "SELECT current_setting('shared_preload_libraries')").await?;
+        let session = text(
+            client,
+            "SELECT coalesce((SELECT substr(s, length('session_preload_libraries=') + 1)
+                                FROM pg_db_role_setting r, unnest(r.setconfig) s
+                               WHERE r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                 AND r.setrole = 0 AND s LIKE 'session_preload_libraries=%'), '')",
+        )
+        .await?;
         checks.push(Check::warn(
             "wal2sql is not preloaded: DDL sent in multi-statement strings, DO blocks or functions will stop a restore",
             format!(
-                "ALTER SYSTEM SET shared_preload_libraries = 'wal2sql';  -- then restart; or: ALTER DATABASE {} SET session_preload_libraries = 'wal2sql';",
-                quote::ident_for_display(&text(client, "SELECT current_database()::text").await?)
+                "ALTER SYSTEM SET shared_preload_libraries = {};  -- then restart; or: ALTER DATABASE {} SET session_preload_libraries = {};",
+                list_with(&shared, "wal2sql"),
+                quote::ident_for_display(&text(client, "SELECT current_database()::text").await?),
+                list_with(&session, "wal2sql"),
             ),
         ));
     }
@@ -345,4 +373,20 @@ pub(crate) fn failed_error(failed: usize) -> Error {
         ui::counted(failed, "critical problem")
     ))
     .with_hint("Fix the problems listed above, or use --force to initialize anyway (dangerous).")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_with;
+
+    #[test]
+    fn preload_fixes_keep_what_is_there() {
+        assert_eq!(list_with("", "wal2sql"), "'wal2sql'");
+        assert_eq!(
+            list_with("pg_stat_statements, \"auto_explain\"", "wal2sql"),
+            "'pg_stat_statements', 'auto_explain', 'wal2sql'"
+        );
+        assert_eq!(list_with("wal2sql,x", "wal2sql"), "'wal2sql', 'x'");
+        assert_eq!(list_with("it's", "wal2sql"), "'it''s', 'wal2sql'");
+    }
 }

@@ -1,11 +1,13 @@
 //! One module per action of the CLI (README.md); [`run`] dispatches a validated invocation to
 //! it. Each action returns how the process should exit, or an error rendered once by `main`.
 //! `common.rs` is the preamble several actions share, `base.rs` a chain's base (init and
-//! new-chain), `checks.rs` init's validation of the server.
+//! new-chain), `checks.rs` init's validation of the server, `expire.rs` retention (also run by
+//! new-chain).
 
 mod base;
 mod checks;
 mod common;
+mod expire;
 mod init;
 mod new_chain;
 mod restore;
@@ -23,6 +25,8 @@ pub enum Outcome {
     Success,
     /// `--status` found something to warn about (exit 10).
     Warnings,
+    /// `--status --format=nagios`: the plugin's own exit code (0 to 3).
+    Nagios(u8),
 }
 
 impl Outcome {
@@ -30,6 +34,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Warnings => 10,
+            Outcome::Nagios(code) => code,
         }
     }
 }
@@ -44,6 +49,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         Action::Start => start::run(inv).await,
         Action::RotateDiff => rotate::run(inv).await,
         Action::NewChain => new_chain::run(inv).await,
+        Action::Expire => expire::run(inv).await,
         Action::Init => init::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
         Action::Restore => restore::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
         Action::Status => status::run(inv, &common::resolve_params(&inv.conn, &env)?, &env).await,

@@ -80,5 +80,9 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
             ));
         }
     }
+    if let Some(keep) = inv.keep_chains {
+        ui::say("\nExpiring old chains...");
+        super::expire::expire(dir.root(), keep, false)?;
+    }
     Ok(Outcome::Success)
 }

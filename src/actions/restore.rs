@@ -18,6 +18,7 @@ use crate::pg::session::{self, Session, one_text, query_error, rows_text};
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::{self, Method};
 use crate::storage::diff_format::{StopAt, format_commit_time};
+use crate::storage::expire::ChainReader;
 use crate::storage::metadata::Metadata;
 use crate::ui;
 
@@ -36,6 +37,8 @@ struct Plan {
     /// rotation (roles created since the base), oldest first.
     globals: Vec<PathBuf>,
     diffs: Vec<DiffFile>,
+    /// Keeps `--expire` from removing the chain while it is read.
+    _reading: ChainReader,
 }
 
 fn describe_chains(dir: &BackupDir) -> String {
@@ -85,6 +88,7 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
                 .with_detail(describe_chains(&dir))
         })?,
     };
+    let reading = ChainReader::hold(&chain)?;
     let metadata = chain.read_metadata()?;
     let missing = |what: &str| Error::backup(format!("chain {} has no {what} file", chain.id));
     let base = chain.find_base()?.ok_or_else(|| missing("base.sql"))?;
@@ -152,6 +156,7 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
         base,
         globals,
         diffs,
+        _reading: reading,
     })
 }
 

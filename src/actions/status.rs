@@ -1,11 +1,11 @@
 //! `--status`: slot health, lag and WAL retention, the backup directory's chains and streamer,
-//! and warnings (exit 10) — as text for people or as one JSON object for monitoring
-//! (`doc/status.md`). It only reads: SELECTs on system views over one session, directory
+//! and warnings (exit 10) — as text for people, as one JSON object, as Prometheus metrics or
+//! as a Nagios line (`doc/status.md`, `doc/operations.md`). It only reads: SELECTs on system views over one session, directory
 //! listings, and a probe of the pidfile that never takes it from a streamer.
 //!
 //! The report is data, so it goes to stdout; warnings also go to stderr in PostgreSQL's format.
 //! Errors (no server: exit 2; no slot: exit 3; unreadable directory: exit 4) print nothing on
-//! stdout.
+//! stdout, except in the monitoring formats, which render a failed check as such.
 //!
 //! Offline rule: with `--backup-dir` and no server named anywhere — none of `-d -h -p -U -W` and
 //! none of `PGDATABASE PGHOST PGHOSTADDR PGPORT PGSERVICE` — the directory is reported alone and
@@ -15,6 +15,10 @@
 //! a healthy backup.
 
 mod facts;
+#[cfg(test)]
+mod fixtures;
+mod nagios;
+mod prometheus;
 mod render;
 mod warnings;
 
@@ -24,7 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{DEFAULT_SLOT, Invocation, StatusThresholds};
+use crate::cli::{DEFAULT_SLOT, Invocation, StatusFormat, StatusThresholds};
 use crate::error::{Error, Result};
 use crate::pg::conninfo::{ConnParams, Environment};
 use crate::pg::session;
@@ -50,6 +54,10 @@ pub struct ThresholdFacts {
     pub lag_warn_bytes: u64,
     pub retained_warn_bytes: u64,
     pub diff_age_warn_seconds: u64,
+    /// `--free-warn` as given (`10%` or a size).
+    pub free_warn: String,
+    /// The same in bytes for this file system; `None` without a backup directory.
+    pub free_warn_bytes: Option<u64>,
 }
 
 /// Everything `--status` found: the `--json` object.
@@ -85,13 +93,26 @@ fn server_named(inv: &Invocation, env: &Environment) -> bool {
 
 pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Result<Outcome> {
     let checked_at = OffsetDateTime::now_utc();
-    let dir = inv
-        .backup_dir
-        .as_deref()
-        .map(facts::directory)
-        .transpose()?;
-    let offline = dir.is_some() && !server_named(inv, env);
-
+    // The monitoring formats report a failed check in their own terms (metrics, a CRITICAL
+    // line) instead of only as an error on stderr.
+    let monitoring = matches!(inv.format, StatusFormat::Prometheus | StatusFormat::Nagios);
+    let mut failure: Option<Error> = None;
+    let dir = match inv.backup_dir.as_deref().map(facts::directory).transpose() {
+        Ok(dir) => dir,
+        Err(err) if monitoring => {
+            failure = Some(err);
+            None
+        }
+        Err(err) => return Err(err),
+    };
+    let offline = inv.backup_dir.is_some() && !server_named(inv, env);
+    let mut slot_name = if inv.slot_explicit {
+        inv.slot.clone()
+    } else {
+        dir.as_ref()
+            .and_then(facts::slot_from_metadata)
+            .unwrap_or_default()
+    };
     let (server, slot) = if offline {
         (None, None)
     } else {
@@ -102,8 +123,15 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
         } else {
             (DEFAULT_SLOT.to_string(), SlotNameSource::Default)
         };
-        let (server, slot) = check_server(params, &name, source).await?;
-        (Some(server), Some(slot))
+        slot_name = name.clone();
+        match check_server(params, &name, source).await {
+            Ok((server, slot)) => (Some(server), Some(slot)),
+            Err(err) if monitoring => {
+                failure = Some(err);
+                (None, None)
+            }
+            Err(err) => return Err(err),
+        }
     };
 
     let limits: &StatusThresholds = &inv.thresholds;
@@ -113,6 +141,10 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
     } else {
         Outcome::Warnings
     };
+    let free_warn_bytes = dir
+        .as_ref()
+        .and_then(|d| d.filesystem.as_ref())
+        .map(|fs| limits.free.bytes_for(fs));
     let report = Report {
         format: FORMAT_VERSION,
         pg_scribe_version: crate::cli::VERSION,
@@ -126,10 +158,37 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
             lag_warn_bytes: limits.lag_bytes,
             retained_warn_bytes: limits.retained_bytes,
             diff_age_warn_seconds: limits.diff_age.as_secs(),
+            free_warn: limits.free.describe(),
+            free_warn_bytes,
         },
         warnings: found,
     };
 
+    if inv.format == StatusFormat::Nagios {
+        let (line, state) = nagios::render(&report, failure.as_ref());
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        return Ok(Outcome::Nagios(state.exit_code()));
+    }
+    if inv.format == StatusFormat::Prometheus {
+        let dir_label = report.backup_dir.as_ref().map_or_else(
+            || {
+                inv.backup_dir
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            },
+            |d| d.path.clone(),
+        );
+        let text = prometheus::render(&report, failure.as_ref(), &slot_name, &dir_label);
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        for w in &report.warnings {
+            ui::warning(&w.message);
+        }
+        return Ok(outcome);
+    }
     let text = if inv.json {
         let mut s = serde_json::to_string_pretty(&report).expect("the report always serializes");
         s.push('\n');

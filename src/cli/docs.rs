@@ -31,6 +31,8 @@ pub const MAN_SECTIONS: &[(&str, &[&str])] = &[
              PGTARGETSESSIONATTRS are honoured as in libpq.",
             "PG_COLOR (always, auto, never) colours the error, warning, detail and hint labels.",
             "PG_BINDIR names the directory of the pg_dump, pg_dumpall and psql programs to run.",
+            "NOTIFY_SOCKET and WATCHDOG_USEC, set by systemd for Type=notify units: --start \
+             reports readiness, its durable position, watchdog pings and stopping.",
         ],
     ),
     (

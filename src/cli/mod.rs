@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::storage::backup_dir::ChainId;
 use crate::storage::compress::Compression;
 use crate::storage::diff_format::StopAt;
+use crate::storage::space::FreeThreshold;
+use crate::ui::LogFormat;
 
 pub use crate::pg::conninfo::ConnOptions;
 pub use docs::{MAN_SECTIONS, documented_command, synopsis};
@@ -30,7 +32,7 @@ pub(crate) use table::DEFAULT_SLOT;
 pub(crate) use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
 
 use table::{Opt, Takes};
-use values::{check_port, parse_chain_id, seconds};
+use values::{check_port, parse_chain_id, parse_free, seconds};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -42,6 +44,7 @@ pub enum Action {
     NewChain,
     Restore,
     Status,
+    Expire,
 }
 
 /// A validated command line.
@@ -68,6 +71,38 @@ pub struct Invocation {
     pub json: bool,
     /// `--status` warning thresholds.
     pub thresholds: StatusThresholds,
+    /// `--status --format` (`--json` is `--format=json`).
+    pub format: StatusFormat,
+    /// `--keep-chains` of `--expire` and `--new-chain`.
+    pub keep_chains: Option<usize>,
+    pub dry_run: bool,
+    /// `--log-format`; `None` lets the action choose ([`Invocation::effective_log_format`]).
+    pub log_format: Option<LogFormat>,
+}
+
+/// How `--status` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFormat {
+    #[default]
+    Text,
+    Json,
+    Prometheus,
+    Nagios,
+}
+
+impl Invocation {
+    /// The log format for this run: the one asked for, else timestamped lines for the
+    /// streamer when stderr is not a terminal (a service's journal or a log file).
+    pub fn effective_log_format(&self) -> LogFormat {
+        use std::io::IsTerminal;
+        match self.log_format {
+            Some(f) => f,
+            None if self.action == Action::Start && !std::io::stderr().is_terminal() => {
+                LogFormat::Plain
+            }
+            None => LogFormat::Terminal,
+        }
+    }
 }
 
 /// When `--status` warns (exit 10) about lag, retained WAL and the age of the newest sealed diff.
@@ -79,6 +114,8 @@ pub struct StatusThresholds {
     pub retained_bytes: u64,
     /// `--diff-age-warn`: time since a differential was last sealed in the active chain.
     pub diff_age: Duration,
+    /// `--free-warn`: free space of the backup directory's file system.
+    pub free: FreeThreshold,
 }
 
 impl Default for StatusThresholds {
@@ -87,6 +124,7 @@ impl Default for StatusThresholds {
             lag_bytes: 1 << 30,
             retained_bytes: 10 << 30,
             diff_age: Duration::from_secs(7 * 86400),
+            free: FreeThreshold::default(),
         }
     }
 }
@@ -314,6 +352,50 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
             Some(text) => parse_duration(DIFF_AGE_WARN.long, &text)?,
             None => defaults.diff_age,
         },
+        free: match text(m, FREE_WARN) {
+            Some(text) => parse_free(&text)?,
+            None => defaults.free,
+        },
+    };
+    let format = match (text(m, FORMAT).as_deref(), flag(m, JSON)) {
+        (None, false) => StatusFormat::Text,
+        (None, true) | (Some("json"), _) => StatusFormat::Json,
+        (Some(_), true) => {
+            return Err(Error::usage(
+                "options --json and --format cannot be used together",
+            ));
+        }
+        (Some("text"), _) => StatusFormat::Text,
+        (Some("prometheus"), _) => StatusFormat::Prometheus,
+        (Some("nagios"), _) => StatusFormat::Nagios,
+        (Some(other), _) => {
+            return Err(Error::usage(format!(
+                "invalid --format value \"{other}\" (expected text, json, prometheus or nagios)"
+            )));
+        }
+    };
+    let keep_chains = text(m, KEEP_CHAINS)
+        .map(|text| match text.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::usage(format!(
+                "invalid --keep-chains value \"{text}\" (expected a whole number of at least 1: the newest chain is always kept)"
+            ))),
+        })
+        .transpose()?;
+    if action == Action::Expire && keep_chains.is_none() {
+        return Err(Error::usage(
+            "no number of chains to keep specified (--keep-chains)",
+        ));
+    }
+    let log_format = match text(m, LOG_FORMAT).as_deref() {
+        None => None,
+        Some("plain") => Some(LogFormat::Plain),
+        Some("json") => Some(LogFormat::Json),
+        Some(other) => {
+            return Err(Error::usage(format!(
+                "invalid --log-format value \"{other}\" (expected plain or json)"
+            )));
+        }
     };
 
     Ok(Parsed::Run(Box::new(Invocation {
@@ -339,7 +421,11 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         include_active: flag(m, INCLUDE_ACTIVE),
         up_to,
         sync_sequences: !flag(m, NO_SYNC_SEQUENCES),
-        json: flag(m, JSON),
+        json: format == StatusFormat::Json,
         thresholds,
+        format,
+        keep_chains,
+        dry_run: flag(m, DRY_RUN),
+        log_format,
     })))
 }

@@ -63,6 +63,7 @@ pub(crate) const ROTATE_DIFF: Opt = switch("--rotate-diff", None);
 pub(crate) const NEW_CHAIN: Opt = switch("--new-chain", None);
 pub(crate) const RESTORE: Opt = switch("--restore", None);
 pub(crate) const STATUS: Opt = switch("--status", None);
+pub(crate) const EXPIRE: Opt = switch("--expire", None);
 
 pub(crate) const BACKUP_DIR: Opt = Opt {
     long: "--backup-dir",
@@ -83,6 +84,11 @@ pub(crate) const JSON: Opt = switch("--json", None);
 pub(crate) const LAG_WARN: Opt = valued("--lag-warn", None, "SIZE");
 pub(crate) const RETAINED_WARN: Opt = valued("--retained-warn", None, "SIZE");
 pub(crate) const DIFF_AGE_WARN: Opt = valued("--diff-age-warn", None, "DURATION");
+pub(crate) const FREE_WARN: Opt = valued("--free-warn", None, "PERCENT%|SIZE");
+pub(crate) const FORMAT: Opt = valued("--format", None, "FORMAT");
+pub(crate) const KEEP_CHAINS: Opt = valued("--keep-chains", None, "N");
+pub(crate) const DRY_RUN: Opt = switch("--dry-run", None);
+pub(crate) const LOG_FORMAT: Opt = valued("--log-format", None, "FORMAT");
 
 pub(crate) const DBNAME: Opt = valued("--dbname", Some('d'), "DBNAME");
 pub(crate) const HOST: Opt = valued("--host", Some('h'), "HOSTNAME");
@@ -141,7 +147,7 @@ macro_rules! default_slot {
 pub(crate) const DEFAULT_SLOT: &str = default_slot!();
 const SLOT_HELP: &str = concat!("replication slot name (default: ", default_slot!(), ")");
 
-use Action::{Init, NewChain, Restore, RotateDiff, Start, Status};
+use Action::{Expire, Init, NewChain, Restore, RotateDiff, Start, Status};
 use Section::{Actions, Connection, For, General};
 
 /// The options in `--help` order, section by section.
@@ -168,6 +174,11 @@ pub(crate) const TABLE: &[Row] = &[
     ),
     row(Actions, RESTORE, "restore a chain into a database"),
     row(Actions, STATUS, "report slot health, lag and backup chains"),
+    row(
+        Actions,
+        EXPIRE,
+        "remove the oldest chains beyond --keep-chains",
+    ),
     //
     row(
         For(Init),
@@ -198,6 +209,11 @@ pub(crate) const TABLE: &[Row] = &[
         FSYNC_INTERVAL,
         "time between fsyncs of active.sql (default: 10,\n0 = after every transaction)",
     ),
+    row(
+        For(Start),
+        LOG_FORMAT,
+        "plain or json: timestamped log lines (default:\nplain when stderr is not a terminal)",
+    ),
     //
     row(For(RotateDiff), BACKUP_DIR, "backup directory (required)"),
     row(
@@ -205,9 +221,24 @@ pub(crate) const TABLE: &[Row] = &[
         COMPRESS,
         "compress the sealed differential",
     ),
+    row(
+        For(RotateDiff),
+        LOG_FORMAT,
+        "plain or json: timestamped log lines",
+    ),
     //
     row(For(NewChain), BACKUP_DIR, "backup directory (required)"),
     row(For(NewChain), COMPRESS, "compress the new base backup"),
+    row(
+        For(NewChain),
+        KEEP_CHAINS,
+        "then remove the oldest chains beyond N (as --expire)",
+    ),
+    row(
+        For(NewChain),
+        LOG_FORMAT,
+        "plain or json: timestamped log lines",
+    ),
     //
     row(For(Restore), BACKUP_DIR, "backup directory (required)"),
     row(For(Restore), DBNAME, "target database (required)"),
@@ -239,7 +270,16 @@ pub(crate) const TABLE: &[Row] = &[
         BACKUP_DIR,
         "also report on this backup directory",
     ),
-    row(For(Status), JSON, "print the report as JSON on stdout"),
+    row(
+        For(Status),
+        JSON,
+        "print the report as JSON on stdout (--format=json)",
+    ),
+    row(
+        For(Status),
+        FORMAT,
+        "text, json, prometheus or nagios (default: text)",
+    ),
     row(
         For(Status),
         LAG_WARN,
@@ -254,6 +294,24 @@ pub(crate) const TABLE: &[Row] = &[
         For(Status),
         DIFF_AGE_WARN,
         "warn when no differential was sealed for this long\n(default: 7d; units s, min, h, d)",
+    ),
+    row(
+        For(Status),
+        FREE_WARN,
+        "warn when the backup file system has less free\nspace (default: 10%)",
+    ),
+    //
+    row(For(Expire), BACKUP_DIR, "backup directory (required)"),
+    row(
+        For(Expire),
+        KEEP_CHAINS,
+        "complete chains to keep (required, at least 1)",
+    ),
+    row(For(Expire), DRY_RUN, "only say what would be removed"),
+    row(
+        For(Expire),
+        LOG_FORMAT,
+        "plain or json: timestamped log lines",
     ),
     //
     row(
@@ -277,7 +335,7 @@ pub(crate) const TABLE: &[Row] = &[
 ];
 
 impl Action {
-    pub const ALL: [Action; 6] = [Init, Start, RotateDiff, NewChain, Restore, Status];
+    pub const ALL: [Action; 7] = [Init, Start, RotateDiff, NewChain, Restore, Status, Expire];
 
     pub(crate) fn opt(self) -> Opt {
         match self {
@@ -287,6 +345,7 @@ impl Action {
             NewChain => NEW_CHAIN,
             Restore => RESTORE,
             Status => STATUS,
+            Expire => EXPIRE,
         }
     }
 

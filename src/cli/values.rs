@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::storage::backup_dir::ChainId;
 use crate::storage::diff_format::StopAt;
+use crate::storage::space::FreeThreshold;
 
 /// PostgreSQL's rule for slot names (ReplicationSlotValidateName).
 pub(crate) fn check_slot_name(name: &str) -> Result<()> {
@@ -103,6 +104,19 @@ pub(crate) fn parse_duration(option: &str, text: &str) -> Result<Duration> {
         .checked_mul(factor)
         .map(Duration::from_secs)
         .ok_or_else(bad)
+}
+
+/// `--free-warn`: `10%` of the file system, or a size like `20GB`.
+pub(crate) fn parse_free(text: &str) -> Result<FreeThreshold> {
+    if let Some(p) = text.trim().strip_suffix('%') {
+        return match p.trim().parse::<f64>() {
+            Ok(v) if (0.0..=100.0).contains(&v) => Ok(FreeThreshold::Percent(v)),
+            _ => Err(Error::usage(format!(
+                "invalid --free-warn value \"{text}\" (expected a percentage like 10% or a size like 20GB)"
+            ))),
+        };
+    }
+    parse_size("--free-warn", text).map(FreeThreshold::Bytes)
 }
 
 pub(crate) fn parse_chain_id(id: &str) -> Result<ChainId> {

@@ -69,7 +69,7 @@ impl PidInfo {
     }
 }
 
-fn flock(f: &File, op: libc::c_int) -> std::io::Result<bool> {
+pub(crate) fn flock(f: &File, op: libc::c_int) -> std::io::Result<bool> {
     loop {
         // SAFETY: flock on a descriptor we own; no memory is passed.
         if unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) } == 0 {

@@ -14,6 +14,7 @@
 //!
 //! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O.
 
+mod notify;
 mod rotation;
 mod sequences;
 pub mod writer_thread;
@@ -56,6 +57,8 @@ const SEQUENCE_WAIT: Duration = Duration::from_secs(10);
 fn receive_timeout(status_interval: Duration) -> Duration {
     (status_interval * 6).clamp(Duration::from_secs(10), Duration::from_secs(60))
 }
+/// Seconds between progress lines instead of [`PROGRESS_EVERY`]; undocumented, for tests.
+const PROGRESS_ENV: &str = "PG_SCRIBE_PROGRESS_INTERVAL";
 
 pub struct Config {
     pub params: ConnParams,
@@ -249,14 +252,26 @@ impl Streamer {
         let mut status_tick = every(self.cfg.status_interval);
         let mut fsync_tick = every(self.cfg.fsync_interval);
         let mut sequence_tick = every(SEQUENCE_SNAPSHOT_EVERY);
-        let mut progress_tick = every(PROGRESS_EVERY);
+        let progress_every = std::env::var(PROGRESS_ENV)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map_or(PROGRESS_EVERY, Duration::from_secs);
+        let mut progress_tick = every(progress_every);
+        let notify = notify::Notifier::from_env();
+        let mut watchdog_tick = every(
+            notify
+                .as_ref()
+                .and_then(|n| n.watchdog_every())
+                .unwrap_or(Duration::ZERO),
+        );
+        let mut ready = false;
 
         let mut stream: Option<ReplicationStream> = None;
         let mut backoff = Duration::from_secs(1);
         let mut reconnect_at = tokio::time::Instant::now();
         let mut attempts = 0u32;
         let mut lost = false;
-        let mut last_progress = (self.written, Instant::now());
+        let mut last_progress = (self.written, Instant::now(), self.txns);
         let timeout = receive_timeout(self.cfg.status_interval);
         self.last_heard = tokio::time::Instant::now();
         let mut liveness_tick = tokio::time::interval(timeout / 6);
@@ -268,8 +283,14 @@ impl Streamer {
         loop {
             tokio::select! {
                 biased;
-                _ = term.recv() => return self.shutdown(stream, "SIGTERM", &mut int).await,
-                _ = int.recv() => return self.shutdown(stream, "SIGINT", &mut int).await,
+                _ = term.recv() => {
+                    self.notify_stopping(notify.as_ref(), "SIGTERM");
+                    return self.shutdown(stream, "SIGTERM", &mut int).await;
+                }
+                _ = int.recv() => {
+                    self.notify_stopping(notify.as_ref(), "SIGINT");
+                    return self.shutdown(stream, "SIGINT", &mut int).await;
+                }
                 _ = hup.recv() => {
                     // Every waiting request is answered by the next rotation (several
                     // --rotate-diff may overlap, e.g. from cron).
@@ -306,6 +327,14 @@ impl Streamer {
                     // An idle stream still needs the sequence wait bounded.
                     self.maybe_rotate(&mut stream).await?;
                     self.send_status(&mut stream, false).await;
+                    if let Some(n) = &notify {
+                        n.status(&self.notify_text(stream.is_some()));
+                    }
+                }
+                _ = watchdog_tick.tick(), if notify.is_some() => {
+                    if let Some(n) = &notify {
+                        n.watchdog();
+                    }
                 }
                 _ = liveness_tick.tick(), if stream.is_some() => {
                     let silent = self.last_heard.elapsed();
@@ -331,8 +360,10 @@ impl Streamer {
                 _ = sequence_tick.tick() => snapshot_sequences(self.sql.clone(), None),
                 _ = progress_tick.tick() => {
                     if last_progress.0 != self.written || last_progress.1.elapsed() > Duration::from_secs(3600) {
-                        self.log_progress(stream.as_ref());
-                        last_progress = (self.written, Instant::now());
+                        let secs = last_progress.1.elapsed().as_secs_f64().max(0.001);
+                        let rate = (self.txns - last_progress.2) as f64 / secs;
+                        self.log_progress(stream.as_ref(), rate);
+                        last_progress = (self.written, Instant::now(), self.txns);
                     }
                 }
                 _ = tokio::time::sleep_until(reconnect_at), if stream.is_none() => {
@@ -347,7 +378,17 @@ impl Streamer {
                             self.last_heard = tokio::time::Instant::now();
                             if std::mem::take(&mut lost) {
                                 ui::say(&format!("Reconnected; streaming from {}", self.start_lsn()));
+                            } else if !ready {
+                                ui::say(&format!("Streaming started at {}", self.start_lsn()));
                             }
+                            if let Some(n) = &notify {
+                                if ready {
+                                    n.status(&self.notify_text(true));
+                                } else {
+                                    n.ready(&self.notify_text(true));
+                                }
+                            }
+                            ready = true;
                             stream = Some(s);
                             backoff = Duration::from_secs(1);
                             attempts = 0;
@@ -772,13 +813,35 @@ impl Streamer {
         }
     }
 
-    fn log_progress(&self, stream: Option<&ReplicationStream>) {
+    /// What systemd shows as the unit's status line.
+    fn notify_text(&self, connected: bool) -> String {
+        let durable = self.durable.unwrap_or(self.cfg.chain_start);
+        let state = if connected {
+            "streaming"
+        } else {
+            "reconnecting"
+        };
+        format!(
+            "{state} into chain {}; durable up to {durable}",
+            self.cfg.chain.id
+        )
+    }
+
+    fn notify_stopping(&self, notify: Option<&notify::Notifier>, signal: &str) {
+        if let Some(n) = notify {
+            let durable = self.durable.unwrap_or(self.cfg.chain_start);
+            n.stopping(&format!("stopping on {signal}; durable up to {durable}"));
+        }
+    }
+
+    fn log_progress(&self, stream: Option<&ReplicationStream>, txns_per_sec: f64) {
         let durable = self.durable.unwrap_or(self.cfg.chain_start);
         let lag = self.server_end.0.saturating_sub(durable.0);
         ui::say(&format!(
-            "LSN {durable} durable, server at {}, lag {}; {} transactions ({}) written since start{}",
+            "progress: LSN {durable} durable, server at {}, lag {}; {:.1} transactions/s; {} transactions ({}) written since start{}",
             self.server_end,
             ui::size(lag),
+            txns_per_sec,
             self.txns,
             ui::size(self.bytes),
             if stream.is_none() {

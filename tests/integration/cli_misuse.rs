@@ -6,7 +6,7 @@
 const MISUSE: &[(&[&str], &str)] = &[
     (
         &[],
-        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore or --status",
+        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status or --expire",
     ),
     (
         &["--init", "--start", "--backup-dir", "/nonexistent"],
@@ -16,7 +16,7 @@ const MISUSE: &[(&[&str], &str)] = &[
         &["--restore", "--status", "-d", "x"],
         "--restore and --status cannot be used together",
     ),
-    (&["--frobnicate"], "unrecognized option \"--frobnicate\""),
+    (&["--xyzzy"], "unrecognized option \"--xyzzy\""),
     (
         &["--status", "stray"],
         "too many command-line arguments (first is \"stray\")",

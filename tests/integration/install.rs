@@ -45,6 +45,7 @@ fn copy_tree(dest: &Path) {
         .arg(src.join("Makefile"))
         .arg(src.join("wal2sql"))
         .arg(src.join("scripts"))
+        .arg(src.join("contrib"))
         .arg(dest));
     // Build products of an earlier in-tree build would let make skip the compile under test.
     run(Command::new("find").arg(dest.join("wal2sql")).args([
@@ -137,6 +138,10 @@ fn make_install_as_a_user_into_a_staging_directory_runs_no_package_manager() {
         (
             "share/fish/vendor_completions.d/pg_scribe.fish",
             "-l backup-dir",
+        ),
+        (
+            "share/pg_scribe/systemd/pg_scribe@.service",
+            "ExecStart=/opt/pg_scribe/bin/pg_scribe --start",
         ),
     ] {
         let text = std::fs::read_to_string(prefix.join(file))

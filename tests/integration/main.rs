@@ -10,6 +10,7 @@ mod connection;
 mod init;
 mod install;
 mod new_chain;
+mod ops;
 mod replication;
 mod restore;
 mod roundtrip;

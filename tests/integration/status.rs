@@ -116,8 +116,12 @@ fn wait_for(cluster: &Cluster, what: &str, sql: &str) {
     }
 }
 
+/// The build machine's free space is not under test here (ops:: tests --free-warn): 0% never
+/// warns, and an explicit `--free-warn` in `args` comes later and wins.
+const NO_FREE_WARN: &str = "--free-warn=0%";
+
 fn status(cluster: &Cluster, args: &[&str]) -> Output {
-    let mut all = vec!["--status"];
+    let mut all = vec!["--status", NO_FREE_WARN];
     all.extend_from_slice(args);
     pg_scribe(&all, &cluster.env("app"))
 }
@@ -532,7 +536,7 @@ fn offline_directory_report_flags_incomplete_chains() {
     std::fs::write(broken.join("base.sql"), b"-- partial").unwrap();
     let d = dir.to_str().unwrap();
 
-    let out = pg_scribe(&["--status", "--backup-dir", d], &[]);
+    let out = pg_scribe(&["--status", "--backup-dir", d, NO_FREE_WARN], &[]);
     let text = stdout(&out);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(10), "{text}\n{err}");
@@ -558,7 +562,10 @@ fn offline_directory_report_flags_incomplete_chains() {
     );
     assert!(err.contains("pg_scribe: warning: no streamer is running for backup directory"));
 
-    let out = pg_scribe(&["--status", "--backup-dir", d, "--json"], &[]);
+    let out = pg_scribe(
+        &["--status", "--backup-dir", d, "--json", NO_FREE_WARN],
+        &[],
+    );
     let r = json(&out);
     assert_eq!(r["offline"], true);
     assert_eq!(r["server"], Value::Null);

@@ -472,7 +472,7 @@ fn a_full_disk_stops_the_streamer_and_a_restart_loses_nothing() {
     let log = streamer.log_text();
     assert_eq!(code, Some(4), "{log}");
     assert!(log.contains("No space left on device"), "{log}");
-    assert!(log.contains("hint: Free some space"), "{log}");
+    assert!(log.contains("HINT:  Free some space"), "{log}"); // stderr is a file: timestamped lines
     // What the server holds as confirmed must be in the files.
     let confirmed = cluster.psql(
         "postgres",

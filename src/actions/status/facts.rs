@@ -17,6 +17,7 @@ use crate::lsn::Lsn;
 use crate::pg::session::query_error;
 use crate::storage::backup_dir::{BackupDir, Chain, ChainInfo};
 use crate::storage::pidfile::{self, Streamer};
+use crate::storage::space::{self, FsSpace};
 
 /// `OffsetDateTime` as RFC 3339 UTC text (`2023-12-15T12:00:00Z`), for JSON.
 pub mod rfc3339 {
@@ -166,6 +167,8 @@ pub struct DirFacts {
     pub chains: Vec<ChainFacts>,
     /// Every file of every chain.
     pub total_bytes: u64,
+    /// The file system holding the directory; `None` when `statvfs` failed.
+    pub filesystem: Option<FsSpace>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,6 +415,7 @@ pub fn directory(root: &Path) -> Result<DirFacts> {
         active_chain: active_chain.map(|i| chains[i].id.clone()),
         total_bytes: chains.iter().map(|c| c.total_bytes).sum(),
         chains,
+        filesystem: space::of(root).ok(),
     })
 }
 

@@ -132,6 +132,15 @@ fn dir_section(out: &mut String, d: &DirFacts, now: OffsetDateTime) {
         let _ = writeln!(out, "\nNo chains.");
     }
     let _ = writeln!(out, "\nTotal backup size: {}", ui::size(d.total_bytes));
+    if let Some(fs) = &d.filesystem {
+        let _ = writeln!(
+            out,
+            "Free space: {} of {} ({:.1}%)",
+            ui::size(fs.available_bytes),
+            ui::size(fs.size_bytes),
+            fs.available_percent()
+        );
+    }
 }
 
 fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetDateTime) {
@@ -165,6 +174,7 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
     if let Some(t) = c.last_activity_at {
         let _ = writeln!(out, "  Last activity: {}", ago(t, now));
     }
+    let _ = writeln!(out, "  Disk usage: {}", ui::size(c.total_bytes));
 }
 
 #[cfg(test)]

@@ -136,6 +136,18 @@ fn dir_warnings(
         )),
         _ => {}
     }
+    if let Some(fs) = d.filesystem.as_ref().filter(|fs| limits.free.is_low(fs)) {
+        out.push(warn(
+            "low_free_space",
+            format!(
+                "the file system of backup directory \"{root}\" has {} free of {} ({:.1}%, threshold {}, --free-warn)",
+                ui::size(fs.available_bytes),
+                ui::size(fs.size_bytes),
+                fs.available_percent(),
+                limits.free.describe()
+            ),
+        ));
+    }
     for c in d.chains.iter().filter(|c| !c.complete) {
         out.push(warn(
             "incomplete_chain",
@@ -231,6 +243,7 @@ mod tests {
             active_chain: Some("20240101T000000Z".into()),
             chains: vec![chain("20240101T000000Z", true, true)],
             total_bytes: 10,
+            filesystem: None,
         }
     }
 
@@ -293,6 +306,23 @@ mod tests {
         let w = evaluate(None, Some(&d), &limits, NOW);
         assert_eq!(codes(&w), ["streamer_stale", "incomplete_chain"]);
         assert!(w[0].message.contains("(PID 99)"), "{}", w[0].message);
+
+        d.filesystem = Some(crate::storage::space::FsSpace {
+            size_bytes: 1000,
+            available_bytes: 99,
+        });
+        let w = evaluate(None, Some(&d), &limits, NOW);
+        assert_eq!(
+            codes(&w),
+            ["streamer_stale", "low_free_space", "incomplete_chain"]
+        );
+        assert!(
+            w[1].message
+                .contains("99 B free of 1000 B (9.9%, threshold 10%"),
+            "{}",
+            w[1].message
+        );
+        d.filesystem = None;
 
         d.streamer.state = "not_running";
         d.chains.clear();
