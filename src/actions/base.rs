@@ -144,6 +144,7 @@ pub async fn take(chain: &Chain, request: &BaseRequest<'_>) -> Result<Metadata> 
         timeline: request.system.timeline,
         compression: request.compression,
         files: vec![record(&base), record(&globals)],
+        manifests: true,
         created_at: OffsetDateTime::now_utc(),
     };
     chain.write_metadata(&metadata)?;

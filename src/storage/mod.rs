@@ -8,6 +8,8 @@ pub mod diff_format;
 pub mod durable;
 pub mod error;
 pub mod handover;
+pub mod manifest;
 pub mod metadata;
 pub mod pidfile;
+pub mod verify;
 pub mod writer;

@@ -441,6 +441,9 @@ impl Streamer {
                     "Rotated differential: {name} ({})",
                     ui::size(sealed.size)
                 ));
+                if let Some(e) = &sealed.manifest_error {
+                    ui::warning(&format!("could not write the manifest of {name}: {e}"));
+                }
                 self.active_has_data = false;
                 self.dump_globals_for(&name);
                 // active.sql is empty now: remember where the files end without reading the
