@@ -41,6 +41,8 @@ struct Raw {
     restore: bool,
     #[arg(long)]
     status: bool,
+    #[arg(long)]
+    verify: bool,
 
     #[arg(short = 'd', long)]
     dbname: Option<String>,
@@ -101,6 +103,7 @@ pub enum Action {
     NewChain,
     Restore,
     Status,
+    Verify,
 }
 
 impl Action {
@@ -112,6 +115,7 @@ impl Action {
             Action::NewChain => "--new-chain",
             Action::Restore => "--restore",
             Action::Status => "--status",
+            Action::Verify => "--verify",
         }
     }
 
@@ -143,6 +147,7 @@ impl Action {
                 "--retained-warn",
                 "--diff-age-warn",
             ],
+            Action::Verify => &["--backup-dir", "--chain-id", "--json"],
         };
         allowed.contains(&option)
     }
@@ -231,6 +236,7 @@ Actions (exactly one):
       --new-chain            take a fresh base backup and move streaming to it
       --restore              restore a chain into a database
       --status               report slot health, lag and backup chains
+      --verify               check that the backup's chains are whole (offline)
 
 Options for --init:
       --backup-dir=DIRECTORY backup directory (required; must be empty or absent)
@@ -274,6 +280,11 @@ Options for --status:
       --diff-age-warn=DURATION
                              warn when no differential was sealed for this long
                              (default: 7d; units s, min, h, d)
+
+Options for --verify:
+      --backup-dir=DIRECTORY backup directory (required)
+      --chain-id=ID          verify only this chain (default: every chain)
+      --json                 print the report as JSON on stdout
 
 Connection options:
   -d, --dbname=DBNAME        database to connect to (a name, a conninfo string or a URI)
@@ -365,6 +376,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         (raw.new_chain, Action::NewChain),
         (raw.restore, Action::Restore),
         (raw.status, Action::Status),
+        (raw.verify, Action::Verify),
     ];
     let actions: Vec<Action> = flags
         .iter()
@@ -374,7 +386,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
     let action = match actions.as_slice() {
         [] => {
             return Err(Error::usage(
-                "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore or --status",
+                "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status or --verify",
             ));
         }
         [one] => *one,

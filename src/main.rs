@@ -6,6 +6,8 @@ use pg_scribe::cli::{self, Parsed};
 use pg_scribe::{actions, ui};
 
 fn main() -> ExitCode {
+    // Asked for JSON, a monitor gets a JSON document even when the command line is wrong.
+    let json_asked = std::env::args_os().any(|a| a == "--json");
     let invocation = match cli::parse(std::env::args_os()) {
         Ok(Parsed::Help) => {
             print!("{}", cli::help_text());
@@ -18,9 +20,13 @@ fn main() -> ExitCode {
         Ok(Parsed::Run(invocation)) => invocation,
         Err(err) => {
             ui::error(&err);
+            if json_asked {
+                ui::error_json(&err);
+            }
             return ExitCode::from(err.exit_code());
         }
     };
+    let json = invocation.json;
     pg_scribe::logging::init(invocation.verbose);
     // One thread runs all async work: the streamer's hot path is a socket read followed by a
     // hand-off to its writer thread, and cross-thread wake-ups of a multi-threaded runtime cost
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
             ui::error(&err);
+            if json {
+                ui::error_json(&err);
+            }
             ExitCode::from(err.exit_code())
         }
     }

@@ -81,6 +81,24 @@ pub fn error(err: &Error) {
     }
 }
 
+/// An error as the JSON document `--json` promises for every outcome (doc/status.md), on
+/// stdout: `status`, `code` (the exit code), `message`, and `detail`/`hint` when present.
+pub fn error_json(err: &Error) {
+    let doc = serde_json::json!({
+        "status": "error",
+        "code": err.exit_code(),
+        "message": err.message,
+        "detail": err.detail,
+        "hint": err.hint,
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    );
+}
+
 /// A non-fatal problem the user should know about.
 pub fn warning(message: &str) {
     line("warning", palette().map(|p| p.warning.as_str()), message);

@@ -9,6 +9,7 @@ pub mod restore;
 mod rotate;
 mod start;
 mod status;
+mod verify;
 
 use crate::cli::{Action, Invocation};
 use crate::error::{Error, Result};
@@ -21,6 +22,10 @@ pub enum Outcome {
     Success,
     /// `--status` found something to warn about (exit 10).
     Warnings,
+    /// `--verify` found a damaged chain (exit 4, like a backup error).
+    Damaged,
+    /// `--status` found a critical problem: 3 (the slot lost its WAL) or 4.
+    Critical(u8),
 }
 
 impl Outcome {
@@ -28,6 +33,8 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Warnings => 10,
+            Outcome::Damaged => 4,
+            Outcome::Critical(code) => code,
         }
     }
 }
@@ -37,6 +44,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         Action::Start => return start::run(&invocation).await,
         Action::RotateDiff => return rotate::run(&invocation).await,
         Action::NewChain => return new_chain::run(&invocation).await,
+        Action::Verify => return verify::run(&invocation).await,
         _ => {}
     }
     let env = Environment::from_process();

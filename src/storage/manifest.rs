@@ -104,7 +104,9 @@ pub struct Manifest {
 
 /// Where the manifest of the differential stamped like `name` lives, whatever its compression.
 pub fn manifest_path(chain: &Chain, name: DiffName) -> PathBuf {
-    chain.dir.join(format!("{}{MANIFEST_SUFFIX}", plain_name(name)))
+    chain
+        .dir
+        .join(format!("{}{MANIFEST_SUFFIX}", plain_name(name)))
 }
 
 /// `diff-<stamp>.sql`.
@@ -319,8 +321,7 @@ pub fn write_for_sealed(chain: &Chain, name: DiffName) -> Result<Manifest> {
     let previous = chain
         .sealed_diffs()?
         .into_iter()
-        .filter(|d| d.name.stamp < name.stamp)
-        .next_back()
+        .rfind(|d| d.name.stamp < name.stamp)
         .map(|d| PrevLink {
             name: plain_name(d.name),
             end_lsn: end_of(chain, d.name, &d.path),

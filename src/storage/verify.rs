@@ -158,9 +158,10 @@ async fn scan(path: &Path, stop: Option<StopAt>) -> Result<Summary> {
     let mut scan = ContentScan::new(path, stop);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = r.read(&mut buf).await.map_err(|e| {
-            ChainError::file("decompress", path, e)
-        })?;
+        let n = r
+            .read(&mut buf)
+            .await
+            .map_err(|e| ChainError::file("decompress", path, e))?;
         if n == 0 {
             return Ok(scan.finish());
         }
@@ -344,7 +345,10 @@ async fn check_diff(
     let Some(m) = m else {
         let manifests_due = md.manifests || names_have_manifest_before(chain, names, &plain);
         if manifests_due {
-            r.problem(&file, "has no manifest (not sealed by this chain's streamer?)");
+            r.problem(
+                &file,
+                "has no manifest (not sealed by this chain's streamer?)",
+            );
         } else {
             r.warning(
                 &file,
@@ -375,9 +379,7 @@ async fn check_diff(
         (None, None) => {}
         (None, Some(p)) => r.problem(
             &file,
-            format!(
-                "its manifest says it is the chain's first differential, but {p} precedes it"
-            ),
+            format!("its manifest says it is the chain's first differential, but {p} precedes it"),
         ),
         (Some(link), want) if Some(link.name.as_str()) != want => {
             if !names.contains(&link.name) {
@@ -471,7 +473,10 @@ async fn check_diff(
         && (s.content_size != m.content_size || s.content_sha256 != m.content_sha256)
         && file == m.file
     {
-        r.problem(&file, "its decompressed text differs from what its manifest records");
+        r.problem(
+            &file,
+            "its decompressed text differs from what its manifest records",
+        );
     }
     r.files.push(FileReport {
         name: file,

@@ -24,8 +24,8 @@ use crate::lsn::Lsn;
 use crate::storage::backup_dir::{Chain, DiffName};
 use crate::storage::diff_format::{self, Recovery, TxnHeader};
 use crate::storage::durable;
-use crate::storage::manifest;
 use crate::storage::error::{ChainError, Result};
+use crate::storage::manifest;
 
 const WRITE_BUF: usize = 256 * 1024;
 

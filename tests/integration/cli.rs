@@ -10,7 +10,7 @@ const HINT: &str = "pg_scribe: hint: Try \"pg_scribe --help\" for more informati
 const MISUSE: &[(&[&str], &str)] = &[
     (
         &[],
-        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore or --status",
+        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status or --verify",
     ),
     (
         &["--init", "--start", "--backup-dir", "/nonexistent"],

@@ -12,3 +12,4 @@ mod restore;
 mod roundtrip;
 mod status;
 mod stream;
+mod verify;
