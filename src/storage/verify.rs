@@ -556,3 +556,143 @@ fn check_active(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::backup_dir::{BackupDir, DiffName};
+    use crate::storage::compress::Compression;
+    use crate::storage::diff_format::TxnHeader;
+    use crate::storage::metadata::FileRecord;
+    use time::macros::datetime;
+
+    fn txn(n: u64) -> String {
+        let h = TxnHeader {
+            xid: 700 + n as u32,
+            commit_lsn: Lsn(0x1000 + n * 0x100),
+            end_lsn: Lsn(0x1000 + n * 0x100 + 0x38),
+            commit_time: datetime!(2026-11-26 12:00:00 UTC),
+        };
+        format!("{}BEGIN;\nCOMMIT;\n{}", h.to_line(), h.trailer_line())
+    }
+
+    /// A complete chain with base and globals; `manifests` as in its metadata.json.
+    fn chain(manifests: bool) -> (tempfile::TempDir, Chain) {
+        let t = tempfile::tempdir().unwrap();
+        let ch = BackupDir::new(t.path())
+            .create_chain(datetime!(2026-11-26 12:00:00 UTC))
+            .unwrap();
+        let mut md = crate::storage::metadata::tests::sample();
+        md.chain_id = ch.id.to_string();
+        md.start_lsn = Lsn(0x1000);
+        md.manifests = manifests;
+        md.files = ["base.sql", "globals.sql"]
+            .iter()
+            .map(|n| {
+                std::fs::write(ch.dir.join(n), b"-- dump\n").unwrap();
+                FileRecord {
+                    name: n.to_string(),
+                    size: 8,
+                    sha256: compress::hex(&<sha2::Sha256 as sha2::Digest>::digest(b"-- dump\n")),
+                }
+            })
+            .collect();
+        ch.write_metadata(&md).unwrap();
+        ch.mark_complete().unwrap();
+        (t, ch)
+    }
+
+    fn seal(ch: &Chain, hour: u8, body: &str, with_manifest: bool) -> DiffName {
+        let t = datetime!(2026-11-26 00:00:00 UTC) + time::Duration::hours(hour.into());
+        let name = ch.next_diff_name(t, Compression::NONE).unwrap();
+        std::fs::write(ch.diff_path(name), body).unwrap();
+        if with_manifest {
+            manifest::write_for_sealed(ch, name).unwrap();
+        }
+        name
+    }
+
+    fn all() -> Scope {
+        Scope {
+            stop: None,
+            read_active: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_intact_chain_and_its_damage() {
+        let (_t, ch) = chain(true);
+        let a = seal(&ch, 13, &txn(1), true);
+        let b = seal(&ch, 14, &(txn(2) + &txn(3)), true);
+        let c = seal(&ch, 15, &txn(4), true);
+        std::fs::write(ch.active_path(), txn(5)).unwrap();
+        let r = verify_chain(&ch, all()).await;
+        assert!(r.intact, "{:?}", r.problems);
+        assert_eq!(r.txns, 4);
+        assert_eq!(r.active.as_ref().unwrap().txns, 1);
+
+        // Swapped order: b's text under a's name and the other way round.
+        let (pa, pb) = (ch.diff_path(a), ch.diff_path(b));
+        let (ta, tb) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        std::fs::write(&pa, &tb).unwrap();
+        std::fs::write(&pb, &ta).unwrap();
+        let r = verify_chain(&ch, all()).await;
+        assert!(!r.intact);
+        assert!(
+            r.problems.iter().any(|p| p.file == a.to_string()),
+            "{:?}",
+            r.problems
+        );
+        std::fs::write(&pa, &ta).unwrap();
+        std::fs::write(&pb, &tb).unwrap();
+
+        // The middle one gone.
+        std::fs::rename(&pb, ch.dir.join("elsewhere")).unwrap();
+        let r = verify_chain(&ch, all()).await;
+        let missing: Vec<_> = r
+            .problems
+            .iter()
+            .filter(|p| p.file == b.to_string())
+            .collect();
+        assert!(
+            missing.iter().any(|p| p.problem.starts_with("missing")),
+            "{:?}",
+            r.problems
+        );
+        std::fs::rename(ch.dir.join("elsewhere"), &pb).unwrap();
+
+        // The newest gone with its manifest: nothing can tell (documented).
+        std::fs::remove_file(ch.diff_path(c)).unwrap();
+        std::fs::remove_file(manifest::manifest_path(&ch, c)).unwrap();
+        assert!(verify_chain(&ch, all()).await.intact);
+    }
+
+    #[tokio::test]
+    async fn files_sealed_before_manifests_are_checked_for_structure_with_a_warning() {
+        let (_t, ch) = chain(false);
+        let a = seal(&ch, 13, &txn(1), false);
+        let b = seal(&ch, 14, &txn(2), true);
+        let r = verify_chain(&ch, all()).await;
+        assert!(r.intact, "{:?}", r.problems);
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!(r.warnings[0].file, a.to_string());
+        assert_eq!(r.files[0].checked_by, "structure");
+        assert_eq!(r.files[1].checked_by, "manifest");
+        // After one with a manifest, every later one needs its own.
+        let c = seal(&ch, 15, &txn(3), false);
+        let r = verify_chain(&ch, all()).await;
+        assert!(!r.intact);
+        assert_eq!(r.problems[0].file, c.to_string());
+        assert!(r.problems[0].problem.contains("has no manifest"));
+        let _ = b;
+        // Overlapping positions are found without manifests too.
+        std::fs::remove_file(ch.diff_path(c)).unwrap();
+        seal(&ch, 16, &txn(2), false);
+        let r = verify_chain(&ch, all()).await;
+        assert!(
+            r.problems.iter().any(|p| p.problem.contains("overlap")),
+            "{:?}",
+            r.problems
+        );
+    }
+}

@@ -523,6 +523,7 @@ fn a_marker_or_a_failing_statement_stops_the_restore_and_drops_the_new_database(
     // A statement the server rejects: named with the file, xid and statement; nothing after it.
     for name in &names {
         std::fs::remove_file(chain.join(name)).unwrap();
+        std::fs::remove_file(chain.join(format!("{name}.manifest.json"))).unwrap();
     }
     let good: Vec<&TxnBounds> = txns.iter().filter(|t| t.header.xid != marker.xid).collect();
     let mut body = String::new();
