@@ -202,13 +202,16 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     })
 }
 
-/// `--up-to` without `--chain-id`: the newest complete chain that starts before the target.
+/// `--up-to` without `--chain-id`: the newest complete chain that starts before the target (by
+/// LSN its `start_lsn`, by time the end of its base backup).
 fn chain_covering(dir: &BackupDir, stop: StopAt) -> Result<Chain> {
     let chains = dir.chains()?;
     let mut picked = None;
     for c in chains.iter().rev().filter(|c| c.complete) {
+        // By time, the base must be finished before the target (metadata.json is written once
+        // it is): a base taken later may hold transactions committed after the target.
         let covers = match stop {
-            StopAt::Time(t) => c.chain.id.0.to_time() <= t,
+            StopAt::Time(t) => c.chain.read_metadata()?.created_at <= t,
             StopAt::Lsn(l) => c.chain.read_metadata()?.start_lsn <= l,
         };
         if covers {
