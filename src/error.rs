@@ -116,8 +116,9 @@ impl Error {
     }
 }
 
-/// The OS's reason for an I/O error without Rust's " (os error N)" suffix, as strerror() says it.
-pub fn io_reason(err: &std::io::Error) -> String {
+/// The OS's reason for a failure without Rust's " (os error N)" suffix, as strerror() and
+/// PostgreSQL's `%m` say it ("No such file or directory"); any other error keeps its text.
+pub fn io_reason(err: &dyn std::error::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error ") {
         Some(pos) => text[..pos].to_string(),
@@ -132,17 +133,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<crate::storage::error::ChainError> for Error {
-    fn from(err: crate::storage::error::ChainError) -> Self {
-        let situation = if err.is_validation() {
-            Situation::Validation
-        } else {
-            Situation::Backup
-        };
-        Error::new(situation, err.to_string())
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -162,5 +152,7 @@ mod tests {
     fn io_reason_drops_the_os_error_suffix() {
         let err = std::io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(io_reason(&err), "No such file or directory");
+        let other = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad zstd frame");
+        assert_eq!(io_reason(&other), "bad zstd frame");
     }
 }

@@ -6,9 +6,26 @@ use pg_scribe::cli::{self, Parsed};
 use pg_scribe::{actions, ui};
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Hidden, for the build: `--generate man|bash|zsh|fish` writes the man page or a completion.
+    if let Some(kind) = generate_kind(&args) {
+        return match pg_scribe::generate::generate(&kind) {
+            Ok(text) => {
+                use std::io::Write;
+                match std::io::stdout().write_all(&text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::from(4),
+                }
+            }
+            Err(err) => {
+                ui::error(&err);
+                ExitCode::from(err.exit_code())
+            }
+        };
+    }
     // Asked for JSON, a monitor gets a JSON document even when the command line is wrong.
-    let json_asked = std::env::args_os().any(|a| a == "--json");
-    let invocation = match cli::parse(std::env::args_os()) {
+    let json_asked = args.iter().any(|a| a == "--json");
+    let invocation = match cli::parse(args) {
         Ok(Parsed::Help) => {
             print!("{}", cli::help_text());
             return ExitCode::SUCCESS;
@@ -54,5 +71,20 @@ fn main() -> ExitCode {
             }
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// `--generate KIND` or `--generate=KIND`, alone on the command line.
+fn generate_kind(args: &[std::ffi::OsString]) -> Option<String> {
+    let first = args.get(1)?.to_str()?;
+    match (
+        first.strip_prefix("--generate="),
+        first == "--generate",
+        args.len(),
+    ) {
+        (Some(kind), _, 2) => Some(kind.to_string()),
+        (None, true, 3) => Some(args[2].to_string_lossy().into_owned()),
+        (None, true, 2) => Some(String::new()),
+        _ => None,
     }
 }

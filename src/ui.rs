@@ -157,6 +157,24 @@ pub fn duration_text(d: std::time::Duration) -> String {
     }
 }
 
+/// `90` → `1 minute`, `200000` → `2 days`: the largest whole unit, as people say it (for ages
+/// and thresholds, where `3m 42s` would be false precision).
+pub fn duration_words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        0..60 => (secs, "second"),
+        60..3600 => (secs / 60, "minute"),
+        3600..86400 => (secs / 3600, "hour"),
+        _ => (secs / 86400, "day"),
+    };
+    counted(n, unit)
+}
+
+/// `1 table`, `3 tables`: a count and its noun, plural unless it is one.
+pub fn counted<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    let s = if n == N::from(1) { "" } else { "s" };
+    format!("{n} {noun}{s}")
+}
+
 /// `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -184,6 +202,19 @@ mod tests {
             super::duration_text(std::time::Duration::from_millis(1500)),
             "1.5s"
         );
+    }
+
+    #[test]
+    fn durations_read_like_speech() {
+        use super::duration_words as duration;
+        assert_eq!(duration(0), "0 seconds");
+        assert_eq!(duration(1), "1 second");
+        assert_eq!(duration(119), "1 minute");
+        assert_eq!(duration(120), "2 minutes");
+        assert_eq!(duration(7200), "2 hours");
+        assert_eq!(duration(7 * 86400 + 5), "7 days");
+        assert_eq!(super::counted(1usize, "file"), "1 file");
+        assert_eq!(super::counted(0u64, "file"), "0 files");
     }
 
     #[test]

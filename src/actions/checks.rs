@@ -5,6 +5,7 @@
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::pg::quote;
 use crate::pg::session::query_error;
 use crate::ui;
 
@@ -63,11 +64,6 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<tokio_postgres::Row>> {
         .query(sql, &[])
         .await
         .map_err(|e| query_error(sql, &e))
-}
-
-/// Quote a string as an SQL literal for a fix command shown to the user.
-fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Run every check against the connected database, critical ones first.
@@ -140,7 +136,7 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
         } else {
             let mut wanted = list.clone();
             wanted.push("wal2sql".into());
-            let literals: Vec<String> = wanted.iter().map(|p| literal(p)).collect();
+            let literals: Vec<String> = wanted.iter().map(|p| quote::literal(p)).collect();
             Check::fail(
                 format!("output_plugin_libraries = '{setting}' does not list wal2sql"),
                 format!(
@@ -188,7 +184,7 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             format!("role \"{role}\" is not a superuser{}", if replication { "" } else { " and lacks REPLICATION" }),
             format!(
                 "ALTER ROLE {} SUPERUSER;  -- setup creates event triggers, which needs a superuser",
-                quote_ident(&role)
+                quote::ident_for_display(&role)
             ),
         )
     });
@@ -221,9 +217,8 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             .collect();
         Check::fail(
             format!(
-                "{} table{} without a usable replica identity: {}",
-                offenders.len(),
-                if offenders.len() == 1 { "" } else { "s" },
+                "{} without a usable replica identity: {}",
+                ui::counted(offenders.len(), "table"),
                 offenders.join(", ")
             ),
             fixes.join("\n"),
@@ -278,7 +273,7 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
             "wal2sql is not preloaded: DDL sent in multi-statement strings, DO blocks or functions will stop a restore",
             format!(
                 "ALTER SYSTEM SET shared_preload_libraries = 'wal2sql';  -- then restart; or: ALTER DATABASE {} SET session_preload_libraries = 'wal2sql';",
-                quote_ident(&text(client, "SELECT current_database()::text").await?)
+                quote::ident_for_display(&text(client, "SELECT current_database()::text").await?)
             ),
         ));
     }
@@ -305,22 +300,6 @@ pub async fn run_all(client: &Client) -> Result<Vec<Check>> {
     }
 
     Ok(checks)
-}
-
-pub fn quote_ident(name: &str) -> String {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }
 
 /// Print the checks as the spec's pass/fail list; return how many critical checks failed.
@@ -361,8 +340,8 @@ pub fn report(checks: &[Check]) -> usize {
 /// The error `--init` stops with when critical checks failed and `--force` was not given.
 pub fn failed_error(failed: usize) -> Error {
     Error::validation(format!(
-        "validation failed: {failed} critical problem{} found",
-        if failed == 1 { "" } else { "s" }
+        "validation failed: {} found",
+        ui::counted(failed, "critical problem")
     ))
     .with_hint("Fix the problems listed above, or use --force to initialize anyway (dangerous).")
 }

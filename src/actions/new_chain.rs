@@ -10,8 +10,8 @@ use crate::pg::replication::{DEFAULT_PLUGIN, ReplConn};
 use crate::pg::session;
 use crate::storage::backup_dir::BackupDir;
 use crate::storage::compress::Compression;
+use crate::storage::control::RotateAnswer;
 use crate::storage::pidfile::{self, Streamer};
-use crate::streamer::control::RotateAnswer;
 use crate::ui;
 
 use super::Outcome;

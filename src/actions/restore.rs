@@ -14,7 +14,7 @@ use crate::actions::Outcome;
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
-use crate::pg::session::{self, Session, query_error};
+use crate::pg::session::{self, Session, one_text, query_error, rows_text};
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::Method;
 use crate::storage::diff_format::{StopAt, format_commit_time};
@@ -23,8 +23,9 @@ use crate::storage::verify;
 use crate::ui;
 
 use crate::pg::psql;
-use crate::replay::engine::{DiffFile, Engine, Limits, literal};
-use crate::replay::guard::{Guard, quote_ident};
+use crate::pg::quote;
+use crate::replay::engine::{DiffFile, Engine, Limits};
+use crate::replay::guard::Guard;
 use crate::replay::{engine, sequences};
 
 /// Everything read from the backup directory before the server is touched.
@@ -38,29 +39,6 @@ struct Plan {
     /// rotation (roles created since the base), oldest first.
     globals: Vec<PathBuf>,
     diffs: Vec<DiffFile>,
-}
-
-/// The streamer's later role dumps, `globals-<stamp>.sql`, in name (= time) order.
-fn later_globals(chain: &Chain) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(&chain.dir).map_err(|e| {
-        Error::io(
-            crate::error::Situation::Backup,
-            "open directory",
-            &chain.dir,
-            &e,
-        )
-    })?;
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("globals-") && n.ends_with(".sql"))
-        })
-        .collect();
-    found.sort();
-    Ok(found)
 }
 
 fn describe_chains(dir: &BackupDir) -> String {
@@ -191,7 +169,7 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
         });
     }
     let mut globals = vec![globals];
-    globals.extend(later_globals(&chain)?);
+    globals.extend(chain.later_globals()?);
     Ok(Plan {
         chain,
         active: report.active.clone(),
@@ -280,50 +258,26 @@ async fn connect_maintenance(params: &ConnParams) -> Result<Session> {
     }
 }
 
-async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let msgs = client
-        .simple_query(sql)
-        .await
-        .map_err(|e| query_error(sql, &e))?;
-    Ok(msgs
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect())
-}
-
-async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
-    Ok(rows_text(client, sql)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten()))
-}
-
 fn create_sql(target: &str, m: &Metadata, server_num: u32) -> String {
     let mut sql = format!(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
-        quote_ident(target),
-        literal(&m.encoding),
-        literal(&m.lc_collate),
-        literal(&m.lc_ctype)
+        quote::ident(target),
+        quote::escaped_literal(&m.encoding),
+        quote::escaped_literal(&m.lc_collate),
+        quote::escaped_literal(&m.lc_ctype)
     );
     if server_num >= 150000 {
         match m.locale_provider.as_deref() {
             Some("i") => {
                 sql.push_str(" LOCALE_PROVIDER icu");
                 if let Some(l) = &m.icu_locale {
-                    sql.push_str(&format!(" ICU_LOCALE {}", literal(l)));
+                    sql.push_str(&format!(" ICU_LOCALE {}", quote::escaped_literal(l)));
                 }
             }
             Some("b") => {
                 sql.push_str(" LOCALE_PROVIDER builtin");
                 if let Some(l) = &m.icu_locale {
-                    sql.push_str(&format!(" BUILTIN_LOCALE {}", literal(l)));
+                    sql.push_str(&format!(" BUILTIN_LOCALE {}", quote::escaped_literal(l)));
                 }
             }
             Some("c") => sql.push_str(" LOCALE_PROVIDER libc"),
@@ -380,7 +334,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         .unwrap_or(0);
     let exists_sql = format!(
         "SELECT 1 FROM pg_catalog.pg_database WHERE datname = {}",
-        literal(&target)
+        quote::escaped_literal(&target)
     );
     let exists = one_text(mclient, &exists_sql).await?.is_some();
     let available = rows_text(
@@ -453,7 +407,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
             if inv.create {
                 let drop = format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote_ident(&target)
+                    quote::ident(&target)
                 );
                 // The first connection may have been idle for long: use a fresh one.
                 let dropped = match connect_maintenance(params).await {

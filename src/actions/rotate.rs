@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
+use crate::storage::backup_dir::{BackupDir, Chain, ChainId, DiffName};
 use crate::storage::compress::{self, Compression, Method};
+use crate::storage::control::{self, RotateAnswer, RotateRequest};
 use crate::storage::durable;
 use crate::storage::manifest;
 use crate::storage::pidfile::{self, Streamer};
-use crate::streamer::control::{self, RotateAnswer, RotateRequest};
 use crate::ui;
 
 use super::Outcome;
@@ -76,7 +76,14 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
             ..
         } => {
             ui::done(&format!("Found active chain: {chain}"));
-            let chain = dir.chain(chain.parse()?);
+            let chain = match chain.parse::<ChainId>() {
+                Ok(id) => dir.chain(id),
+                Err(_) => {
+                    return Err(Error::backup(format!(
+                        "the streamer named an invalid chain \"{chain}\""
+                    )));
+                }
+            };
             let (name, size) = match inv.compress {
                 Some(c) if c.method != Method::None => compress_sealed(&chain, &sealed, c).await?,
                 _ => (sealed, size),
@@ -109,7 +116,7 @@ async fn compress_sealed(chain: &Chain, sealed: &str, c: Compression) -> Result<
     let plain = chain_dir.join(sealed);
     let name = format!("{sealed}{}", c.extension());
     let target = chain_dir.join(&name);
-    let temp = chain_dir.join(format!(".{name}.tmp"));
+    let temp = durable::fixed_temp_path_for(&target);
     let _ = std::fs::remove_file(&temp);
     let mut input = tokio::fs::File::open(&plain)
         .await

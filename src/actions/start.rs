@@ -8,11 +8,12 @@ use crate::lsn::Lsn;
 use crate::pg::conninfo::{ConnParams, Environment};
 use crate::pg::session::{self, query_error};
 use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::control;
 use crate::storage::handover;
 use crate::storage::metadata::Metadata;
 use crate::storage::pidfile::PidFile;
 use crate::storage::writer::DiffWriter;
-use crate::streamer::{self, control};
+use crate::streamer;
 use crate::ui;
 
 use super::Outcome;

@@ -34,6 +34,20 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// The conninfo spelling.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
 /// A fully resolved connection description. Every field already holds its final value (explicit
 /// option, then service file, then environment, then built-in default), so consumers never look
 /// at the environment themselves.
@@ -49,7 +63,14 @@ pub struct ConnParams {
     /// The password file to consult (PGPASSFILE or `~/.pgpass`).
     pub passfile: Option<PathBuf>,
     pub sslmode: SslMode,
+    /// A path, or `system` for the operating system's trust store.
     pub sslrootcert: Option<PathBuf>,
+    /// Client certificate and key; `None` means libpq's defaults under `~/.postgresql/`.
+    pub sslcert: Option<PathBuf>,
+    pub sslkey: Option<PathBuf>,
+    /// Certificate revocation list file / directory (`None`: `~/.postgresql/root.crl`).
+    pub sslcrl: Option<PathBuf>,
+    pub sslcrldir: Option<PathBuf>,
     pub application_name: Option<String>,
     /// libpq semantics: per attempt, `None` waits forever.
     pub connect_timeout: Option<Duration>,
@@ -73,7 +94,7 @@ pub const DEFAULT_PORT: u16 = 5432;
 pub const DEFAULT_APPLICATION_NAME: &str = "pg_scribe";
 
 /// Connection keywords pg_scribe honours. Any other keyword libpq knows is refused by name rather
-/// than silently ignored, since e.g. an ignored `sslcert` would weaken what the user asked for.
+/// than silently ignored, since e.g. an ignored `require_auth` would weaken what the user asked for.
 const SUPPORTED_KEYS: &[&str] = &[
     "host",
     "port",
@@ -83,6 +104,10 @@ const SUPPORTED_KEYS: &[&str] = &[
     "passfile",
     "sslmode",
     "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslcrl",
+    "sslcrldir",
     "application_name",
     "fallback_application_name",
     "connect_timeout",
@@ -98,11 +123,7 @@ const SUPPORTED_KEYS: &[&str] = &[
 
 const KNOWN_UNSUPPORTED_KEYS: &[&str] = &[
     "hostaddr",
-    "sslcert",
-    "sslkey",
     "sslpassword",
-    "sslcrl",
-    "sslcrldir",
     "sslsni",
     "sslcompression",
     "sslnegotiation",
@@ -512,6 +533,10 @@ pub fn resolve(opts: &ConnOptions, env: &Environment) -> Result<ConnParams> {
         ("passfile", "PGPASSFILE"),
         ("sslmode", "PGSSLMODE"),
         ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+        ("sslcrl", "PGSSLCRL"),
+        ("sslcrldir", "PGSSLCRLDIR"),
         ("application_name", "PGAPPNAME"),
         ("connect_timeout", "PGCONNECT_TIMEOUT"),
         ("options", "PGOPTIONS"),
@@ -580,7 +605,10 @@ pub fn resolve(opts: &ConnOptions, env: &Environment) -> Result<ConnParams> {
         Error::connection("could not look up local user name: no user given and none found")
     })?;
     let dbname = get("dbname").unwrap_or_else(|| user.clone());
+    let system_roots = get("sslrootcert").as_deref() == Some("system");
     let sslmode = match get("sslmode").as_deref() {
+        // As libpq (16+): trusting every public CA is only safe when the host name is checked.
+        None if system_roots => SslMode::VerifyFull,
         None => SslMode::Prefer,
         Some("disable") => SslMode::Disable,
         Some("allow") => SslMode::Allow,
@@ -592,6 +620,12 @@ pub fn resolve(opts: &ConnOptions, env: &Environment) -> Result<ConnParams> {
             return Err(Error::usage(format!("invalid sslmode value: \"{other}\"")));
         }
     };
+    if system_roots && sslmode != SslMode::VerifyFull {
+        return Err(Error::usage(format!(
+            "weak sslmode \"{}\" may not be used with sslrootcert=system (use \"verify-full\")",
+            sslmode.keyword()
+        )));
+    }
     let connect_timeout = match get("connect_timeout") {
         None => None,
         Some(text) => match text.trim().parse::<i64>() {
@@ -627,6 +661,10 @@ pub fn resolve(opts: &ConnOptions, env: &Environment) -> Result<ConnParams> {
         passfile,
         sslmode,
         sslrootcert: get("sslrootcert").map(PathBuf::from),
+        sslcert: get("sslcert").map(PathBuf::from),
+        sslkey: get("sslkey").map(PathBuf::from),
+        sslcrl: get("sslcrl").map(PathBuf::from),
+        sslcrldir: get("sslcrldir").map(PathBuf::from),
         application_name,
         connect_timeout,
         no_password: opts.no_password,
@@ -778,18 +816,7 @@ impl ConnParams {
             ("PGPORT", join(&|t| t.port.to_string())),
             ("PGUSER", self.user.clone()),
             ("PGDATABASE", self.dbname.clone()),
-            (
-                "PGSSLMODE",
-                match self.sslmode {
-                    SslMode::Disable => "disable",
-                    SslMode::Allow => "allow",
-                    SslMode::Prefer => "prefer",
-                    SslMode::Require => "require",
-                    SslMode::VerifyCa => "verify-ca",
-                    SslMode::VerifyFull => "verify-full",
-                }
-                .to_string(),
-            ),
+            ("PGSSLMODE", self.sslmode.keyword().to_string()),
         ];
         let first_password = self.targets.first().and_then(|t| self.password_for(t));
         if let Some(password) = self.password.clone().or(first_password) {
@@ -798,8 +825,16 @@ impl ConnParams {
         if let Some(file) = &self.passfile {
             env.push(("PGPASSFILE", file.display().to_string()));
         }
-        if let Some(root) = &self.sslrootcert {
-            env.push(("PGSSLROOTCERT", root.display().to_string()));
+        for (var, path) in [
+            ("PGSSLROOTCERT", &self.sslrootcert),
+            ("PGSSLCERT", &self.sslcert),
+            ("PGSSLKEY", &self.sslkey),
+            ("PGSSLCRL", &self.sslcrl),
+            ("PGSSLCRLDIR", &self.sslcrldir),
+        ] {
+            if let Some(path) = path {
+                env.push((var, path.display().to_string()));
+            }
         }
         if let Some(name) = &self.application_name {
             env.push(("PGAPPNAME", name.clone()));
@@ -835,6 +870,10 @@ pub const SUBPROCESS_CLEARED_VARS: &[&str] = &[
     "PGSERVICEFILE",
     "PGSSLMODE",
     "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
     "PGAPPNAME",
     "PGCONNECT_TIMEOUT",
     "PGOPTIONS",
@@ -1122,6 +1161,10 @@ mod tests {
             passfile: Some(file.clone()),
             sslmode: SslMode::Prefer,
             sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+            sslcrl: None,
+            sslcrldir: None,
             application_name: None,
             connect_timeout: None,
             no_password: false,
@@ -1192,6 +1235,44 @@ mod tests {
         assert_eq!(
             (vars["PGHOST"].as_str(), vars["PGPORT"].as_str()),
             ("h2", "2")
+        );
+    }
+
+    #[test]
+    fn client_certificates_crls_and_system_roots() {
+        let e = env(&[
+            ("PGSSLCERT", "/env/c.crt"),
+            ("PGSSLKEY", "/env/c.key"),
+            ("PGSSLCRL", "/env/root.crl"),
+        ]);
+        let p = resolve(&opts(Some("host=h sslkey=/conninfo/c.key")), &e).unwrap();
+        assert_eq!(
+            p.sslcert.as_deref(),
+            Some(std::path::Path::new("/env/c.crt"))
+        );
+        assert_eq!(
+            p.sslkey.as_deref(),
+            Some(std::path::Path::new("/conninfo/c.key"))
+        );
+        assert_eq!(
+            p.sslcrl.as_deref(),
+            Some(std::path::Path::new("/env/root.crl"))
+        );
+        let vars: HashMap<&str, String> = p.subprocess_env().into_iter().collect();
+        assert_eq!(vars["PGSSLCERT"], "/env/c.crt");
+        assert_eq!(vars["PGSSLKEY"], "/conninfo/c.key");
+
+        // sslrootcert=system implies verify-full and refuses anything weaker, as libpq 16+.
+        let p = resolve(&opts(Some("host=h sslrootcert=system")), &env(&[])).unwrap();
+        assert_eq!(p.sslmode, SslMode::VerifyFull);
+        let err = resolve(
+            &opts(Some("host=h sslrootcert=system sslmode=verify-ca")),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "weak sslmode \"verify-ca\" may not be used with sslrootcert=system (use \"verify-full\")"
         );
     }
 }

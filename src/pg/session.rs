@@ -2,9 +2,10 @@
 //! in order as libpq does, server and network failures turned into connection errors worded
 //! like libpq's, and a password prompt when the server asks for one and `-w` was not given.
 
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{Client, Config, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
+use crate::pg::attempt;
 use crate::pg::conninfo::{ConnParams, Host, Target};
 
 /// An open SQL session and the target it reached (subprocesses must use the same one).
@@ -61,13 +62,11 @@ fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> C
 
 /// Connect to the first target that accepts us.
 pub async fn connect(params: &ConnParams) -> Result<Session> {
-    let mut failures: Vec<Error> = Vec::new();
-    for target in &params.targets {
-        match connect_target(params, target).await {
+    let failures =
+        match attempt::first_target(params, |target| connect_target(params, target)).await {
             Ok(session) => return Ok(session),
-            Err(err) => failures.push(err),
-        }
-    }
+            Err(failures) => failures,
+        };
     // Like libpq, name every attempt: the first as the error, the others as its detail.
     let mut failures = failures.into_iter();
     let first = failures
@@ -87,21 +86,18 @@ async fn connect_target(params: &ConnParams, target: &Target) -> Result<Session>
     loop {
         let config = config_for(params, target, password.as_deref());
         let attempt = config.connect(tls.clone());
-        // libpq's connect_timeout bounds the whole attempt (TLS and authentication too), not
-        // only the TCP connect that tokio-postgres times.
-        let result = match params.connect_timeout {
-            Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(Error::connection(format!(
-                        "connection to {} failed: timeout expired after {} seconds",
-                        target.describe(),
-                        limit.as_secs()
-                    ))
-                    .with_hint("The server did not complete the connection in time; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
-                }
-            },
-            None => attempt.await,
+        // Timed here, not around the whole of this function: a password prompt is not part of
+        // the attempt.
+        let result = match attempt::within_timeout(params, attempt).await {
+            Ok(result) => result,
+            Err(limit) => {
+                return Err(Error::connection(format!(
+                    "connection to {} failed: timeout expired after {} seconds",
+                    target.describe(),
+                    limit.as_secs()
+                ))
+                .with_hint("The server did not complete the connection in time; set connect_timeout or PGCONNECT_TIMEOUT to wait longer."));
+            }
         };
         match result {
             Ok((client, connection)) => {
@@ -146,14 +142,10 @@ pub fn connect_error(target: &Target, err: &tokio_postgres::Error) -> Error {
             while let Some(source) = inner.source() {
                 inner = source;
             }
-            let text = inner.to_string();
-            if text.contains("password missing") {
+            if inner.to_string().contains("password missing") {
                 "fe_sendauth: no password supplied".to_string()
             } else {
-                text.split(" (os error ")
-                    .next()
-                    .unwrap_or(&text)
-                    .to_string()
+                crate::error::io_reason(inner)
             }
         }
     };
@@ -180,6 +172,41 @@ pub async fn query_text(client: &Client, sql: &str) -> Result<String> {
         .map_err(|e| query_error(sql, &e))?;
     row.try_get::<_, String>(0)
         .map_err(|e| Error::backup(format!("unexpected result from \"{sql}\": {e}")))
+}
+
+/// The rows of a simple query, every column as text (NULL as `None`): the simple protocol
+/// returns any type as text, and the text is all our catalog queries need.
+pub async fn simple_rows(
+    client: &Client,
+    sql: &str,
+) -> std::result::Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// [`simple_rows`], a failure worded by [`query_error`].
+pub async fn rows_text(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    simple_rows(client, sql)
+        .await
+        .map_err(|e| query_error(sql, &e))
+}
+
+/// The first column of the first row of a simple query, if there is a row and it is not NULL.
+pub async fn one_text(client: &Client, sql: &str) -> Result<Option<String>> {
+    Ok(rows_text(client, sql)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
 }
 
 /// A failed query as a diagnostic that keeps the server's detail and hint.

@@ -10,6 +10,12 @@
 //!   `~/.postgresql/root.crt`) libpq checks the chain against it, and so do we.
 //! - `verify-ca`: the chain must lead to a root in `sslrootcert`; `verify-full`: and the
 //!   certificate must name the host (subjectAltName; the legacy CN fallback is not supported).
+//!   `sslrootcert=system` is the operating system's trust store (conninfo forces verify-full).
+//! - Whenever the chain is checked, so is revocation against `sslcrl` / `sslcrldir` (default
+//!   `~/.postgresql/root.crl`), for every certificate of the chain, as OpenSSL's CRL_CHECK_ALL.
+//! - A client certificate (`sslcert`, default `~/.postgresql/postgresql.crt`) is offered when the
+//!   file exists, with its key (`sslkey`, default `~/.postgresql/postgresql.key`), which must not
+//!   be readable by others (libpq's 0600, or 0640 when owned by root).
 //! - Unix sockets never use TLS (the server refuses it there anyway).
 
 use std::fmt;
@@ -24,14 +30,16 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::pg::conninfo::{ConnParams, SslMode};
+use crate::pg::conninfo::{ConnParams, Host, SslMode};
 
 /// The TLS settings cannot be turned into a working configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,18 +61,36 @@ pub struct TlsSettings {
 }
 
 impl TlsSettings {
-    /// Builds the configuration for `params.sslmode` and `params.sslrootcert`.
+    /// Builds the configuration for `params.sslmode` and the certificate files. Like libpq, the
+    /// files are read only when TLS may be used: not for `sslmode=disable` or Unix sockets only,
+    /// so a stray `~/.postgresql/postgresql.crt` cannot break a local connection.
     pub fn new(params: &ConnParams) -> Result<TlsSettings, TlsConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let root_path = root_cert_path(params);
+        let sockets_only = !params.targets.is_empty()
+            && params
+                .targets
+                .iter()
+                .all(|t| matches!(t.host, Host::Unix(_)));
+        if params.sslmode == SslMode::Disable || sockets_only {
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsConfigError(e.to_string()))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth();
+            return Ok(TlsSettings {
+                mode: params.sslmode,
+                config: Arc::new(config),
+            });
+        }
+        let home = home_dir();
+        let root_path = params
+            .sslrootcert
+            .clone()
+            .or_else(|| home.as_ref().map(|h| h.join(".postgresql/root.crt")));
         let verify = matches!(params.sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
         let roots = match &root_path {
-            Some(p) if p.as_os_str() == "system" => {
-                return Err(TlsConfigError(
-                    "sslrootcert=system is not supported; give the path of a root certificate file"
-                        .into(),
-                ));
-            }
+            Some(p) if p.as_os_str() == "system" => Some(system_roots()?),
             Some(p) if p.exists() => Some(load_roots(p)?),
             Some(p) if verify => {
                 return Err(TlsConfigError(format!(
@@ -83,10 +109,17 @@ impl TlsSettings {
         let verifier: Arc<dyn ServerCertVerifier> = match roots {
             None => Arc::new(NoVerification(provider.clone())),
             Some(roots) => {
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| TlsConfigError(format!("invalid root certificates: {e}")))?;
+                let mut builder =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                let crls = load_crls(params, home.as_deref())?;
+                if !crls.is_empty() {
+                    // Defaults kept on purpose: the whole chain is checked and a certificate
+                    // whose issuer has no CRL is refused, as libpq asks of OpenSSL.
+                    builder = builder.with_crls(crls);
+                }
+                let webpki = builder.build().map_err(|e| {
+                    TlsConfigError(format!("invalid root certificates or revocation list: {e}"))
+                })?;
                 if params.sslmode == SslMode::VerifyFull {
                     webpki
                 } else {
@@ -94,12 +127,22 @@ impl TlsSettings {
                 }
             }
         };
-        let config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let config = match client_identity(params, home.as_deref())? {
+            Some((certs, key, cert_path)) => {
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    TlsConfigError(format!(
+                        "could not load private key for certificate file \"{}\": {e}",
+                        cert_path.display()
+                    ))
+                })?
+            }
+            None => builder.with_no_client_auth(),
+        };
         Ok(TlsSettings {
             mode: params.sslmode,
             config: Arc::new(config),
@@ -142,13 +185,195 @@ impl TlsSettings {
     }
 }
 
-/// libpq's default root certificate file is `~/.postgresql/root.crt`.
-fn root_cert_path(params: &ConnParams) -> Option<PathBuf> {
-    params.sslrootcert.clone().or_else(|| {
-        std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|h| Path::new(&h).join(".postgresql/root.crt"))
-    })
+/// Where libpq looks for its default files (`~/.postgresql/…`).
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `sslrootcert=system`: the trust store OpenSSL would use (honouring `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`), read by rustls-native-certs.
+fn system_roots() -> Result<RootCertStore, TlsConfigError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(TlsConfigError(format!(
+            "could not load the system root certificate store{why}"
+        )));
+    }
+    Ok(roots)
+}
+
+/// The revocation lists to check against: `sslcrl` and the `<hash>.r<n>` files of `sslcrldir`;
+/// with neither given, `~/.postgresql/root.crl` when it exists. A file that was named but is
+/// missing is an error (libpq skips it silently, which would quietly turn revocation off).
+fn load_crls(
+    params: &ConnParams,
+    home: Option<&Path>,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    let mut files = Vec::new();
+    match (&params.sslcrl, &params.sslcrldir) {
+        (None, None) => {
+            if let Some(default) = home.map(|h| h.join(".postgresql/root.crl"))
+                && default.exists()
+            {
+                files.push(default);
+            }
+        }
+        (file, dir) => {
+            files.extend(file.clone());
+            if let Some(dir) = dir {
+                let entries = std::fs::read_dir(dir).map_err(|e| {
+                    TlsConfigError(format!(
+                        "could not open certificate revocation list directory \"{}\": {}",
+                        dir.display(),
+                        crate::error::io_reason(&e)
+                    ))
+                })?;
+                let mut names: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| is_hashed_crl_name(p))
+                    .collect();
+                names.sort();
+                files.extend(names);
+            }
+        }
+    }
+    let mut crls = Vec::new();
+    for file in files {
+        let err = |e: &dyn fmt::Display| {
+            TlsConfigError(format!(
+                "could not load certificate revocation list file \"{}\": {e}",
+                file.display()
+            ))
+        };
+        let before = crls.len();
+        for crl in CertificateRevocationListDer::pem_file_iter(&file).map_err(|e| err(&e))? {
+            crls.push(crl.map_err(|e| err(&e))?);
+        }
+        if crls.len() == before {
+            return Err(err(&"no certificate revocation list found"));
+        }
+    }
+    Ok(crls)
+}
+
+/// OpenSSL's CRL directory layout: `<8 hex digits>.r<n>`.
+fn is_hashed_crl_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    match name.split_once(".r") {
+        Some((hash, n)) => {
+            hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+type ClientIdentity = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    PathBuf,
+);
+
+/// The client certificate chain and key to offer, if any. As libpq: the default certificate
+/// file is optional, its key is then required. Unlike libpq, a certificate file that was named
+/// but is missing is an error rather than silently not sent.
+fn client_identity(
+    params: &ConnParams,
+    home: Option<&Path>,
+) -> Result<Option<ClientIdentity>, TlsConfigError> {
+    let cert_path = match &params.sslcert {
+        Some(path) => path.clone(),
+        None => match home.map(|h| h.join(".postgresql/postgresql.crt")) {
+            Some(default) if default.exists() => default,
+            _ => return Ok(None),
+        },
+    };
+    let cert_err = |e: &dyn fmt::Display| {
+        TlsConfigError(format!(
+            "could not load certificate file \"{}\": {e}",
+            cert_path.display()
+        ))
+    };
+    let certs = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| cert_err(&pem_reason(e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_err(&pem_reason(e)))?;
+    if certs.is_empty() {
+        return Err(cert_err(&"no certificate found"));
+    }
+    let key_path = match (&params.sslkey, home) {
+        (Some(path), _) => path.clone(),
+        (None, Some(home)) => home.join(".postgresql/postgresql.key"),
+        (None, None) => {
+            return Err(TlsConfigError(
+                "could not get home directory to locate client certificate files".into(),
+            ));
+        }
+    };
+    check_key_file(&key_path)?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
+        TlsConfigError(format!(
+            "could not load private key file \"{}\": {}",
+            key_path.display(),
+            pem_reason(e)
+        ))
+    })?;
+    Ok(Some((certs, key, cert_path)))
+}
+
+fn pem_reason(e: rustls::pki_types::pem::Error) -> String {
+    match e {
+        rustls::pki_types::pem::Error::Io(io) => crate::error::io_reason(&io),
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            "no unencrypted PEM item found (encrypted keys, sslpassword, are not supported)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// libpq's rule for the private key: a regular file without group or world access, except that
+/// a root-owned key (a system-managed one) may be group-readable.
+fn check_key_file(path: &Path) -> Result<(), TlsConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        TlsConfigError(format!(
+            "certificate present, but not private key file \"{}\": {}",
+            path.display(),
+            crate::error::io_reason(&e)
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(TlsConfigError(format!(
+            "private key file \"{}\" is not a regular file",
+            path.display()
+        )));
+    }
+    let mode = meta.mode();
+    let too_open = if meta.uid() == 0 {
+        mode & 0o037 != 0
+    } else {
+        mode & 0o077 != 0
+    };
+    if too_open {
+        return Err(TlsConfigError(format!(
+            "private key file \"{}\" has group or world access; file must have permissions u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn load_roots(path: &Path) -> Result<RootCertStore, TlsConfigError> {
@@ -502,6 +727,10 @@ mod tests {
             passfile: None,
             sslmode: mode,
             sslrootcert: root.map(PathBuf::from),
+            sslcert: None,
+            sslkey: None,
+            sslcrl: None,
+            sslcrldir: None,
             application_name: None,
             connect_timeout: None,
             no_password: false,
@@ -526,5 +755,72 @@ mod tests {
         assert_eq!(tokio_postgres_ssl_mode(SslMode::Disable), T::Disable);
         assert_eq!(tokio_postgres_ssl_mode(SslMode::Prefer), T::Prefer);
         assert_eq!(tokio_postgres_ssl_mode(SslMode::VerifyFull), T::Require);
+    }
+
+    #[test]
+    fn key_file_permissions_follow_libpq() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.key");
+        std::fs::write(&key, "x").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        for (mode, ok) in [(0o600, true), (0o400, true), (0o640, root), (0o604, false)] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            let result = check_key_file(&key);
+            assert_eq!(result.is_ok(), ok, "mode {mode:o}: {result:?}");
+            if let Err(e) = result {
+                assert!(e.0.contains("has group or world access"), "{e}");
+            }
+        }
+        let e = check_key_file(dir.path()).unwrap_err();
+        assert!(e.0.contains("is not a regular file"), "{e}");
+        let e = check_key_file(&dir.path().join("missing")).unwrap_err();
+        assert!(
+            e.0.contains("certificate present, but not private key file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn named_but_missing_files_are_errors() {
+        let mut p = params(SslMode::Require, Some("/nonexistent/root.crt"));
+        p.sslcert = Some("/nonexistent/client.crt".into());
+        let e = TlsSettings::new(&p).unwrap_err();
+        assert!(e.0.contains("could not load certificate file"), "{e}");
+        assert!(e.0.contains("No such file or directory"), "{e}");
+    }
+
+    #[test]
+    fn crl_directory_names() {
+        assert!(is_hashed_crl_name(Path::new("/d/5ed36f99.r0")));
+        assert!(is_hashed_crl_name(Path::new("ABCDEF01.r12")));
+        assert!(!is_hashed_crl_name(Path::new("5ed36f99.0")));
+        assert!(!is_hashed_crl_name(Path::new("root.crl")));
+        assert!(!is_hashed_crl_name(Path::new("5ed36f99.r")));
+    }
+
+    #[test]
+    fn system_roots_are_the_operating_system_store() {
+        match TlsSettings::new(&params(SslMode::VerifyFull, Some("system"))) {
+            Ok(settings) => assert_eq!(settings.mode, SslMode::VerifyFull),
+            // A machine without a CA bundle says so rather than trusting nothing silently.
+            Err(e) => assert!(e.0.contains("system root certificate store"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn certificate_files_are_read_only_when_tls_may_be_used() {
+        let mut p = params(SslMode::VerifyFull, Some("/nonexistent/root.crt"));
+        p.sslcert = Some("/nonexistent/client.crt".into());
+        p.targets = vec![crate::pg::conninfo::Target {
+            host: Host::Unix("/tmp".into()),
+            port: 5432,
+        }];
+        TlsSettings::new(&p).expect("Unix sockets never use TLS");
+        p.targets[0].host = Host::Tcp("localhost".into());
+        assert!(TlsSettings::new(&p).is_err());
+        p.sslmode = SslMode::Disable;
+        TlsSettings::new(&p).expect("sslmode=disable reads no files");
     }
 }

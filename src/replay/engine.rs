@@ -41,6 +41,7 @@ use super::guard::Guard;
 use super::lexer::{Kind, Lexer, Stmt};
 use crate::error::{Error, Result, Situation};
 use crate::lsn::Lsn;
+use crate::pg::quote::escaped_literal as literal;
 use crate::storage::compress;
 use crate::storage::diff_format::{Framer, LineKind, StopAt, TxnHeader, format_commit_time};
 use crate::storage::error::ChainError;
@@ -158,15 +159,6 @@ pub async fn prepare_session(client: &Client, encoding: &str) -> Result<()> {
         .batch_execute(&sql)
         .await
         .map_err(|e| crate::pg::session::query_error(&sql, &e))
-}
-
-/// A string literal (standard_conforming_strings is on in our sessions; E'' when needed).
-pub fn literal(s: &str) -> String {
-    if s.contains('\\') {
-        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
 }
 
 fn excerpt(text: &str) -> String {

@@ -17,9 +17,10 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::pg::quote::ident as quote_ident;
 
 /// A trigger or rule on a table, or an event trigger.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,11 +65,6 @@ impl Object {
     }
 }
 
-/// A quoted identifier (always quoted: keywords need no special case).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 const TABLE_SCAN: &str = "\
 SELECT 'T', format('%I.%I', n.nspname, c.relname), t.tgname::text, t.tgenabled::text
   FROM pg_catalog.pg_trigger t
@@ -102,17 +98,15 @@ async fn scan(
     sql: &str,
 ) -> std::result::Result<BTreeMap<Object, char>, tokio_postgres::Error> {
     let mut out = BTreeMap::new();
-    for msg in client.simple_query(sql).await? {
-        if let SimpleQueryMessage::Row(row) = msg {
-            let get = |i| row.get(i).unwrap_or_default().to_string();
-            let state = get(3).chars().next().unwrap_or('D');
-            let object = match get(0).as_str() {
-                "T" => Object::Trigger(get(1), get(2)),
-                "R" => Object::Rule(get(1), get(2)),
-                _ => Object::EventTrigger(get(2)),
-            };
-            out.insert(object, state);
-        }
+    for row in crate::pg::session::simple_rows(client, sql).await? {
+        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let state = get(3).chars().next().unwrap_or('D');
+        let object = match get(0).as_str() {
+            "T" => Object::Trigger(get(1), get(2)),
+            "R" => Object::Rule(get(1), get(2)),
+            _ => Object::EventTrigger(get(2)),
+        };
+        out.insert(object, state);
     }
     Ok(out)
 }

@@ -4,9 +4,10 @@
 //! may have advanced further in the source, and the next `nextval()` on the restored database
 //! must not hand out a value that is already used.
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::pg::session::rows_text as query;
 
 const OWNED: &str = "\
 SELECT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.relname),
@@ -25,25 +26,6 @@ SELECT format('%I.%I', sn.nspname, s.relname), format('%I.%I', tn.nspname, t.rel
    AND a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
                       'pg_catalog.int8'::pg_catalog.regtype)
  ORDER BY 1";
-
-fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
-    msgs.into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-async fn query(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
-    client
-        .simple_query(sql)
-        .await
-        .map(rows)
-        .map_err(|e| crate::pg::session::query_error(sql, &e))
-}
 
 /// `(checked, advanced)`: owned sequences looked at, and those moved up to their column's max.
 pub async fn sync_owned(client: &Client) -> Result<(usize, Vec<String>)> {
@@ -76,7 +58,7 @@ pub async fn sync_owned(client: &Client) -> Result<(usize, Vec<String>)> {
         }
         let set = format!(
             "SELECT pg_catalog.setval({}, {max}, true)",
-            super::engine::literal(seq)
+            crate::pg::quote::escaped_literal(seq)
         );
         query(client, &set).await?;
         advanced.push(format!("{seq} → {max}"));

@@ -8,6 +8,7 @@
 //!     metadata.json                     see `metadata`
 //!     COMPLETE                          written last: the chain is usable
 //!     diff-20231216T083000Z.sql[...]    sealed differentials
+//!     globals-20231216T083000Z.sql      roles dumped by the streamer at that rotation
 //!     active.sql                        the differential being written
 //! ```
 //!
@@ -46,6 +47,7 @@ pub const BASE_STEM: &str = "base.sql";
 pub const GLOBALS_STEM: &str = "globals.sql";
 pub const CHAIN_PREFIX: &str = "chain-";
 pub const DIFF_PREFIX: &str = "diff-";
+pub const LATER_GLOBALS_PREFIX: &str = "globals-";
 
 /// A whole UTC second, written `YYYYMMDDTHHMMSSZ`. Used for chain IDs and diff names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -268,6 +270,23 @@ impl Chain {
                 self.dir.display()
             ))),
         }
+    }
+
+    /// Where the streamer saves the roles as they were when it sealed `sealed`.
+    pub fn later_globals_path(&self, sealed: DiffName) -> PathBuf {
+        self.dir
+            .join(format!("{LATER_GLOBALS_PREFIX}{}.sql", sealed.stamp))
+    }
+
+    /// The streamer's role dumps ([`Chain::later_globals_path`]) in name (= time) order.
+    pub fn later_globals(&self) -> Result<Vec<PathBuf>> {
+        let mut found: Vec<PathBuf> = read_dir(&self.dir)?
+            .into_iter()
+            .filter(|(name, _, _)| name.starts_with(LATER_GLOBALS_PREFIX) && name.ends_with(".sql"))
+            .map(|(_, path, _)| path)
+            .collect();
+        found.sort();
+        Ok(found)
     }
 
     /// Sealed differentials in replay order (oldest first).

@@ -104,6 +104,16 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
     parent_of(path).join(format!(".{name}.tmp.{}", std::process::id()))
 }
 
+/// The temporary name for a file that only one process at a time writes (the streamer, or the
+/// one `--rotate-diff` it answered): fixed, so a writer removes what a crashed one left behind.
+pub fn fixed_temp_path_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_of(path).join(format!(".{name}.tmp"))
+}
+
 /// Replaces `path` with `data` atomically: readers see the old content or the new, never a mix,
 /// and after this returns the new content survives a crash. The file gets mode 0600.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {

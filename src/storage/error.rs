@@ -1,13 +1,14 @@
 //! The errors of the backup-storage layer (chain directories, diff files, compression, the
 //! pidfile, the durable writer): one variant per situation, rendered the way PostgreSQL tools
 //! word their messages (lowercase, no trailing period, `%m`-style OS text without the errno).
-//! The crate-wide error maps these onto exit codes: [`ChainError::is_validation`] → 5, the rest
-//! → 4 (backup error).
+//! They become the crate-wide error here (so that `crate::error` depends on no layer):
+//! [`ChainError::is_validation`] → exit 5, the rest → 4 (backup error).
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Situation, io_reason};
 use crate::lsn::Lsn;
 
 #[derive(Debug)]
@@ -107,20 +108,21 @@ impl ChainError {
     }
 }
 
-/// The OS message alone, as PostgreSQL's `%m` prints it ("No such file or directory"), without
-/// Rust's " (os error 2)" suffix.
-pub fn os_message(e: &io::Error) -> String {
-    let s = e.to_string();
-    match (e.raw_os_error(), s.rfind(" (os error ")) {
-        (Some(_), Some(i)) => s[..i].to_string(),
-        _ => s,
+impl From<ChainError> for Error {
+    fn from(err: ChainError) -> Self {
+        let situation = if err.is_validation() {
+            Situation::Validation
+        } else {
+            Situation::Backup
+        };
+        Error::new(situation, err.to_string())
     }
 }
 
 impl fmt::Display for ChainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChainError::Io { action, source } => write!(f, "{action}: {}", os_message(source)),
+            ChainError::Io { action, source } => write!(f, "{action}: {}", io_reason(source)),
             ChainError::NotADiff { path, reason } => write!(
                 f,
                 "file \"{}\" is not a wal2sql differential: {reason}",
@@ -218,6 +220,9 @@ mod tests {
     #[test]
     fn non_os_errors_keep_their_text() {
         let e = io::Error::new(io::ErrorKind::InvalidData, "bad zstd frame");
-        assert_eq!(os_message(&e), "bad zstd frame");
+        assert_eq!(
+            ChainError::io("could not read", e).to_string(),
+            "could not read: bad zstd frame"
+        );
     }
 }

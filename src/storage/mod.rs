@@ -1,9 +1,10 @@
 //! The storage layer: the backup directory and every file in it — chains and their names, the
-//! differential format, durable writes, compression, metadata, the pidfile, the transaction-aware
-//! writer of `active.sql` and the hand-over between chains. Nothing here talks to a server.
+//! differential format, durable writes, compression, metadata, the pidfile and the control files
+//! beside it, the transaction-aware writer of `active.sql` and the hand-over between chains. Nothing here talks to a server.
 
 pub mod backup_dir;
 pub mod compress;
+pub mod control;
 pub mod diff_format;
 pub mod durable;
 pub mod error;

@@ -14,7 +14,6 @@
 //!
 //! One task runs the protocol; one OS thread ([`writer_thread`]) does the disk I/O.
 
-pub mod control;
 pub mod writer_thread;
 
 use std::time::{Duration, Instant};
@@ -28,13 +27,14 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
-use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
 use crate::storage::compress::Compression;
-use crate::storage::diff_format::{TxnHeader, parse_trailer};
+use crate::storage::diff_format::{TRAILER_PREFIX, TxnHeader, parse_trailer};
+use crate::storage::durable;
 use crate::storage::writer::DiffWriter;
 use crate::ui;
 
-use control::RotateAnswer;
+use crate::storage::control::{self, RotateAnswer};
 use writer_thread::{Command, Event, WriterHandle};
 
 /// Statement text is handed to the writer in chunks of about this size.
@@ -42,7 +42,6 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// How often the sequence values are recorded into the stream.
 const SEQUENCE_SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
-const TRAILER_PREFIX: &[u8] = b"-- wal2sql commit ";
 
 pub struct Config {
     pub params: ConnParams,
@@ -437,6 +436,7 @@ impl Streamer {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let diff_name = name.parse::<DiffName>().ok();
                 ui::done(&format!(
                     "Rotated differential: {name} ({})",
                     ui::size(sealed.size)
@@ -445,7 +445,9 @@ impl Streamer {
                     ui::warning(&format!("could not write the manifest of {name}: {e}"));
                 }
                 self.active_has_data = false;
-                self.dump_globals_for(&name);
+                if let Some(diff_name) = diff_name {
+                    self.dump_globals_for(diff_name);
+                }
                 // active.sql is empty now: remember where the files end without reading the
                 // sealed diff back (it may be compressed by the time we restart).
                 if let Some(end) = sealed.last_end_lsn
@@ -636,23 +638,16 @@ impl Streamer {
 
     /// After a rotation: `pg_dumpall --globals-only` beside the sealed diff, so roles created
     /// since the base exist when the chain is restored on a fresh server.
-    fn dump_globals_for(&self, sealed_name: &str) {
-        let Some(stamp) = sealed_name
-            .strip_prefix("diff-")
-            .and_then(|rest| rest.split('.').next())
-        else {
-            return;
-        };
-        let dir = self.cfg.chain.dir.clone();
+    fn dump_globals_for(&self, sealed: DiffName) {
+        let path = self.cfg.chain.later_globals_path(sealed);
         let params = self.cfg.params.clone();
         let major = self.cfg.server_major;
-        let name = format!("globals-{stamp}.sql");
         tokio::spawn(async move {
-            let temp = dir.join(format!(".{name}.tmp"));
+            let temp = durable::fixed_temp_path_for(&path);
             let _ = std::fs::remove_file(&temp);
             let result = async {
                 crate::pg::programs::dump_globals(&params, major, &temp, Compression::NONE).await?;
-                crate::storage::durable::rename_durable(&temp, &dir.join(&name))?;
+                durable::rename_durable(&temp, &path)?;
                 Ok::<_, Error>(())
             }
             .await;
@@ -868,7 +863,7 @@ async fn next_message(
 }
 
 fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
-    data.starts_with(TRAILER_PREFIX)
+    data.starts_with(TRAILER_PREFIX.as_bytes())
         && data.len() < 128
         && std::str::from_utf8(data)
             .ok()

@@ -206,8 +206,8 @@ const MISUSE: &[(&[&str], &str)] = &[
         "invalid connection option \"frob\"",
     ),
     (
-        &["--status", "-d", "host=x sslcert=/c"],
-        "connection option \"sslcert\" is not supported by pg_scribe",
+        &["--status", "-d", "host=x sslpassword=x"],
+        "connection option \"sslpassword\" is not supported by pg_scribe",
     ),
     (
         &["--status", "-d", "postgresql://h/db?sslmode=sometimes"],
@@ -309,4 +309,117 @@ fn pg_color_always_paints_the_error_label() {
         .output()
         .unwrap();
     assert!(!stderr(&out).contains('\x1b'));
+}
+
+/// A misspelt option gets a suggestion instead of the generic hint, and is still misuse (5).
+#[test]
+fn misspelt_options_get_a_suggestion() {
+    for (typed, meant) in [
+        ("--stat", "--status"),
+        ("--initt", "--init"),
+        ("--backup-di", "--backup-dir"),
+        ("--compres", "--compress"),
+        ("--status-intrval", "--status-interval"),
+        ("--Restore", "--restore"),
+    ] {
+        let out = pg_scribe(&[typed, "--backup-dir", "/nonexistent"], &[]);
+        assert_eq!(out.status.code(), Some(5), "{typed}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "pg_scribe: error: unrecognized option \"{typed}\"\n\
+                 pg_scribe: hint: Did you mean \"{meant}\"?\n"
+            ),
+            "{typed}"
+        );
+    }
+}
+
+/// Every option `--help` lists appears in the generated man page and in each completion.
+#[test]
+fn man_page_and_completions_name_every_option() {
+    let help = String::from_utf8(pg_scribe(&["--help"], &[]).stdout).unwrap();
+    let mut longs: Vec<&str> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    longs.sort();
+    longs.dedup();
+    assert!(longs.len() > 25, "{longs:?}");
+    let mut shorts: Vec<char> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('-'))
+        .filter_map(|rest| {
+            let mut chars = rest.chars();
+            let c = chars.next()?;
+            (chars.next() == Some(',') && c != '-').then_some(c)
+        })
+        .collect();
+    shorts.sort();
+    shorts.dedup();
+    assert!(shorts.len() >= 10, "{shorts:?}");
+
+    let generate = |kind: &str| {
+        let out = pg_scribe(&["--generate", kind], &[]);
+        assert_eq!(out.status.code(), Some(0), "{kind}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let man = generate("man");
+    let bash = generate("bash");
+    let zsh = generate("zsh");
+    let fish = generate("fish");
+    for long in &longs {
+        let name = &long[2..];
+        assert!(
+            man.contains(&format!("\\fB{}\\fR", long.replace('-', "\\-"))),
+            "man: {long}"
+        );
+        assert!(bash.contains(long), "bash: {long}");
+        assert!(
+            zsh.contains(&format!("{long}[")) || zsh.contains(&format!("{long}=[")),
+            "zsh: {long}"
+        );
+        assert!(fish.contains(&format!("-l {name}")), "fish: {long}");
+    }
+    for short in &shorts {
+        assert!(
+            man.contains(&format!("\\fB\\-{short}\\fR")),
+            "man: -{short}"
+        );
+        assert!(bash.contains(&format!("-{short} ")), "bash: -{short}");
+        assert!(
+            zsh.contains(&format!("-{short}[")) || zsh.contains(&format!("-{short}+[")),
+            "zsh: -{short}"
+        );
+        assert!(fish.contains(&format!("-s {short} ")), "fish: -{short}");
+    }
+    for section in ["SYNOPSIS", "DESCRIPTION", "EXIT STATUS", "ENVIRONMENT"] {
+        assert!(
+            man.lines()
+                .any(|l| l.starts_with(".SH ") && l.trim_matches('"').ends_with(section)),
+            "man: {section}"
+        );
+    }
+    // bash is here to try the completion for real: `--back` completes to `--backup-dir`.
+    let dir = crate::harness::scratch_dir("completion");
+    std::fs::write(dir.join("pg_scribe.bash"), &bash).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(
+            "source \"$0\"; COMP_WORDS=(pg_scribe --back); COMP_CWORD=1; \
+             COMP_LINE='pg_scribe --back'; COMP_POINT=${#COMP_LINE}; \
+             _pg_scribe pg_scribe --back pg_scribe; echo \"${COMPREPLY[*]}\"",
+        )
+        .arg(dir.join("pg_scribe.bash"))
+        .output()
+        .expect("bash");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "--backup-dir",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = pg_scribe(&["--generate", "tcsh"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
 }

@@ -4,8 +4,10 @@
 mod harness;
 
 mod cli;
+mod client_cert;
 mod connection;
 mod init;
+mod install;
 mod new_chain;
 mod replication;
 mod restore;

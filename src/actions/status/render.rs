@@ -7,18 +7,8 @@ use time::OffsetDateTime;
 
 use super::Report;
 use super::facts::{ChainFacts, DirFacts, ServerFacts, SlotFacts};
+use crate::storage::backup_dir::CHAIN_PREFIX;
 use crate::ui;
-
-/// `90` → `1 minute`, `200000` → `2 days`: the largest whole unit, as people say it.
-pub fn duration(secs: u64) -> String {
-    let (n, unit) = match secs {
-        0..60 => (secs, "second"),
-        60..3600 => (secs / 60, "minute"),
-        3600..86400 => (secs / 3600, "hour"),
-        _ => (secs / 86400, "day"),
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
 
 /// `2 minutes ago`; a time in the future (clock skew) is `just now`.
 pub fn ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
@@ -26,7 +16,7 @@ pub fn ago(t: OffsetDateTime, now: OffsetDateTime) -> String {
     if secs <= 0 {
         "just now".into()
     } else {
-        format!("{} ago", duration(secs as u64))
+        format!("{} ago", ui::duration_words(secs as u64))
     }
 }
 
@@ -55,10 +45,6 @@ fn exact_size(bytes: u64) -> String {
     } else {
         format!("{} ({bytes} bytes)", ui::size(bytes))
     }
-}
-
-fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 pub fn text(r: &Report) -> String {
@@ -163,7 +149,7 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
     } else {
         ""
     };
-    let _ = writeln!(out, "chain-{}{tag}", c.id);
+    let _ = writeln!(out, "{CHAIN_PREFIX}{}{tag}", c.id);
     let base = match c.base_bytes {
         Some(b) => format!("{} ({})", when(c.created_at), ui::size(b)),
         None => format!("{} (no base file)", when(c.created_at)),
@@ -172,7 +158,7 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
     let _ = writeln!(
         out,
         "  Differentials: {} ({} total)",
-        plural(c.diff_count, "file"),
+        ui::counted(c.diff_count, "file"),
         ui::size(c.diff_bytes)
     );
     if let Some(b) = c.active_sql_bytes {
@@ -216,13 +202,7 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn durations_read_like_speech() {
-        assert_eq!(duration(0), "0 seconds");
-        assert_eq!(duration(1), "1 second");
-        assert_eq!(duration(119), "1 minute");
-        assert_eq!(duration(120), "2 minutes");
-        assert_eq!(duration(7200), "2 hours");
-        assert_eq!(duration(7 * 86400 + 5), "7 days");
+    fn ages_and_times_read_like_speech() {
         let now = datetime!(2024-01-01 12:02:00 UTC);
         assert_eq!(
             ago(datetime!(2024-01-01 12:00:00 UTC), now),

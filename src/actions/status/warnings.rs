@@ -228,8 +228,8 @@ fn dir_warnings(
                 format!(
                     "no differential sealed in chain {} for {} (threshold {}, --diff-age-warn): is --rotate-diff scheduled?",
                     active.id,
-                    super::render::duration(age.whole_seconds().max(0) as u64),
-                    super::render::duration(limits.diff_age.as_secs())
+                    crate::ui::duration_words(age.whole_seconds().max(0) as u64),
+                    crate::ui::duration_words(limits.diff_age.as_secs())
                 ),
             ));
         }

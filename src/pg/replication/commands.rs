@@ -16,13 +16,13 @@ type Result<T> = std::result::Result<T, ReplicationError>;
 /// `"ident"` with `"` doubled. NUL cannot be sent at all.
 pub fn quote_ident(s: &str) -> Result<String> {
     reject_nul(s)?;
-    Ok(format!("\"{}\"", s.replace('"', "\"\"")))
+    Ok(crate::pg::quote::ident(s))
 }
 
 /// `'literal'` with `'` doubled; backslashes are literal (standard_conforming_strings).
 pub fn quote_literal(s: &str) -> Result<String> {
     reject_nul(s)?;
-    Ok(format!("'{}'", s.replace('\'', "''")))
+    Ok(crate::pg::quote::literal(s))
 }
 
 fn reject_nul(s: &str) -> Result<()> {

@@ -19,6 +19,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::codec::{COPY_BOTH_RESPONSE_TAG, CopyBothResponse, parse_copy_both_response};
 use super::error::{DbError, ReplicationError};
+use crate::pg::attempt;
 use crate::pg::conninfo::{ConnParams, DEFAULT_APPLICATION_NAME, Host, SslMode, Target};
 use crate::pg::tls::TlsSettings;
 
@@ -202,26 +203,24 @@ impl ReplConn {
             return Err(ReplicationError::Config("no host to connect to".into()));
         }
         let tls = TlsSettings::new(params).map_err(|e| ReplicationError::Config(e.0))?;
-        let mut last = None;
-        for target in &params.targets {
-            let attempt = connect_target(params, target, &tls);
-            let result = match params.connect_timeout {
-                Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
-                    Err(ReplicationError::ConnectTimeout {
-                        target: target.describe(),
-                    })
-                }),
-                None => attempt.await,
-            };
-            match result {
-                Ok(conn) => return Ok(conn),
-                Err(e) => {
+        let result = attempt::first_target(params, |target| {
+            let tls = &tls;
+            async move {
+                let result = attempt::within_timeout(params, connect_target(params, target, tls))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ReplicationError::ConnectTimeout {
+                            target: target.describe(),
+                        })
+                    });
+                if let Err(e) = &result {
                     tracing::debug!(target = %target.describe(), error = %e, "connection attempt failed");
-                    last = Some(e);
                 }
+                result
             }
-        }
-        Err(last.expect("at least one target"))
+        })
+        .await;
+        result.map_err(|failures| failures.into_iter().last().expect("at least one target"))
     }
 
     /// Server parameters reported at startup or later (`server_version`, `integer_datetimes`, ...).

@@ -1,0 +1,176 @@
+//! Checks of single option values: slot names, ports, intervals, sizes, durations, chain IDs
+//! and `--up-to` points. Each failure is a usage error naming the value as typed.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::lsn::Lsn;
+use crate::storage::backup_dir::ChainId;
+use crate::storage::diff_format::StopAt;
+
+/// PostgreSQL's rule for slot names (ReplicationSlotValidateName).
+pub fn check_slot_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::usage("replication slot name must not be empty"));
+    }
+    if name.len() > 63 {
+        return Err(Error::usage(format!(
+            "replication slot name \"{name}\" is too long (at most 63 bytes)"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(Error::usage(format!(
+            "replication slot name \"{name}\" contains invalid character (only lower case letters, numbers and the underscore are allowed)"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_port(text: &str) -> Result<()> {
+    for part in text.split(',') {
+        match part.trim().parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => {}
+            _ => return Err(Error::usage(format!("invalid port number: \"{text}\""))),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn seconds(what: &str, text: Option<&str>, default: u64) -> Result<Duration> {
+    match text {
+        None => Ok(Duration::from_secs(default)),
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) => Ok(Duration::from_secs(n.into())),
+            Err(_) => Err(Error::usage(format!("invalid {what} \"{text}\""))),
+        },
+    }
+}
+
+/// A size as PostgreSQL writes them: a number and an optional unit `B`, `kB`, `MB`, `GB`, `TB`
+/// (any case, powers of 1024, a space allowed between); a bare number is bytes.
+pub fn parse_size(option: &str, text: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid {option} value \"{text}\" (expected a size like 512MB or 10GB)"
+        ))
+    };
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = value * factor as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A duration with a unit: `s`, `min`, `h`, `d` (PostgreSQL's names; `90s`, `30min`, `7d`).
+/// A unit is required: a bare `7` is too easy to mean days and be read as seconds.
+pub fn parse_duration(option: &str, text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid {option} value \"{text}\" (expected a duration with a unit s, min, h or d, like 36h or 7d)"
+        ))
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "s" => 1,
+        "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    value
+        .checked_mul(factor)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+pub(crate) fn parse_chain_id(id: &str) -> Result<ChainId> {
+    id.parse::<ChainId>().map_err(|_| {
+        Error::usage(format!(
+            "invalid chain ID \"{id}\" (expected YYYYMMDDTHHMMSSZ, e.g. 20231215T120000Z)"
+        ))
+    })
+}
+
+/// `--up-to`: an LSN `X/Y`, or a timestamp `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]]` with an optional
+/// UTC offset (`Z`, `+02`, `+02:00`); a timestamp without an offset is UTC, like chain IDs.
+pub fn parse_up_to(text: &str) -> Result<StopAt> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid --up-to value \"{text}\" (expected a timestamp like \"2023-12-16 08:30:00+00\" or an LSN like \"0/1A2B3C4\")"
+        ))
+    };
+    if text.contains('/') {
+        return text.parse::<Lsn>().map(StopAt::Lsn).map_err(|_| bad());
+    }
+    parse_timestamp(text.trim())
+        .map(StopAt::Time)
+        .ok_or_else(bad)
+}
+
+fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+    use time::macros::format_description;
+    let text = text.replacen(' ', "T", 1);
+    // Split an offset off the end: Z, +HH, +HH:MM, -HHMM.
+    let (local, offset) = if let Some(stripped) = text.strip_suffix('Z') {
+        (stripped.to_string(), time::UtcOffset::UTC)
+    } else {
+        let date_len = 10.min(text.len());
+        match text[date_len..].rfind(['+', '-']) {
+            Some(pos) => {
+                let pos = pos + date_len;
+                let sign = if &text[pos..pos + 1] == "-" { -1 } else { 1 };
+                let digits: String = text[pos + 1..].chars().filter(|c| *c != ':').collect();
+                if !(digits.len() == 2 || digits.len() == 4)
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return None;
+                }
+                let hours: i8 = digits[..2].parse().ok()?;
+                let minutes: i8 = if digits.len() == 4 {
+                    digits[2..].parse().ok()?
+                } else {
+                    0
+                };
+                let offset = time::UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()?;
+                (text[..pos].to_string(), offset)
+            }
+            None => (text.clone(), time::UtcOffset::UTC),
+        }
+    };
+    let formats = [
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ];
+    let parsed = formats
+        .iter()
+        .find_map(|f| time::PrimitiveDateTime::parse(&local, f).ok())
+        .or_else(|| {
+            time::Date::parse(&local, format_description!("[year]-[month]-[day]"))
+                .ok()
+                .map(|d| d.midnight())
+        })?;
+    Some(parsed.assume_offset(offset))
+}
