@@ -115,7 +115,20 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     )
     .await;
     refuse_damage(&chain, root, &report)?;
-    for w in &report.warnings {
+    // One line for the many files an older chain may hold without manifests.
+    let (legacy, other): (Vec<_>, Vec<_>) = report
+        .warnings
+        .iter()
+        .partition(|w| w.problem.starts_with("sealed before manifests existed"));
+    if let Some(first) = legacy.first() {
+        ui::warning(&format!(
+            "{} differential(s) of chain {}, from {} on, were sealed before manifests existed: checked their structure and positions only",
+            legacy.len(),
+            chain.id,
+            first.file
+        ));
+    }
+    for w in other {
         ui::warning(&format!("{}: {}", w.file, w.problem));
     }
     if metadata.encoding != "UTF8" {

@@ -45,8 +45,13 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
                     root.display()
                 )));
             }
-            let complete = c.is_complete();
-            vec![(c, complete)]
+            if !c.is_complete() {
+                return Err(Error::backup(format!(
+                    "chain {id} is incomplete (it has no COMPLETE marker): there is nothing to verify"
+                ))
+                .with_hint("A chain whose base backup did not finish is never restored; --status lists it."));
+            }
+            vec![(c, true)]
         }
         None => dir
             .chains()?
