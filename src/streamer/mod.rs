@@ -481,6 +481,15 @@ impl Streamer {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default()
                 });
+                if let (Some(name), Some(e)) = (
+                    &sealed,
+                    report
+                        .sealed
+                        .as_ref()
+                        .and_then(|s| s.manifest_error.as_ref()),
+                ) {
+                    ui::warning(&format!("could not write the manifest of {name}: {e}"));
+                }
                 match &sealed {
                     Some(name) => ui::done(&format!("Sealed old chain {old_chain}: {name}")),
                     None => ui::done(&format!(
