@@ -23,8 +23,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    // Asked for JSON, a monitor gets a JSON document even when the command line is wrong.
-    let json_asked = args.iter().any(|a| a == "--json");
+    // Asked for JSON by an action that prints it, a monitor gets a JSON document even when
+    // the command line is wrong.
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    let json_asked = has("--json") && (has("--status") || has("--verify"));
     let invocation = match cli::parse(args) {
         Ok(Parsed::Help) => {
             print!("{}", cli::help_text());
