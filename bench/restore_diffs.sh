@@ -5,6 +5,8 @@
 # pg_scribe --init, pg_scribe --start (wal2sql with batch-inserts=1000),
 # a ~1M-change workload with --rotate-diff between its phases, then
 #
+#   - pg_scribe --verify                      (offline check of the chain;
+#                                               compared with the whole restore)
 #   - pg_scribe --restore --create            (its "Applied ..." diff phase)
 #   - psql -1 -f diff-1 -f diff-2 ...         (into a database restored from
 #   - psql -f diff-1 -f diff-2 ...             the same base and globals)
@@ -160,11 +162,20 @@ SELECT c.oid::regclass::text || ' ' || pg_temp.rows_md5(c.oid)
 digest() { psql -d "$1" -At -c "$digest_sql"; }
 digest src >"$tmp/d_src"
 
+# pg_scribe --verify of the same chain (offline: manifests, digests, framing), then
+# pg_scribe --restore, which runs the same checks on its files before touching the target.
+v0=$(now)
+"$scribe" --verify --backup-dir "$tmp/backups" >"$tmp/verify.log" 2>&1 || {
+	cat "$tmp/verify.log"
+	exit 1
+}
+v1=$(now)
 # pg_scribe --restore: the "Applied" line carries the time of the diff phase alone.
 "$scribe" --restore --backup-dir "$tmp/backups" -d r_scribe --create >"$tmp/restore.log" 2>&1 || {
 	cat "$tmp/restore.log"
 	exit 1
 }
+v2=$(now)
 engine=$(python3 - "$tmp/restore.log" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -209,9 +220,12 @@ for db in r_scribe r_psql1 r_psqlf; do
 done
 echo "row digests: source = pg_scribe --restore = psql -1 -f = psql -f ($(wc -l <"$tmp/d_src") tables)"
 
-python3 - "$engine" "$t0" "$t1" "$t2" "$t3" "$txns" <<'PY'
+python3 - "$engine" "$t0" "$t1" "$t2" "$t3" "$txns" "$v0" "$v1" "$v2" <<'PY'
 import sys
 engine = float(sys.argv[1])
+verify = float(sys.argv[8]) - float(sys.argv[7])
+restore = float(sys.argv[9]) - float(sys.argv[8])
+print("pg_scribe --verify:               %7.2fs (%.1f%% of the whole restore, %7.2fs; target < 5%%)" % (verify, 100 * verify / restore, restore))
 p1 = float(sys.argv[3]) - float(sys.argv[2])
 pf = float(sys.argv[5]) - float(sys.argv[4])
 txns = int(sys.argv[6])

@@ -23,6 +23,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Asked for JSON by an action that prints it, a monitor gets a JSON document even when
+    // the command line is wrong.
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    let json_asked = has("--json") && (has("--status") || has("--verify"));
     let invocation = match cli::parse(args) {
         Ok(Parsed::Help) => {
             print!("{}", cli::help_text());
@@ -35,9 +39,13 @@ fn main() -> ExitCode {
         Ok(Parsed::Run(invocation)) => invocation,
         Err(err) => {
             ui::error(&err);
+            if json_asked {
+                ui::error_json(&err);
+            }
             return ExitCode::from(err.exit_code());
         }
     };
+    let json = invocation.json;
     pg_scribe::logging::init(invocation.verbose);
     ui::set_log_format(invocation.effective_log_format());
     // One thread runs all async work: the streamer's hot path is a socket read followed by a
@@ -61,6 +69,9 @@ fn main() -> ExitCode {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
             ui::error(&err);
+            if json {
+                ui::error_json(&err);
+            }
             ExitCode::from(err.exit_code())
         }
     }

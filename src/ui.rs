@@ -165,12 +165,42 @@ pub fn error(err: &Error) {
     }
 }
 
+/// An error as the JSON document `--json` promises for every outcome (doc/status.md), on
+/// stdout: `status`, `code` (the exit code), `message`, and `detail`/`hint` when present.
+pub fn error_json(err: &Error) {
+    let doc = serde_json::json!({
+        "status": "error",
+        "code": err.exit_code(),
+        "message": err.message,
+        "detail": err.detail,
+        "hint": err.hint,
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    );
+}
+
 /// A non-fatal problem the user should know about.
 pub fn warning(message: &str) {
     if logged("WARNING", message, None, None) {
         return;
     }
     line("warning", palette().map(|p| p.warning.as_str()), message);
+}
+
+/// A warning with PostgreSQL's `detail:` and `hint:` lines.
+pub fn warning_with(message: &str, detail: Option<&str>, hint: Option<&str>) {
+    warning(message);
+    let note = palette().map(|p| p.note.as_str());
+    if let Some(detail) = detail {
+        line("detail", note, detail);
+    }
+    if let Some(hint) = hint {
+        line("hint", note, hint);
+    }
 }
 
 /// A completed step, as README.md and doc/ show them: `✓ Initial chain created: …`.

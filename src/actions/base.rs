@@ -167,6 +167,7 @@ async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> 
         timeline: snapshot.system.timeline,
         compression: request.compression,
         files: vec![record(&base), record(&globals)],
+        manifests: true,
         created_at: OffsetDateTime::now_utc(),
     };
     chain.write_metadata(&metadata)?;

@@ -14,6 +14,7 @@ mod restore;
 mod rotate;
 mod start;
 mod status;
+mod verify;
 
 use crate::cli::{Action, Invocation};
 use crate::error::Result;
@@ -27,6 +28,10 @@ pub enum Outcome {
     Warnings,
     /// `--status --format=nagios`: the plugin's own exit code (0 to 3).
     Nagios(u8),
+    /// `--verify` found a damaged chain (exit 4, like a backup error).
+    Damaged,
+    /// `--status` found a critical problem: 3 (the slot lost its WAL) or 4.
+    Critical(u8),
 }
 
 impl Outcome {
@@ -35,6 +40,8 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Warnings => 10,
             Outcome::Nagios(code) => code,
+            Outcome::Damaged => 4,
+            Outcome::Critical(code) => code,
         }
     }
 }
@@ -50,6 +57,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
         Action::RotateDiff => rotate::run(inv).await,
         Action::NewChain => new_chain::run(inv).await,
         Action::Expire => expire::run(inv).await,
+        Action::Verify => verify::run(inv).await,
         Action::Init => init::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
         Action::Restore => restore::run(inv, &common::resolve_params(&inv.conn, &env)?).await,
         Action::Status => status::run(inv, &common::resolve_params(&inv.conn, &env)?, &env).await,

@@ -15,6 +15,30 @@ use super::Outcome;
 use super::common::{ChainSession, open_latest_chain};
 use super::rotate::ask_streamer;
 
+/// A new chain streams from the backup's slot: when that slot has lost its WAL, the chain could
+/// never receive a change, so it is not created.
+async fn refuse_lost_slot(client: &tokio_postgres::Client, slot: &str) -> Result<()> {
+    let sql = "SELECT wal_status FROM pg_catalog.pg_replication_slots WHERE slot_name = $1";
+    let rows = client
+        .query(sql, &[&slot])
+        .await
+        .map_err(|e| crate::pg::session::query_error(sql, &e))?;
+    let Some(row) = rows.first() else {
+        return Err(Error::slot(format!("replication slot \"{slot}\" does not exist"))
+            .with_detail("A new chain streams from the backup's slot; without it the chain could never receive a change.")
+            .with_hint("Start a new backup with pg_scribe --init into a new, empty directory."));
+    };
+    let status: Option<String> = row.get(0);
+    if status.as_deref() == Some("lost") {
+        return Err(Error::slot(format!(
+            "replication slot \"{slot}\" has been invalidated (wal_status lost): a new chain could never stream"
+        ))
+        .with_detail("A new chain streams from the same slot, and the server removed WAL that slot still needed: its changes are gone for good. No chain was created.")
+        .with_hint(format!("Drop the slot (SELECT pg_drop_replication_slot('{slot}')) and start a new backup with pg_scribe --init into a new, empty directory; the chains here stay restorable up to their last transaction.")));
+    }
+    Ok(())
+}
+
 pub async fn run(inv: &Invocation) -> Result<Outcome> {
     let ChainSession {
         dir,
@@ -24,6 +48,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         session,
         ..
     } = open_latest_chain(inv).await?;
+    refuse_lost_slot(&session.client, &old_meta.slot).await?;
     let source = base::read_source(&session.client).await?;
     let narrowed = session.params(&params);
 

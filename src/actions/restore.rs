@@ -16,10 +16,11 @@ use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::{self, Session, one_text, query_error, rows_text};
 use crate::storage::backup_dir::{BackupDir, Chain};
-use crate::storage::compress::{self, Method};
+use crate::storage::compress::Method;
 use crate::storage::diff_format::{StopAt, format_commit_time};
 use crate::storage::expire::ChainReader;
 use crate::storage::metadata::Metadata;
+use crate::storage::verify;
 use crate::ui;
 
 use crate::pg::psql;
@@ -31,6 +32,8 @@ use crate::replay::{engine, sequences};
 /// Everything read from the backup directory before the server is touched.
 struct Plan {
     chain: Chain,
+    /// What verification found in `active.sql` (to say what a restore without it leaves out).
+    active: Option<verify::ActiveReport>,
     metadata: Metadata,
     base: PathBuf,
     /// `globals.sql` of the base, then the `globals-<stamp>.sql` the streamer saved at each
@@ -83,10 +86,13 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
             }
             chain
         }
-        None => dir.latest_complete_chain()?.ok_or_else(|| {
-            Error::backup(format!("no complete chain in \"{}\"", root.display()))
-                .with_detail(describe_chains(&dir))
-        })?,
+        None => match inv.up_to {
+            Some(stop) => chain_covering(&dir, stop)?,
+            None => dir.latest_complete_chain()?.ok_or_else(|| {
+                Error::backup(format!("no complete chain in \"{}\"", root.display()))
+                    .with_detail(describe_chains(&dir))
+            })?,
+        },
     };
     let reading = ChainReader::hold(&chain)?;
     let metadata = chain.read_metadata()?;
@@ -95,8 +101,30 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     let globals = chain
         .find_globals()?
         .ok_or_else(|| missing("globals.sql"))?;
-    for path in [&base, &globals] {
-        verify(&metadata, path).await?;
+    let report = verify::verify_chain(
+        &chain,
+        verify::Scope {
+            stop: inv.up_to,
+            read_active: inv.include_active,
+        },
+    )
+    .await;
+    refuse_damage(&chain, root, &report)?;
+    // One line for the many files an older chain may hold without manifests.
+    let (legacy, other): (Vec<_>, Vec<_>) = report
+        .warnings
+        .iter()
+        .partition(|w| w.problem.starts_with("sealed before manifests existed"));
+    if let Some(first) = legacy.first() {
+        ui::warning(&format!(
+            "{} differential(s) of chain {}, from {} on, were sealed before manifests existed: checked their structure and positions only",
+            legacy.len(),
+            chain.id,
+            first.file
+        ));
+    }
+    for w in other {
+        ui::warning(&format!("{}: {}", w.file, w.problem));
     }
     if metadata.source.encoding != "UTF8" {
         return Err(Error::backup(format!(
@@ -152,6 +180,7 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     globals.extend(chain.later_globals()?);
     Ok(Plan {
         chain,
+        active: report.active.clone(),
         metadata,
         base,
         globals,
@@ -160,27 +189,73 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     })
 }
 
-/// A base or globals file must be the one metadata.json describes.
-async fn verify(metadata: &Metadata, path: &std::path::Path) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let Some(record) = metadata.file(&name) else {
+/// `--up-to` without `--chain-id`: the newest complete chain that starts before the target (by
+/// LSN its `start_lsn`, by time the end of its base backup).
+fn chain_covering(dir: &BackupDir, stop: StopAt) -> Result<Chain> {
+    let chains = dir.chains()?;
+    let mut picked = None;
+    for c in chains.iter().rev().filter(|c| c.complete) {
+        // By time, the base must be finished before the target (metadata.json is written once
+        // it is): a base taken later may hold transactions committed after the target.
+        let covers = match stop {
+            StopAt::Time(t) => c.chain.read_metadata()?.created_at <= t,
+            StopAt::Lsn(l) => c.chain.read_metadata()?.start_lsn <= l,
+        };
+        if covers {
+            picked = Some(c.chain.clone());
+            break;
+        }
+    }
+    let target = match stop {
+        StopAt::Time(t) => format_commit_time(t),
+        StopAt::Lsn(l) => l.to_string(),
+    };
+    match picked {
+        Some(chain) => {
+            ui::say(&format!(
+                "Chose chain {} for --up-to {target}: the newest complete chain that starts before it",
+                chain.id
+            ));
+            Ok(chain)
+        }
+        None => Err(Error::backup(format!(
+            "no complete chain in \"{}\" covers --up-to {target}: every chain starts after it",
+            dir.root().display()
+        ))
+        .with_detail(describe_chains(dir))
+        .with_hint(
+            "A chain can restore only to points after its base was taken; choose a later --up-to.",
+        )),
+    }
+}
+
+/// Refuses a chain whose files are not whole, before anything touches the target.
+fn refuse_damage(
+    chain: &Chain,
+    root: &std::path::Path,
+    report: &verify::ChainReport,
+) -> Result<()> {
+    let Some(first) = report.problems.first() else {
         return Ok(());
     };
-    let (size, sha) = compress::file_digest(path).await?;
-    if size != record.size || sha != record.sha256 {
-        return Err(Error::backup(format!(
-            "file \"{}\" does not match metadata.json",
-            path.display()
-        ))
-        .with_detail(format!(
-            "Expected {} bytes with SHA-256 {}, found {size} bytes with SHA-256 {sha}.",
-            record.size, record.sha256
-        )));
-    }
-    Ok(())
+    let all: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.file, p.problem))
+        .collect();
+    Err(Error::backup(format!(
+        "chain {} is damaged: {}: {}",
+        chain.id, first.file, first.problem
+    ))
+    .with_detail(format!(
+        "Nothing was restored. Problems found before touching the target:\n{}",
+        all.join("\n")
+    ))
+    .with_hint(format!(
+        "Run pg_scribe --verify --backup-dir {} --chain-id {} for a full report; restore from another chain, or with --up-to a point before the damage.",
+        root.display(),
+        chain.id
+    )))
 }
 
 async fn connect_maintenance(params: &ConnParams) -> Result<Session> {
@@ -512,6 +587,27 @@ async fn restore_into(
                 "Every transaction in the chain is within --up-to {target}; {last}"
             )),
         }
+    }
+
+    if !inv.include_active
+        && report.stopped_before.is_none()
+        && let Some(a) = plan.active.as_ref().filter(|a| a.txns > 0)
+    {
+        let last = a
+            .last
+            .as_ref()
+            .map(|t| t.commit_time.clone())
+            .unwrap_or_default();
+        ui::warning_with(
+            &format!(
+                "active.sql holds {} committed transaction(s), up to commit time {last}, that were not applied",
+                ui::thousands(a.txns)
+            ),
+            Some(
+                "A restore applies the sealed differentials only, unless asked for the one being written.",
+            ),
+            Some("Restore again with --include-active to apply them too."),
+        );
     }
 
     if inv.sync_sequences {

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::storage::backup_dir::{BackupDir, ChainId};
+use crate::storage::backup_dir::{BackupDir, Chain, ChainId, DiffName};
 use crate::storage::compress::{self, Compression, Method};
 use crate::storage::control::{self, RotateAnswer, RotateRequest};
 use crate::storage::durable;
+use crate::storage::manifest;
 use crate::storage::pidfile::{self, Streamer};
 use crate::ui;
 
@@ -78,8 +79,8 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
             ..
         } => {
             ui::done(&format!("Found active chain: {chain}"));
-            let chain_dir = match chain.parse::<ChainId>() {
-                Ok(id) => dir.chain(id).dir,
+            let chain = match chain.parse::<ChainId>() {
+                Ok(id) => dir.chain(id),
                 Err(_) => {
                     return Err(Error::backup(format!(
                         "the streamer named an invalid chain \"{chain}\""
@@ -87,9 +88,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
                 }
             };
             let (name, size) = match inv.compress {
-                Some(c) if c.method != Method::None => {
-                    compress_sealed(&chain_dir, &sealed, c).await?
-                }
+                Some(c) if c.method != Method::None => compress_sealed(&chain, &sealed, c).await?,
                 _ => (sealed, size),
             };
             ui::done(&format!(
@@ -112,9 +111,11 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
 }
 
 /// Replace a sealed diff by its compressed form: write beside it under a temporary name,
-/// make it durable, rename, then remove the plain file. A crash in between leaves the plain
-/// file, which is what readers prefer when both exist.
-async fn compress_sealed(chain_dir: &Path, sealed: &str, c: Compression) -> Result<(String, u64)> {
+/// make it durable, rename, point its manifest at it, then remove the plain file. A crash in
+/// between leaves the plain file, which is what readers prefer when both exist (verification
+/// then checks the plain file's text against the manifest's content digest).
+async fn compress_sealed(chain: &Chain, sealed: &str, c: Compression) -> Result<(String, u64)> {
+    let chain_dir = &chain.dir;
     let plain = chain_dir.join(sealed);
     let name = format!("{sealed}{}", c.extension());
     let target = chain_dir.join(&name);
@@ -125,6 +126,8 @@ async fn compress_sealed(chain_dir: &Path, sealed: &str, c: Compression) -> Resu
         .map_err(|e| Error::io(crate::error::Situation::Backup, "open file", &plain, &e))?;
     let written = compress::write_stream(&mut input, &temp, c).await?;
     durable::rename_durable(&temp, &target)?;
+    let stored: DiffName = name.parse()?;
+    manifest::record_compressed(chain, stored, c, written.size, &written.sha256)?;
     std::fs::remove_file(&plain)
         .map_err(|e| Error::io(crate::error::Situation::Backup, "remove file", &plain, &e))?;
     durable::fsync_dir(chain_dir)?;

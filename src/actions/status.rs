@@ -67,7 +67,9 @@ pub struct Report {
     pub pg_scribe_version: &'static str,
     #[serde(with = "rfc3339")]
     pub checked_at: OffsetDateTime,
-    /// 0 healthy, 10 warnings (errors never produce a report).
+    /// `ok`, `warning` or `critical` (errors print `error`, see doc/status.md).
+    pub status: &'static str,
+    /// 0 healthy, 10 warnings, 3 or 4 critical.
     pub exit_code: u8,
     /// True when no server was named and only the directory was examined.
     pub offline: bool,
@@ -136,10 +138,10 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
 
     let limits: &StatusThresholds = &inv.thresholds;
     let found = warnings::evaluate(slot.as_ref(), dir.as_ref(), limits, checked_at);
-    let outcome = if found.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::Warnings
+    let outcome = match warnings::exit_code(&found) {
+        0 => Outcome::Success,
+        10 => Outcome::Warnings,
+        code => Outcome::Critical(code),
     };
     let free_warn_bytes = dir
         .as_ref()
@@ -149,6 +151,11 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
         format: FORMAT_VERSION,
         pg_scribe_version: crate::cli::VERSION,
         checked_at,
+        status: match outcome {
+            Outcome::Success => "ok",
+            Outcome::Warnings => "warning",
+            _ => "critical",
+        },
         exit_code: outcome.exit_code(),
         offline,
         server,
@@ -199,7 +206,13 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
     // A closed stdout (`| head`) must not hide the verdict: the exit code still tells it.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     for w in &report.warnings {
-        ui::warning(&w.message);
+        if w.severity == "critical" {
+            ui::error(
+                &Error::backup(w.message.clone()).with_hint(w.hint.clone().unwrap_or_default()),
+            );
+        } else {
+            ui::warning(&w.message);
+        }
     }
     Ok(outcome)
 }

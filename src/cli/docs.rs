@@ -18,8 +18,9 @@ pub const MAN_SECTIONS: &[(&str, &[&str])] = &[
     (
         "EXIT STATUS",
         &[
-            "0 success, 2 connection error, 3 replication slot error, 4 backup or restore error, \
-             5 invalid arguments or failed validation, 10 warnings (--status only).",
+            "0 success, 2 connection error, 3 replication slot error, 4 backup or restore error or \
+             a damaged backup (--verify), 5 invalid arguments or failed validation, 10 warnings \
+             (--status only; its critical problems exit 3 or 4).",
         ],
     ),
     (

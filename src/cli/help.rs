@@ -14,8 +14,8 @@ Usage:
 
 const OUTRO: &str = "
 Exit status: 0 success, 2 connection error, 3 replication slot error,
-4 backup/restore error, 5 invalid arguments or failed validation,
-10 warnings (--status only).
+4 backup/restore error or a damaged backup, 5 invalid arguments or failed
+validation, 10 warnings (--status only; its critical problems exit 3 or 4).
 
 Environment: PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGPASSFILE, PGSERVICE,
 PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGSSLCRL, PGAPPNAME, PGCONNECT_TIMEOUT and

@@ -44,6 +44,7 @@ pub enum Action {
     NewChain,
     Restore,
     Status,
+    Verify,
     Expire,
 }
 

@@ -63,6 +63,7 @@ pub(crate) const ROTATE_DIFF: Opt = switch("--rotate-diff", None);
 pub(crate) const NEW_CHAIN: Opt = switch("--new-chain", None);
 pub(crate) const RESTORE: Opt = switch("--restore", None);
 pub(crate) const STATUS: Opt = switch("--status", None);
+pub(crate) const VERIFY: Opt = switch("--verify", None);
 pub(crate) const EXPIRE: Opt = switch("--expire", None);
 
 pub(crate) const BACKUP_DIR: Opt = Opt {
@@ -147,7 +148,7 @@ macro_rules! default_slot {
 pub(crate) const DEFAULT_SLOT: &str = default_slot!();
 const SLOT_HELP: &str = concat!("replication slot name (default: ", default_slot!(), ")");
 
-use Action::{Expire, Init, NewChain, Restore, RotateDiff, Start, Status};
+use Action::{Expire, Init, NewChain, Restore, RotateDiff, Start, Status, Verify};
 use Section::{Actions, Connection, For, General};
 
 /// The options in `--help` order, section by section.
@@ -174,6 +175,11 @@ pub(crate) const TABLE: &[Row] = &[
     ),
     row(Actions, RESTORE, "restore a chain into a database"),
     row(Actions, STATUS, "report slot health, lag and backup chains"),
+    row(
+        Actions,
+        VERIFY,
+        "check that the backup's chains are whole (offline)",
+    ),
     row(
         Actions,
         EXPIRE,
@@ -314,6 +320,14 @@ pub(crate) const TABLE: &[Row] = &[
         "plain or json: timestamped log lines",
     ),
     //
+    row(For(Verify), BACKUP_DIR, "backup directory (required)"),
+    row(
+        For(Verify),
+        CHAIN_ID,
+        "verify only this chain (default: every chain)",
+    ),
+    row(For(Verify), JSON, "print the report as JSON on stdout"),
+    //
     row(
         Connection,
         DBNAME,
@@ -335,7 +349,9 @@ pub(crate) const TABLE: &[Row] = &[
 ];
 
 impl Action {
-    pub const ALL: [Action; 7] = [Init, Start, RotateDiff, NewChain, Restore, Status, Expire];
+    pub const ALL: [Action; 8] = [
+        Init, Start, RotateDiff, NewChain, Restore, Status, Verify, Expire,
+    ];
 
     pub(crate) fn opt(self) -> Opt {
         match self {
@@ -345,6 +361,7 @@ impl Action {
             NewChain => NEW_CHAIN,
             Restore => RESTORE,
             Status => STATUS,
+            Verify => VERIFY,
             Expire => EXPIRE,
         }
     }

@@ -141,7 +141,7 @@ impl ChainId {
     }
 
     /// The ID in a `chain-<ID>` directory name.
-    pub(crate) fn from_dir_name(name: &str) -> Option<ChainId> {
+    pub fn from_dir_name(name: &str) -> Option<ChainId> {
         name.strip_prefix(CHAIN_PREFIX)?.parse().ok().map(ChainId)
     }
 }

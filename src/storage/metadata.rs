@@ -74,6 +74,10 @@ pub struct Metadata {
     pub timeline: u32,
     pub compression: Compression,
     pub files: Vec<FileRecord>,
+    /// Every differential of this chain is sealed with a manifest (see `manifest`); false for
+    /// chains created before manifests existed, whose older differentials have none.
+    #[serde(default)]
+    pub manifests: bool,
     #[serde(with = "rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -168,6 +172,7 @@ pub(crate) mod tests {
                 size: 42,
                 sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
             }],
+            manifests: true,
             created_at: datetime!(2023-12-15 12:00:00.5 UTC),
         }
     }

@@ -27,6 +27,7 @@ use crate::storage::backup_dir::{Chain, DiffName};
 use crate::storage::diff_format::{self, Recovery, TxnHeader};
 use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
+use crate::storage::manifest;
 
 const WRITE_BUF: usize = 256 * 1024;
 
@@ -93,6 +94,9 @@ pub struct Sealed {
     pub path: PathBuf,
     pub size: u64,
     pub last_end_lsn: Option<Lsn>,
+    /// Why the manifest could not be written (the file itself is sealed and durable; verifying
+    /// the chain will report the missing manifest).
+    pub manifest_error: Option<String>,
 }
 
 fn open_append(path: &Path) -> Result<File> {
@@ -343,10 +347,18 @@ impl DiffWriter {
         self.out = BufWriter::with_capacity(WRITE_BUF, file);
         self.len = 0;
         self.last_byte_nl = true;
+        let manifest_error = if target.as_os_str().is_empty() {
+            None
+        } else {
+            manifest::write_for_sealed(chain, sealed)
+                .err()
+                .map(|e| e.to_string())
+        };
         Ok(Sealed {
             path: target,
             size,
             last_end_lsn: self.written,
+            manifest_error,
         })
     }
 

@@ -655,6 +655,9 @@ impl Streamer {
                     "Rotated differential: {name} ({})",
                     ui::size(sealed.size)
                 ));
+                if let Some(e) = &sealed.manifest_error {
+                    ui::warning(&format!("could not write the manifest of {name}: {e}"));
+                }
                 // Transactions queued behind the rotation are in the fresh active.sql already.
                 self.active_has_data = holds_after(self.written, sealed.last_end_lsn);
                 if let Some(diff_name) = diff_name {
@@ -696,6 +699,15 @@ impl Streamer {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default()
                 });
+                if let (Some(name), Some(e)) = (
+                    &sealed,
+                    report
+                        .sealed
+                        .as_ref()
+                        .and_then(|s| s.manifest_error.as_ref()),
+                ) {
+                    ui::warning(&format!("could not write the manifest of {name}: {e}"));
+                }
                 match &sealed {
                     Some(name) => ui::done(&format!("Sealed old chain {old_chain}: {name}")),
                     None => ui::done(&format!(

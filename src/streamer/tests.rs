@@ -68,6 +68,7 @@ async fn a_transaction_queued_behind_a_rotation_counts_as_data() {
         path: t.path().join("sealed.sql"),
         size: 10,
         last_end_lsn: Some(hdr(1).end_lsn),
+        manifest_error: None,
     };
     s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
     assert!(s.active_has_data);
@@ -77,6 +78,7 @@ async fn a_transaction_queued_behind_a_rotation_counts_as_data() {
         path: t.path().join("sealed2.sql"),
         size: 10,
         last_end_lsn: Some(hdr(2).end_lsn),
+        manifest_error: None,
     };
     s.on_event(Event::Rotated(sealed), &mut none).await.unwrap();
     assert!(!s.active_has_data);

@@ -6,7 +6,7 @@
 const MISUSE: &[(&[&str], &str)] = &[
     (
         &[],
-        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status or --expire",
+        "no action specified: use one of --init, --start, --rotate-diff, --new-chain, --restore, --status, --verify or --expire",
     ),
     (
         &["--init", "--start", "--backup-dir", "/nonexistent"],

@@ -16,3 +16,4 @@ mod restore;
 mod roundtrip;
 mod status;
 mod stream;
+mod verify;

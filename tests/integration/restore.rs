@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use pg_scribe::storage::backup_dir::{BackupDir, ChainId};
 use pg_scribe::storage::diff_format::{DiffScanner, TxnBounds};
+use pg_scribe::storage::manifest;
 
 use crate::harness::{Cluster, Streamer, bindir, pg_scribe, scratch_dir, stderr, wait_for_text};
 
@@ -58,6 +60,15 @@ fn write_private(path: &Path, data: &[u8]) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// Writes a sealed differential as the streamer would: the file, then its manifest.
+fn write_sealed(chain: &Path, name: &str, data: &[u8]) {
+    write_private(&chain.join(name), data);
+    let id = chain.file_name().unwrap().to_str().unwrap();
+    let chain = BackupDir::new(chain.parent().unwrap())
+        .chain(ChainId::from_dir_name(id).expect("a chain directory"));
+    manifest::write_for_sealed(&chain, name.parse().unwrap()).unwrap();
+}
+
 /// Writes `text` as `parts` sealed diffs (split between transactions), named after `first`+i s.
 fn write_diffs(chain: &Path, text: &str, parts: usize, first: u32) -> Vec<String> {
     let txns = transactions(text);
@@ -68,7 +79,7 @@ fn write_diffs(chain: &Path, text: &str, parts: usize, first: u32) -> Vec<String
         let from = group.first().unwrap().start as usize;
         let to = group.last().unwrap().end as usize;
         let name = format!("diff-20300101T{:06}Z.sql", first as usize + i);
-        write_private(&chain.join(&name), &text.as_bytes()[from..to]);
+        write_sealed(chain, &name, &text.as_bytes()[from..to]);
         names.push(name);
     }
     names
@@ -291,7 +302,8 @@ fn chain_and_target_refusals_exit_4() {
     let out = restore(&cluster, &dir, &["-d", "y", "--create"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("does not match metadata.json"), "{err}");
+    assert!(err.contains("base.sql: is "), "{err}");
+    assert!(err.contains("metadata.json records"), "{err}");
     assert!(!db_exists(&cluster, "y"));
     write_private(&base, &original);
 }
@@ -330,6 +342,11 @@ fn up_to_stops_at_the_right_transaction() {
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Chose chain")
+            && err.contains("the newest complete chain that starts before it"),
+        "{err}"
+    );
     assert_eq!(
         cluster.psql("by_lsn", "SELECT count(*), max(i) FROM n"),
         "5|5\n"
@@ -364,6 +381,25 @@ fn up_to_stops_at_the_right_transaction() {
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("covers --up-to 0/10"), "{err}");
+    assert!(!db_exists(&cluster, "early"));
+    // ... and with the chain named, the chain's own start is the limit.
+    let id = &chain.file_name().unwrap().to_string_lossy()["chain-".len()..];
+    let out = restore(
+        &cluster,
+        &dir,
+        &[
+            "-d",
+            "early",
+            "--create",
+            "--up-to",
+            "0/10",
+            "--chain-id",
+            id,
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("is before chain"), "{err}");
     assert!(!db_exists(&cluster, "early"));
 }
@@ -375,8 +411,9 @@ fn include_active_ignores_a_torn_tail_and_changes_no_file() {
     let txns = transactions(&text);
     // Transactions 1-6 sealed, 7-9 complete in active.sql, the 10th torn mid-way.
     let sealed_end = txns[5].end as usize;
-    write_private(
-        &chain.join("diff-20300101T000000Z.sql"),
+    write_sealed(
+        &chain,
+        "diff-20300101T000000Z.sql",
         &text.as_bytes()[..sealed_end],
     );
     let torn_at = txns[9].start as usize + (txns[9].end - txns[9].start) as usize / 2;
@@ -384,8 +421,18 @@ fn include_active_ignores_a_torn_tail_and_changes_no_file() {
     write_private(&chain.join("active.sql"), active);
 
     let out = restore(&cluster, &dir, &["-d", "sealed_only", "--create"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(cluster.psql("sealed_only", "SELECT count(*) FROM n"), "6\n");
+    // Nothing is left out silently.
+    let last = pg_scribe::storage::diff_format::format_commit_time(txns[8].header.commit_time);
+    assert!(
+        err.contains(&format!(
+            "warning: active.sql holds 3 committed transaction(s), up to commit time {last}, that were not applied"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--include-active"), "{err}");
 
     let out = restore(
         &cluster,
@@ -476,6 +523,7 @@ fn a_marker_or_a_failing_statement_stops_the_restore_and_drops_the_new_database(
     // A statement the server rejects: named with the file, xid and statement; nothing after it.
     for name in &names {
         std::fs::remove_file(chain.join(name)).unwrap();
+        std::fs::remove_file(chain.join(format!("{name}.manifest.json"))).unwrap();
     }
     let good: Vec<&TxnBounds> = txns.iter().filter(|t| t.header.xid != marker.xid).collect();
     let mut body = String::new();
@@ -488,7 +536,7 @@ fn a_marker_or_a_failing_statement_stops_the_restore_and_drops_the_new_database(
         1,
     );
     assert_ne!(broken, body);
-    write_private(&chain.join("diff-20300101T000000Z.sql"), broken.as_bytes());
+    write_sealed(&chain, "diff-20300101T000000Z.sql", broken.as_bytes());
     cluster.create_database("target");
     let out = restore(&cluster, &dir, &["-d", "target"]);
     let err = stderr(&out);
@@ -865,7 +913,7 @@ fn a_failure_inside_a_group_is_reported_exactly_and_nothing_after_it_commits() {
         1,
     );
     assert_ne!(broken, text);
-    write_private(&chain.join("diff-20300101T000000Z.sql"), broken.as_bytes());
+    write_sealed(&chain, "diff-20300101T000000Z.sql", broken.as_bytes());
 
     cluster.create_database("target");
     let out = restore(&cluster, &dir, &["-d", "target"]);
@@ -886,7 +934,7 @@ fn a_failure_inside_a_group_is_reported_exactly_and_nothing_after_it_commits() {
     );
 
     // Unbroken, the same transactions (inserts, then deletes merged by key) restore exactly.
-    write_private(&chain.join("diff-20300101T000000Z.sql"), text.as_bytes());
+    write_sealed(&chain, "diff-20300101T000000Z.sql", text.as_bytes());
     let out = restore(&cluster, &dir, &["-d", "whole", "--create"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(cluster.table_digests("whole"), cluster.table_digests("app"));
@@ -947,7 +995,7 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
         first,
         "DELETE FROM ONLY public.t WHERE id OPERATOR(pg_catalog.=) '5';",
     );
-    write_private(&chain.join(file), tampered.as_bytes());
+    write_sealed(&chain, file, tampered.as_bytes());
     cluster.create_database("target");
     let out = restore(&cluster, &dir, &["-d", "target"]);
     let err = stderr(&out);
@@ -987,7 +1035,7 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
         first,
         "DELETE FROM ONLY public.t WHERE id OPERATOR(pg_catalog.=) '15';",
     );
-    write_private(&chain.join(file), tampered.as_bytes());
+    write_sealed(&chain, file, tampered.as_bytes());
     let out = restore(&cluster, &dir, &["-d", "created", "--create"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -1013,7 +1061,7 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
         first,
         "DELETE FROM ONLY public.f WHERE ctid = (SELECT ctid FROM ONLY public.f WHERE a = '1' LIMIT 1);",
     );
-    write_private(&chain.join(file), tampered.as_bytes());
+    write_sealed(&chain, file, tampered.as_bytes());
     let out = restore(&cluster, &dir, &["-d", "created", "--create"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -1024,7 +1072,7 @@ fn a_row_change_that_matches_no_row_on_the_target_stops_the_restore() {
     );
 
     // Untouched, the same chain restores to the source.
-    write_private(&chain.join(file), text.as_bytes());
+    write_sealed(&chain, file, text.as_bytes());
     let out = restore(&cluster, &dir, &["-d", "whole", "--create"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(cluster.table_digests("whole"), cluster.table_digests("app"));

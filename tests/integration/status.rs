@@ -25,7 +25,11 @@ fn stdout(out: &Output) -> String {
 
 /// A cluster with database `app` and a backup directory initialized with slot `s`.
 fn initialized() -> (Cluster, PathBuf) {
-    let cluster = Cluster::start();
+    initialized_with(&[])
+}
+
+fn initialized_with(conf: &[&str]) -> (Cluster, PathBuf) {
+    let cluster = Cluster::start_with(conf);
     cluster.create_database("app");
     cluster.psql(
         "app",
@@ -457,7 +461,14 @@ fn a_missing_slot_exits_3_naming_the_slots_that_exist() {
     );
     let out = status(&cluster, &["--json"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(out.stdout.is_empty(), "errors print no report");
+    // No report, but a JSON document all the same: monitors always get one.
+    let e = json(&out);
+    assert_eq!(e["status"], "error");
+    assert_eq!(e["code"], 3);
+    assert_eq!(
+        e["message"],
+        "replication slot \"pg_scribe\" does not exist"
+    );
     assert_eq!(
         stderr(&out),
         "pg_scribe: error: replication slot \"pg_scribe\" does not exist\n\
@@ -491,7 +502,15 @@ fn an_unreachable_server_exits_2() {
         args.extend_from_slice(extra);
         let out = pg_scribe(&args, &[]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(out.stdout.is_empty());
+        if extra.is_empty() {
+            assert!(out.stdout.is_empty());
+        } else {
+            let e = json(&out);
+            assert_eq!(
+                (e["status"].as_str(), e["code"].as_u64()),
+                (Some("error"), Some(2))
+            );
+        }
         assert!(
             stderr(&out).starts_with(&format!(
                 "pg_scribe: error: connection to server at \"127.0.0.1\", port {port} failed: Connection refused\n"
@@ -617,4 +636,108 @@ fn offline_directory_report_flags_incomplete_chains() {
     // A directory that does not exist is an error (4), not an empty report.
     let out = pg_scribe(&["--status", "--backup-dir", "/nonexistent/backups"], &[]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+#[test]
+fn unreplayable_markers_and_a_lost_slot_are_critical() {
+    let (cluster, dir) = initialized_with(&["max_slot_wal_keep_size = 1MB"]);
+    let chain = only_chain(&dir);
+    let d = dir.to_str().unwrap();
+    // A change wal2sql cannot replay, in the stream as the streamer would write it.
+    cluster.psql(
+        "app",
+        "CREATE TABLE nokey (a int); ALTER TABLE nokey REPLICA IDENTITY NOTHING; INSERT INTO nokey VALUES (1)",
+    );
+    cluster.psql("app", "DELETE FROM nokey");
+    let text = cluster.psql(
+        "app",
+        "SELECT data FROM pg_logical_slot_get_changes('s', NULL, NULL)",
+    );
+    assert!(text.contains("wal2sql: cannot replay DELETE"), "{text}");
+    std::fs::write(chain.join("active.sql"), &text).unwrap();
+
+    let out = pg_scribe(&["--status", "--backup-dir", d], &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{}\n{err}", stdout(&out));
+    assert!(
+        err.contains("pg_scribe: error: chain ") && err.contains("holds 1 unreplayable marker(s) written since its base; the first in active.sql (xid "),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot replay DELETE on table public.nokey"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pg_scribe: hint: A restore of this chain stops at that transaction."),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("  Unreplayable markers: 1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = pg_scribe(&["--status", "--backup-dir", d, "--json"], &[]);
+    let r = json(&out);
+    assert_eq!(r["status"], "critical");
+    assert_eq!(r["exit_code"], 4);
+    assert!(
+        codes(&r).contains(&"unreplayable_marker".to_string()),
+        "{r}"
+    );
+    std::fs::remove_file(chain.join("active.sql")).unwrap();
+
+    // The slot loses WAL it needs: nothing streams it, and the server keeps only 1MB for it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster
+        .psql(
+            "app",
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 's'",
+        )
+        .trim()
+        != "lost"
+    {
+        assert!(Instant::now() < deadline, "the slot never lost its WAL");
+        cluster.psql(
+            "app",
+            "INSERT INTO t SELECT g, repeat('w', 200) FROM generate_series(100000 + (random() * 1e8)::int, 100000 + (random() * 1e8)::int + 5000) g ON CONFLICT DO NOTHING",
+        );
+        cluster.psql("app", "SELECT pg_switch_wal()");
+        cluster.psql("app", "CHECKPOINT");
+    }
+    let out = status(&cluster, &["--backup-dir", d, "--json"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let r = json(&out);
+    assert_eq!(r["status"], "critical");
+    let lost = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "wal_lost")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(lost["severity"], "critical");
+    assert!(
+        lost["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("--new-chain does not help"),
+        "{lost}"
+    );
+    // Distinct from a stopped streamer, which is only a warning.
+    assert!(
+        codes(&r).contains(&"streamer_not_running".to_string()),
+        "{r}"
+    );
+
+    // --new-chain refuses instead of creating a chain that could never stream.
+    let out = pg_scribe(&["--new-chain", "--backup-dir", d], &cluster.env("app"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("a new chain could never stream"), "{err}");
+    assert!(err.contains("pg_drop_replication_slot('s')"), "{err}");
+    assert_eq!(
+        BackupDir::new(&dir).chains().unwrap().len(),
+        1,
+        "no chain created"
+    );
 }

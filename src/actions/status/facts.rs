@@ -16,8 +16,10 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::pg::session::query_error;
 use crate::storage::backup_dir::{BackupDir, Chain, ChainInfo};
+use crate::storage::manifest::{self, Manifest};
 use crate::storage::pidfile::{self, Streamer};
 use crate::storage::space::{self, FsSpace};
+use crate::storage::verify::{self, MarkerAt};
 
 /// `OffsetDateTime` as RFC 3339 UTC text (`2023-12-15T12:00:00Z`), for JSON.
 pub mod rfc3339 {
@@ -154,6 +156,75 @@ pub struct ChainFacts {
     pub total_bytes: u64,
     /// Why `metadata.json` could not be read (an incomplete chain may have none).
     pub metadata_error: Option<String>,
+    /// wal2sql's unreplayable markers in the chain (sealed differentials' manifests, then
+    /// `active.sql`): a restore stops at the first.
+    pub markers: u64,
+    pub first_marker: Option<MarkerAt>,
+    /// What the last `--verify` found (its `verify.json`), if it ran.
+    pub last_verification: Option<LastVerification>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastVerification {
+    pub checked_at: String,
+    pub intact: bool,
+    pub problems: usize,
+    pub first_problem: Option<String>,
+}
+
+/// Markers of a complete chain: counted from the manifests (cheap) and by reading `active.sql`
+/// once (read only, so a live streamer's file is never touched). Differentials sealed before
+/// manifests existed are not read.
+fn markers(
+    chain: &Chain,
+    diffs: &[crate::storage::backup_dir::SealedDiff],
+) -> (u64, Option<MarkerAt>) {
+    let mut count = 0;
+    let mut first = None;
+    for d in diffs {
+        if let Ok(Some(m)) = Manifest::read(&manifest::manifest_path(chain, d.name)) {
+            count += m.markers;
+            if first.is_none()
+                && let Some(marker) = m.first_marker
+            {
+                first = Some(MarkerAt {
+                    file: d.name.to_string(),
+                    marker,
+                });
+            }
+        }
+    }
+    if chain.has_active()
+        && let Ok(s) = manifest::scan_plain(&chain.active_path(), None)
+    {
+        count += s.markers;
+        if first.is_none()
+            && let Some(marker) = s.first_marker
+        {
+            first = Some(MarkerAt {
+                file: crate::storage::backup_dir::ACTIVE_NAME.into(),
+                marker,
+            });
+        }
+    }
+    (count, first)
+}
+
+fn last_verification(chain: &Chain) -> Option<LastVerification> {
+    let v = verify::last_result(chain)?;
+    let problems = v["problems"].as_array().cloned().unwrap_or_default();
+    Some(LastVerification {
+        checked_at: v["checked_at"].as_str().unwrap_or_default().to_string(),
+        intact: v["intact"].as_bool().unwrap_or(false),
+        problems: problems.len(),
+        first_problem: problems.first().map(|p| {
+            format!(
+                "{}: {}",
+                p["file"].as_str().unwrap_or_default(),
+                p["problem"].as_str().unwrap_or_default()
+            )
+        }),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -360,7 +431,15 @@ fn chain_facts(info: &ChainInfo) -> Result<ChainFacts> {
         .into_iter()
         .chain(active_sql_bytes.and_then(|_| mtime(&active_path)))
         .max();
+    let (markers, first_marker) = if info.complete {
+        markers(chain, &diffs)
+    } else {
+        (0, None)
+    };
     Ok(ChainFacts {
+        markers,
+        first_marker,
+        last_verification: last_verification(chain),
         id: chain.id.to_string(),
         path: chain.dir.display().to_string(),
         complete: info.complete,

@@ -12,6 +12,7 @@ pub fn report() -> Report {
         format: super::FORMAT_VERSION,
         pg_scribe_version: "test",
         checked_at: datetime!(2024-01-02 00:00:00 UTC),
+        status: "ok",
         exit_code: 0,
         offline: false,
         server: Some(ServerFacts {
@@ -66,6 +67,9 @@ pub fn report() -> Report {
                 last_activity_at: None,
                 total_bytes: 15,
                 metadata_error: None,
+                markers: 0,
+                first_marker: None,
+                last_verification: None,
             }],
             total_bytes: 15,
             filesystem: Some(FsSpace {
@@ -87,6 +91,8 @@ pub fn report() -> Report {
 pub fn warning(code: &'static str, message: &str) -> Warning {
     Warning {
         code,
+        severity: "warning",
         message: message.into(),
+        hint: None,
     }
 }

@@ -175,6 +175,30 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
         let _ = writeln!(out, "  Last activity: {}", ago(t, now));
     }
     let _ = writeln!(out, "  Disk usage: {}", ui::size(c.total_bytes));
+    if c.markers > 0 {
+        let _ = writeln!(
+            out,
+            "  Unreplayable markers: {} (a restore stops at the first)",
+            c.markers
+        );
+    }
+    match &c.last_verification {
+        Some(v) if v.intact => {
+            let _ = writeln!(out, "  Last verification: intact ({})", v.checked_at);
+        }
+        Some(v) => {
+            let _ = writeln!(
+                out,
+                "  Last verification: DAMAGED ({}): {}",
+                v.checked_at,
+                v.first_problem.as_deref().unwrap_or("")
+            );
+        }
+        None if c.complete => {
+            let _ = writeln!(out, "  Last verification: never (pg_scribe --verify)");
+        }
+        None => {}
+    }
 }
 
 #[cfg(test)]

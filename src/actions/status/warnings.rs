@@ -9,15 +9,48 @@ use crate::cli::StatusThresholds;
 use crate::pg::replication::DEFAULT_PLUGIN;
 use crate::ui;
 
-/// One problem; `code` is stable for monitoring rules, `message` is for people.
+/// One problem; `code` is stable for monitoring rules, `message` is for people. `severity` is
+/// `warning` (exit 10) or `critical`: the backup cannot continue or cannot restore past a point
+/// (exit 3 for a lost slot, else 4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
     pub code: &'static str,
+    pub severity: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 fn warn(code: &'static str, message: String) -> Warning {
-    Warning { code, message }
+    Warning {
+        code,
+        severity: "warning",
+        message,
+        hint: None,
+    }
+}
+
+fn critical(code: &'static str, message: String, hint: String) -> Warning {
+    Warning {
+        code,
+        severity: "critical",
+        message,
+        hint: Some(hint),
+    }
+}
+
+/// The exit code of a verdict: 0, 10 for warnings, 3 when the slot lost its WAL, 4 for another
+/// critical problem.
+pub fn exit_code(found: &[Warning]) -> u8 {
+    if found.iter().any(|w| w.code == "wal_lost") {
+        3
+    } else if found.iter().any(|w| w.severity == "critical") {
+        4
+    } else if found.is_empty() {
+        0
+    } else {
+        10
+    }
 }
 
 pub(crate) fn evaluate(
@@ -56,10 +89,13 @@ fn slot_warnings(s: &SlotFacts, limits: &StatusThresholds, out: &mut Vec<Warning
         ));
     }
     match s.wal_status.as_deref() {
-        Some("lost") => out.push(warn(
+        Some("lost") => out.push(critical(
             "wal_lost",
             format!(
-                "replication slot \"{name}\" has lost WAL it needs (wal_status lost): streaming cannot resume; the backup needs a new slot and a new chain"
+                "replication slot \"{name}\" has lost WAL it needs (wal_status lost): streaming can never resume from it"
+            ),
+            format!(
+                "--new-chain does not help: a new chain streams from the same slot. Drop the slot (SELECT pg_drop_replication_slot('{name}')) and start a new backup with pg_scribe --init into a new, empty directory; the chains here stay restorable up to their last transaction."
             ),
         )),
         Some("unreserved") => out.push(warn(
@@ -148,6 +184,24 @@ fn dir_warnings(
             ),
         ));
     }
+    for c in &d.chains {
+        if let Some(v) = c.last_verification.as_ref().filter(|v| !v.intact) {
+            out.push(critical(
+                "verification_failed",
+                format!(
+                    "the last verification of chain {} ({}) found {} problem(s): {}",
+                    c.id,
+                    v.checked_at,
+                    v.problems,
+                    v.first_problem.as_deref().unwrap_or("")
+                ),
+                format!(
+                    "Run pg_scribe --verify --backup-dir {root} --chain-id {} for the full report; restore from an intact chain.",
+                    c.id
+                ),
+            ));
+        }
+    }
     for c in d.chains.iter().filter(|c| !c.complete) {
         out.push(warn(
             "incomplete_chain",
@@ -164,6 +218,26 @@ fn dir_warnings(
         ));
         return;
     };
+    if active.markers > 0 {
+        let first = active
+            .first_marker
+            .as_ref()
+            .map(|m| {
+                format!(
+                    "; the first in {} (xid {}, committed {}): {}",
+                    m.file, m.marker.xid, m.marker.commit_time, m.marker.message
+                )
+            })
+            .unwrap_or_default();
+        out.push(critical(
+            "unreplayable_marker",
+            format!(
+                "chain {} holds {} unreplayable marker(s) written since its base{first}",
+                active.id, active.markers
+            ),
+            "A restore of this chain stops at that transaction. Remove the cause (e.g. give the table a primary key or REPLICA IDENTITY FULL), then take a new base with pg_scribe --new-chain so that restores can go past it.".into(),
+        ));
+    }
     // Only a running streamer with something written can be expected to have sealed a diff.
     let has_data = active.diff_count > 0 || active.active_sql_bytes.unwrap_or(0) > 0;
     if st.is_running() && has_data {
@@ -228,6 +302,9 @@ mod tests {
             last_activity_at: None,
             total_bytes: 10,
             metadata_error: None,
+            markers: 0,
+            first_marker: None,
+            last_verification: None,
         }
     }
 
