@@ -40,6 +40,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
@@ -90,6 +91,12 @@ bool		w2s_internal = false;
 /* set by the sql_drop firing: were all dropped objects temporary? */
 static bool w2s_drop_seen = false;
 static bool w2s_drop_all_temp = false;
+
+/* set at ddl_command_start: CREATE TABLE (LIKE a temporary table) */
+static bool w2s_like_temp_seen = false;
+
+/* set by the sql_drop firing: what a DROP naming temporary objects becomes */
+static char *w2s_drop_rewrite = NULL;
 
 /* the same as W2SFrame.queued, for a statement run without the hook */
 static bool w2s_nohook_queued = false;
@@ -214,11 +221,14 @@ w2s_queue_ddl(const char *command, bool scs_off)
 static void
 w2s_queue_unreplayable(const char *tag, const char *reason, const char *text)
 {
-	char	   *shown = pnstrdup(text, 200);
+	int			len = strlen(text);
+	/* cut at a character boundary: half a character is invalid text */
+	int			cut = pg_mbcliplen(text, len, 200);
+	char	   *shown = pnstrdup(text, cut);
 
 	w2s_queue_insert("unreplayable", NULL, NULL, NULL,
 					 psprintf("%s statement %s: %s%s",
-							  tag, reason, shown, strlen(text) > 200 ? "..." : ""));
+							  tag, reason, shown, cut < len ? "..." : ""));
 }
 
 #define W2S_REASON_NO_TEXT \
@@ -682,8 +692,8 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
  * it alter?
  */
 static void
-w2s_collected_commands(bool *all_temp, List **created, List **altered,
-					   List **index_tables)
+w2s_collected_commands(bool *all_temp, bool *on_temp, List **created,
+					   List **altered, List **index_tables)
 {
 	int			ret;
 	uint64		i;
@@ -691,12 +701,36 @@ w2s_collected_commands(bool *all_temp, List **created, List **altered,
 	int			ntemp = 0;
 
 	*all_temp = false;
+	*on_temp = false;
 	*created = NIL;
 	*altered = NIL;
 	*index_tables = NIL;
-	ret = SPI_execute("SELECT objid, object_type, command_tag, schema_name "
-					  "FROM pg_catalog.pg_event_trigger_ddl_commands()",
-					  true, 0);
+	/*
+	 * Triggers, rules, policies, defaults and constraints have no schema of
+	 * their own: their table's says whether they are temporary (column 5).
+	 * Column 6: does the object depend on one of this session's temporary
+	 * objects (a permanent domain over a temporary type ...)?
+	 */
+	ret = SPI_execute("SELECT c.objid, c.object_type, c.command_tag, c.schema_name,"
+					  " (SELECT r.relnamespace FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=)"
+					  "  CASE c.classid"
+					  "  WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT x.tgrelid FROM pg_catalog.pg_trigger x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT x.ev_class FROM pg_catalog.pg_rewrite x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT x.polrelid FROM pg_catalog.pg_policy x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT x.adrelid FROM pg_catalog.pg_attrdef x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN (SELECT x.conrelid FROM pg_catalog.pg_constraint x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  END),"
+					  " pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 AND EXISTS (SELECT FROM pg_catalog.pg_depend d"
+					  "  WHERE d.classid OPERATOR(pg_catalog.=) c.classid AND d.objid OPERATOR(pg_catalog.=) c.objid"
+					  "  AND d.deptype OPERATOR(pg_catalog.=) 'n' AND ("
+					  "   (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT FROM pg_catalog.pg_type x"
+					  "     WHERE x.oid OPERATOR(pg_catalog.=) d.refobjid AND x.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()))"
+					  "   OR (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND EXISTS (SELECT FROM pg_catalog.pg_class x"
+					  "     WHERE x.oid OPERATOR(pg_catalog.=) d.refobjid AND x.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()))"
+					  "   OR (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND EXISTS (SELECT FROM pg_catalog.pg_proc x"
+					  "     WHERE x.oid OPERATOR(pg_catalog.=) d.refobjid AND x.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()))))"
+					  " FROM pg_catalog.pg_event_trigger_ddl_commands() c",
+					  false, 0);	/* a new snapshot sees this statement's catalog rows */
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "wal2sql: could not read pg_event_trigger_ddl_commands()");
 
@@ -709,12 +743,19 @@ w2s_collected_commands(bool *all_temp, List **created, List **altered,
 		char	   *objtype = SPI_getvalue(tup, desc, 2);
 		char	   *cmdtag = SPI_getvalue(tup, desc, 3);
 		char	   *schema = SPI_getvalue(tup, desc, 4);
+		bool		relnsp_null;
+		Datum		relnsp = SPI_getbinval(tup, desc, 5, &relnsp_null);
+		char	   *deps = SPI_getvalue(tup, desc, 6);
 
 		n++;
-		if (schema != NULL &&
-			(strcmp(schema, "pg_temp") == 0 ||
-			 isAnyTempNamespace(get_namespace_oid(schema, true))))
+		if (!relnsp_null && isAnyTempNamespace(DatumGetObjectId(relnsp)))
 			ntemp++;
+		else if (schema != NULL &&
+				 (strcmp(schema, "pg_temp") == 0 ||
+				  isAnyTempNamespace(get_namespace_oid(schema, true))))
+			ntemp++;
+		else if (deps != NULL && strcmp(deps, "t") == 0)
+			*on_temp = true;
 		if (objtype != NULL && strcmp(objtype, "table") == 0 &&
 			cmdtag != NULL &&
 			(strcmp(cmdtag, "CREATE TABLE") == 0 ||
@@ -1081,6 +1122,9 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	Node	   *parsetree;
 	const char *tag;
 	bool		all_temp;
+	bool		on_temp;
+	char	   *drop_rewrite;
+	bool		like_temp;
 	List	   *created;
 	List	   *altered;
 	List	   *index_tables;
@@ -1107,6 +1151,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (strcmp(trigdata->event, "ddl_command_start") == 0)
 	{
 		w2s_drop_seen = false;
+		w2s_drop_rewrite = NULL;
+		w2s_like_temp_seen = w2s_like_temp(parsetree);
 		list_free(w2s_dropped_index_tables);
 		w2s_dropped_index_tables = NIL;
 		if (w2s_ctas_is_table(parsetree))
@@ -1155,6 +1201,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 		/* dropped permanent relations: forget them */
 		if (relations)
 			w2s_auto_full_dropped();
+		if (IsA(parsetree, DropStmt))
+			w2s_drop_rewrite = w2s_drop_permanent_part((DropStmt *) parsetree);
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
@@ -1180,11 +1228,21 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wal2sql: SPI_connect failed");
-	w2s_collected_commands(&all_temp, &created, &altered, &index_tables);
+	w2s_collected_commands(&all_temp, &on_temp, &created, &altered, &index_tables);
 
-	if (IsA(parsetree, DropStmt) && w2s_drop_seen && w2s_drop_all_temp)
-		all_temp = true;
+	drop_rewrite = NULL;
+	if (IsA(parsetree, DropStmt) && w2s_drop_seen)
+	{
+		if (w2s_drop_all_temp)
+			all_temp = true;
+		drop_rewrite = w2s_drop_rewrite;
+		if (drop_rewrite != NULL && drop_rewrite[0] == '\0')
+			all_temp = true;
+	}
 	w2s_drop_seen = false;
+	w2s_drop_rewrite = NULL;
+	like_temp = w2s_like_temp_seen && IsA(parsetree, CreateStmt);
+	w2s_like_temp_seen = false;
 
 	/* an identity set by the user is the user's: forget wal2sql's FULL */
 	explicit_identity = w2s_replica_identity_target(parsetree);
@@ -1193,7 +1251,40 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (!all_temp)
 	{
-		w2s_queue_statement(trigdata, tag);
+		bool	   *queued = w2s_queued_flag();
+
+		if (*queued)
+			;					/* queued already (table_rewrite) */
+		else if (on_temp)
+		{
+			/* dropped with the session's temporary objects, and no DDL says so */
+			*queued = true;
+			w2s_queue_unreplayable(tag, "that makes a permanent object depend on a temporary one",
+								   debug_query_string ? debug_query_string : "");
+		}
+		else if (drop_rewrite != NULL)
+		{
+			/* the permanent part of a DROP naming temporary objects too */
+			*queued = true;
+			w2s_queue_ddl(drop_rewrite, false);
+		}
+		else if (like_temp)
+		{
+			/* LIKE a temporary table: the replay has no such table */
+			ListCell   *lc;
+			List	   *stmts = NIL;
+
+			*queued = true;
+			if (list_length(created) == 1)
+				stmts = w2s_table_from_catalog(linitial_oid(created));
+			if (stmts == NIL)
+				w2s_queue_unreplayable(tag, "that copies a temporary table",
+									   debug_query_string ? debug_query_string : "");
+			foreach(lc, stmts)
+				w2s_queue_ddl((char *) lfirst(lc), false);	/* generated */
+		}
+		else
+			w2s_queue_statement(trigdata, tag);
 		w2s_queue_missing_values(parsetree, w2s_with_inheritors(altered));
 
 		if (wal2sql_auto_replica_identity)

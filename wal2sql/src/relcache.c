@@ -47,6 +47,21 @@
 /* Relation cache, kept for the lifetime of the backend. */
 static HTAB *w2s_relcache = NULL;
 static MemoryContext w2s_relcache_cxt = NULL;
+
+/*
+ * Entries invalidated since the last sweep.  Invalidated entries are freed
+ * (not only marked) so that dropped tables do not pile up: any role can
+ * create and drop tables without end.  Freeing waits for w2s_get_entry,
+ * because invalidation callbacks can run while an entry is being built or
+ * used (catalog access accepts invalidations).
+ */
+static int	w2s_relcache_ninvalid = 0;
+
+/*
+ * Generations are unique across entries: an evicted and re-created entry
+ * must not reuse one a pending multi-row INSERT still names.
+ */
+static uint32 w2s_relcache_generation = 0;
 /* ---------------------------------------------------------------------
  * Relation cache
  * ---------------------------------------------------------------------
@@ -65,14 +80,46 @@ w2s_relcache_invalidate(Datum arg, Oid relid)
 	if (OidIsValid(relid))
 	{
 		entry = hash_search(w2s_relcache, &relid, HASH_FIND, NULL);
-		if (entry != NULL)
+		if (entry != NULL && entry->valid)
+		{
 			entry->valid = false;
+			w2s_relcache_ninvalid++;
+		}
 		return;
 	}
 
 	hash_seq_init(&status, w2s_relcache);
 	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->valid)
+			w2s_relcache_ninvalid++;
 		entry->valid = false;
+	}
+}
+
+/*
+ * Free the invalidated entries.  Called only where no entry pointer is
+ * held: an entry of a live table is simply built again when next used.
+ */
+static void
+w2s_relcache_sweep(void)
+{
+	HASH_SEQ_STATUS status;
+	W2SRelEntry *entry;
+
+	if (w2s_relcache_ninvalid == 0)
+		return;
+	w2s_relcache_ninvalid = 0;
+	hash_seq_init(&status, w2s_relcache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->valid)
+			continue;
+		if (entry->cxt != NULL)
+			MemoryContextDelete(entry->cxt);
+		/* removing the current element keeps the scan valid */
+		hash_search(w2s_relcache, &entry->relid, HASH_REMOVE, NULL);
+	}
 }
 
 /* Schema change callback: a renamed schema changes every qualified name, rebuild all. */
@@ -293,7 +340,7 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 	entry->insert_prefix = buf.data;
 
 	MemoryContextSwitchTo(oldcxt);
-	entry->generation++;
+	entry->generation = ++w2s_relcache_generation;
 	entry->valid = true;
 }
 
@@ -304,6 +351,7 @@ w2s_get_entry(Relation rel)
 	W2SRelEntry *entry;
 	bool		found;
 
+	w2s_relcache_sweep();
 	entry = hash_search(w2s_relcache, &relid, HASH_ENTER, &found);
 	if (!found)
 	{
