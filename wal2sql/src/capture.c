@@ -48,11 +48,13 @@
 #include "storage/bufmgr.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+#include "parser/gram.h"
 #include "parser/scansup.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -203,6 +205,90 @@ w2s_current_search_path(void)
 }
 
 /*
+ * Does the text hold a string constant?  Only string constants are read
+ * with the date, time, interval and money input settings.
+ */
+static bool
+w2s_has_string_constant(const char *text, bool scs_off)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			token;
+	volatile bool found = false;
+	bool		saved = standard_conforming_strings;
+	bool		saved_warning = escape_string_warning;
+
+	standard_conforming_strings = !scs_off;
+	escape_string_warning = false;
+	PG_TRY();
+	{
+		scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+		while (!found && (token = core_yylex(&yylval, &yylloc, scanner)) != 0)
+			found = (token == SCONST || token == USCONST);
+		scanner_finish(scanner);
+	}
+	PG_FINALLY();
+	{
+		standard_conforming_strings = saved;
+		escape_string_warning = saved_warning;
+	}
+	PG_END_TRY();
+	return found;
+}
+
+/*
+ * Settings that change what DDL text means, with the value the replay
+ * session has (see src/replay/session.rs): written before a statement when
+ * the source's value differs.  The input settings matter only to
+ * statements holding a string constant.
+ */
+static const struct
+{
+	const char *name;
+	const char *replay_value;
+	bool		input;			/* read by the input of string constants */
+}			w2s_ddl_gucs[] = {
+	{"DateStyle", "ISO, MDY", true},
+	{"IntervalStyle", "postgres", true},
+	{"TimeZone", "UTC", true},
+	{"lc_monetary", "C", true},
+	{"xmloption", "content", true},
+	{"default_tablespace", "", false},
+	{"default_table_access_method", "heap", false},
+};
+
+/* The SET LOCAL statements a DDL statement needs before it, or NULL. */
+static char *
+w2s_ddl_settings(const char *command, bool scs_off)
+{
+	StringInfoData buf;
+	bool		strings = w2s_has_string_constant(command, scs_off);
+	int			i;
+
+	initStringInfo(&buf);
+	if (scs_off)
+		appendStringInfoString(&buf, "SET LOCAL standard_conforming_strings = off;");
+	for (i = 0; i < lengthof(w2s_ddl_gucs); i++)
+	{
+		const char *value;
+
+		if (w2s_ddl_gucs[i].input && !strings)
+			continue;
+		value = GetConfigOption(w2s_ddl_gucs[i].name, false, false);
+		if (value == NULL || strcmp(value, w2s_ddl_gucs[i].replay_value) == 0)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, ' ');
+		/* E'' when needed: the replay reads this with standard strings on */
+		appendStringInfo(&buf, "SET LOCAL %s = %s;", w2s_ddl_gucs[i].name,
+						 quote_literal_cstr(value));
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+/*
  * Queue a DDL statement with the settings needed to replay it: the
  * search_path and role it ran with, and standard_conforming_strings as it
  * was when the statement was parsed (scs_off).
@@ -213,7 +299,7 @@ w2s_queue_ddl(const char *command, bool scs_off)
 	w2s_queue_insert("ddl",
 					 w2s_current_search_path(),
 					 GetUserNameFromId(GetUserId(), false),
-					 scs_off ? "SET LOCAL standard_conforming_strings = off;" : NULL,
+					 w2s_ddl_settings(command, scs_off),
 					 command);
 }
 
