@@ -184,6 +184,42 @@ w2s_fill_equality(W2SColumn *col, Oid typid)
 }
 
 /*
+ * Is "=" of this type identity (equal values have the same text form)?
+ * Only for the built-in types known to be so, and text types under a
+ * deterministic collation; not numeric (1.0 = 1.00), float (0 = -0),
+ * interval ('1 day' = '24 hours'), jsonb, arrays, composites, ranges,
+ * geometric types (box "=" compares areas), or types made by users.
+ */
+static bool
+w2s_equality_is_identity(Oid typid, Oid collation)
+{
+	typid = getBaseType(typid);
+	switch (typid)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NAMEOID:
+		case BYTEAOID:
+		case UUIDOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case CASHOID:
+			return true;
+		case TEXTOID:
+		case VARCHAROID:
+			return !OidIsValid(collation) || get_collation_isdeterministic(collation);
+		default:
+			return get_typtype(typid) == TYPTYPE_ENUM;
+	}
+}
+
+/*
  * Does the text form of a value of this type depend on lc_monetary?  True
  * for money and anything built on it (arrays, domains, composites, ranges).
  */
@@ -286,6 +322,13 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 		getTypeOutputInfo(att->atttypid, &outfn, &col->varlena);
 		fmgr_info_cxt(outfn, &col->out, entry->cxt);
 		w2s_fill_equality(col, att->atttypid);
+		col->exact_text = col->eq_kind != W2S_EQ_TEXT &&
+			!w2s_equality_is_identity(att->atttypid, att->attcollation);
+		/* a literal compared with a domain is not typed by the operator */
+		col->cast = get_typtype(att->atttypid) == TYPTYPE_DOMAIN ?
+			psprintf("::%s", format_type_extended(att->atttypid, att->atttypmod,
+												  FORMAT_TYPE_TYPEMOD_GIVEN |
+												  FORMAT_TYPE_FORCE_QUALIFY)) : NULL;
 		col->byval = att->attbyval;
 		col->typlen = att->attlen;
 		entry->uses_money |= w2s_type_uses_money(att->atttypid, 0);
