@@ -773,13 +773,45 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
  */
 
 /*
+ * When no command was collected (statements run inside REFRESH
+ * MATERIALIZED VIEW, whose commands PostgreSQL does not collect): the
+ * table a CREATE TABLE made and whether an ALTER/CREATE TABLE is on a
+ * temporary table, from the statement itself.
+ */
+static void
+w2s_parsetree_targets(Node *parsetree, bool *all_temp, List **created)
+{
+	RangeVar   *rv = NULL;
+	Oid			relid;
+
+	if (IsA(parsetree, CreateStmt))
+		rv = ((CreateStmt *) parsetree)->relation;
+	else if (IsA(parsetree, AlterTableStmt))
+		rv = ((AlterTableStmt *) parsetree)->relation;
+	if (rv == NULL)
+		return;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		*all_temp = true;
+	else if (IsA(parsetree, CreateStmt))
+	{
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		*created = lappend_oid(*created, relid);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
  * Look at the commands of this DDL: are they all on temporary objects,
  * which tables did it create or alter, and the tables of which indexes did
  * it alter?
  */
 static void
-w2s_collected_commands(bool *all_temp, bool *on_temp, List **created,
-					   List **altered, List **index_tables)
+w2s_collected_commands(Node *parsetree, bool *all_temp, bool *on_temp,
+					   List **created, List **altered, List **index_tables)
 {
 	int			ret;
 	uint64		i;
@@ -876,6 +908,8 @@ w2s_collected_commands(bool *all_temp, bool *on_temp, List **created,
 		}
 	}
 	*all_temp = (n > 0 && ntemp == n);
+	if (n == 0)
+		w2s_parsetree_targets(parsetree, all_temp, created);
 }
 
 /* Statements never written to the stream (subscriptions). */
@@ -1307,14 +1341,15 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (w2s_skipped_statement(parsetree))
 		PG_RETURN_NULL();
 
-	/* commands run internally by REFRESH MATERIALIZED VIEW CONCURRENTLY */
-	if (w2s_depth >= 2 &&
-		w2s_frames[w2s_depth - 2].tag == T_RefreshMatViewStmt)
-		PG_RETURN_NULL();
+	/*
+	 * Commands run inside REFRESH MATERIALIZED VIEW are captured like any
+	 * other: those of CONCURRENTLY work on temporary tables (not captured),
+	 * those of functions the view's query calls are DDL like any.
+	 */
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wal2sql: SPI_connect failed");
-	w2s_collected_commands(&all_temp, &on_temp, &created, &altered, &index_tables);
+	w2s_collected_commands(parsetree, &all_temp, &on_temp, &created, &altered, &index_tables);
 
 	drop_rewrite = NULL;
 	if (IsA(parsetree, DropStmt) && w2s_drop_seen)
