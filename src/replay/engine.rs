@@ -666,7 +666,7 @@ impl<'a> Engine<'a> {
             let mut k = i;
             while k < j {
                 if t.stmts[k].kind == Kind::Ddl {
-                    self.send_message(t, k, k + 1).await?;
+                    self.send_ddl(t, k).await?;
                     self.client
                         .batch_execute(&self.session_sql)
                         .await
@@ -707,6 +707,52 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Sends one captured DDL statement. A role's CREATE or DROP (captured since roles made
+    /// between rotations are in no globals dump) may meet the role as the target already has it
+    /// (a later globals dump, another database of the same server): that conflict is a note and
+    /// the statement is skipped, inside a savepoint so the transaction goes on.
+    async fn send_ddl(&mut self, t: &Txn, k: usize) -> Result<()> {
+        let text = self.utf8(t, &t.buf[t.stmts[k].start..t.stmts[k].end])?;
+        let Some(tolerated) = role_conflict_state(text) else {
+            return self.send_message(t, k, k + 1).await;
+        };
+        self.client
+            .batch_execute("SAVEPOINT pg_scribe_role")
+            .await
+            .map_err(|e| self.own_error(t, "setting a savepoint before role DDL", e))?;
+        match self.client.simple_query(text).await {
+            Ok(_) => {}
+            Err(e) if e.code().map(|c| c.code()) == Some(tolerated) => {
+                let message = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT pg_scribe_role")
+                    .await
+                    .map_err(|e| self.own_error(t, "skipping role DDL", e))?;
+                crate::ui::say(&format!(
+                    "{}: note: {} (transaction {}, statement skipped)",
+                    crate::ui::PROGNAME,
+                    message,
+                    t.header.xid
+                ));
+            }
+            Err(_) => {
+                // Sent again to be reported (located, with its excerpt) like any DDL error.
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT pg_scribe_role")
+                    .await
+                    .map_err(|e| self.own_error(t, "reporting a role DDL error", e))?;
+                return self.send_message(t, k, k + 1).await;
+            }
+        }
+        self.client
+            .batch_execute("RELEASE SAVEPOINT pg_scribe_role")
+            .await
+            .map_err(|e| self.own_error(t, "releasing the savepoint after role DDL", e))
     }
 
     /// An error of a statement of pg_scribe's own between the transaction's statements.
@@ -810,9 +856,49 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// The SQLSTATE a role statement may meet on a target that already reflects it: 42710
+/// (duplicate_object) for `CREATE ROLE|USER|GROUP`, 42704 (undefined_object) for `DROP
+/// ROLE|USER|GROUP`; `None` for any other statement. Only the statement's first two words are
+/// read; anything else (a leading comment …) fails as any DDL does.
+fn role_conflict_state(text: &str) -> Option<&'static str> {
+    let mut words = text
+        .split_ascii_whitespace()
+        .map(|w| w.to_ascii_uppercase());
+    let first = words.next()?;
+    let second = words.next()?;
+    if !matches!(second.trim_end_matches(';'), "ROLE" | "USER" | "GROUP") {
+        return None;
+    }
+    match first.as_str() {
+        "CREATE" => Some("42710"),
+        "DROP" => Some("42704"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_statements_that_may_conflict() {
+        assert_eq!(super::role_conflict_state("CREATE ROLE r;"), Some("42710"));
+        assert_eq!(
+            super::role_conflict_state("create\n user r login;"),
+            Some("42710")
+        );
+        assert_eq!(
+            super::role_conflict_state("DROP ROLE IF EXISTS a, b;"),
+            Some("42704")
+        );
+        assert_eq!(super::role_conflict_state("drop group g;"), Some("42704"));
+        assert_eq!(
+            super::role_conflict_state("CREATE TABLE role (a int);"),
+            None
+        );
+        assert_eq!(super::role_conflict_state("ALTER ROLE r LOGIN;"), None);
+        assert_eq!(super::role_conflict_state("/* c */ CREATE ROLE r;"), None);
+    }
 
     #[test]
     fn literals_and_excerpts() {

@@ -705,6 +705,48 @@ w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
 	return W2S_SCS_UNKNOWN;
 }
 
+/*
+ * Statements on roles fire no event trigger (roles are shared by all
+ * databases), yet the database's objects depend on them: grants, owners,
+ * policies.  Run in the backed-up database, they are captured here, after
+ * they succeeded, in order with the other DDL.  They replay as the role
+ * that ran them (SET ROLE), so the replay checks the same rights
+ * (CREATEROLE, ADMIN OPTION) the source did.
+ */
+static bool
+w2s_is_role_statement(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateRoleStmt:
+		case T_AlterRoleStmt:
+		case T_AlterRoleSetStmt:
+		case T_DropRoleStmt:
+		case T_GrantRoleStmt:
+		case T_ReassignOwnedStmt:
+			return true;
+		case T_RenameStmt:
+			return ((RenameStmt *) parsetree)->renameType == OBJECT_ROLE;
+		default:
+			return false;
+	}
+}
+
+/* Queue a statement on roles that just succeeded (see w2s_is_role_statement). */
+static void
+w2s_queue_role_statement(Node *parsetree)
+{
+	CommandTag	tag = CreateCommandTag(parsetree);
+	bool		scs_off;
+	char	   *text = w2s_current_statement(tag, &scs_off);
+
+	if (text == NULL)
+		w2s_queue_unreplayable(GetCommandTagName(tag), W2S_REASON_NO_TEXT,
+							   debug_query_string ? debug_query_string : "");
+	else
+		w2s_queue_ddl(text, scs_off);
+}
+
 /* ProcessUtility hook: track each statement's text and parse settings. */
 static void
 w2s_utility(W2S_UTILITY_ARGS_DECL)
@@ -759,6 +801,8 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
 			w2s_prev_utility(W2S_UTILITY_ARGS);
 		else
 			standard_ProcessUtility(W2S_UTILITY_ARGS);
+		if (w2s_is_role_statement(parsetree) && w2s_capture_active())
+			w2s_queue_role_statement(parsetree);
 	}
 	PG_FINALLY();
 	{
