@@ -6,6 +6,7 @@ mod harness;
 mod attacks;
 mod cli;
 mod connection;
+mod corpus;
 mod init;
 mod new_chain;
 mod replication;
