@@ -83,6 +83,8 @@ struct Raw {
     up_to: Option<String>,
     #[arg(long = "no-sync-sequences")]
     no_sync_sequences: bool,
+    #[arg(long = "keep-going")]
+    keep_going: bool,
     #[arg(long)]
     json: bool,
     #[arg(long = "lag-warn")]
@@ -134,6 +136,7 @@ impl Action {
                 "--include-active",
                 "--up-to",
                 "--no-sync-sequences",
+                "--keep-going",
             ],
             Action::Status => &[
                 "--backup-dir",
@@ -180,6 +183,8 @@ pub struct Invocation {
     /// `--up-to`: stop before the first transaction committed later than this.
     pub up_to: Option<StopAt>,
     pub sync_sequences: bool,
+    /// `--keep-going`: a failing transaction is skipped (rolled back) and listed at the end.
+    pub keep_going: bool,
     pub json: bool,
     /// `--status` warning thresholds.
     pub thresholds: StatusThresholds,
@@ -264,6 +269,7 @@ Options for --restore:
       --include-active       also apply active.sql, without a torn last transaction
       --up-to=TIMESTAMP|LSN  stop before the first transaction committed later
       --no-sync-sequences    do not set sequences at the end
+      --keep-going           skip each failing transaction, list them at the end (exit 4)
 
 Options for --status:
       --slot=SLOTNAME        replication slot name (default: {DEFAULT_SLOT})
@@ -399,6 +405,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         ("--include-active", raw.include_active),
         ("--up-to", raw.up_to.is_some()),
         ("--no-sync-sequences", raw.no_sync_sequences),
+        ("--keep-going", raw.keep_going),
         ("--json", raw.json),
         ("--lag-warn", raw.lag_warn.is_some()),
         ("--retained-warn", raw.retained_warn.is_some()),
@@ -492,6 +499,7 @@ fn validate(raw: Raw) -> Result<Parsed> {
         include_active: raw.include_active,
         up_to,
         sync_sequences: !raw.no_sync_sequences,
+        keep_going: raw.keep_going,
         json: raw.json,
         thresholds,
     })))

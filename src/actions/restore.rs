@@ -380,13 +380,18 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         signal = crate::actions::base::interrupted() => Err(Error::backup(format!("restore interrupted by {signal}"))),
     };
     match result {
-        Ok(()) => {
+        Ok(0) => {
             ui::say(&format!(
                 "Restore complete (took {})",
                 ui::duration_text(started.elapsed())
             ));
             Ok(Outcome::Success)
         }
+        // --keep-going: the database stays, with everything that applied.
+        Ok(skipped) => Err(Error::backup(format!(
+            "{skipped} transaction(s) could not be applied and were skipped"
+        ))
+        .with_detail("Each is listed above with its file, transaction and error; everything else was applied.")),
         Err(err) => {
             if inv.create {
                 let drop = format!(
@@ -451,7 +456,7 @@ async fn restore_into(
     plan: &Plan,
     params: &ConnParams,
     server_num: u32,
-) -> Result<()> {
+) -> Result<usize> {
     let major = server_num / 10000;
 
     // Globals: statement by statement (no ON_ERROR_STOP); an object that exists is a note.
@@ -501,6 +506,7 @@ async fn restore_into(
         !inv.sync_sequences,
         &plan.metadata.encoding,
     );
+    engine.keep_going = inv.keep_going;
     let apply_started = Instant::now();
     let applied = async {
         for file in &plan.diffs {
@@ -588,7 +594,15 @@ async fn restore_into(
             "Re-enabled {restored} trigger(s), rule(s) or event trigger(s) in their recorded state"
         ));
     }
-    Ok(())
+    // --keep-going: every skipped transaction, as the error that stopped it.
+    for e in &engine.report.skipped {
+        ui::warning_with(
+            &format!("skipped: {}", e.message),
+            e.detail.as_deref(),
+            e.hint.as_deref(),
+        );
+    }
+    Ok(engine.report.skipped.len())
 }
 
 #[cfg(test)]

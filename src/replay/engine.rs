@@ -92,6 +92,8 @@ pub struct Report {
     pub stopped_before: Option<TxnHeader>,
     /// `--include-active`: bytes of an unfinished transaction (and its xid) left out.
     pub ignored_tail: Option<(u64, Option<u32>)>,
+    /// `--keep-going`: the transactions skipped, each with its error (file, xid, statement).
+    pub skipped: Vec<Error>,
 }
 
 enum Flow {
@@ -143,6 +145,8 @@ pub struct Engine<'a> {
     progress: Progress,
     /// The session's own settings, sent again after every captured DDL.
     session_sql: String,
+    /// `--keep-going`: a transaction that fails is rolled back, recorded and skipped.
+    pub keep_going: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -172,6 +176,7 @@ impl<'a> Engine<'a> {
             report: Report::default(),
             progress: Progress::new(total),
             session_sql: session_settings(encoding),
+            keep_going: false,
         }
     }
 
@@ -419,10 +424,29 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         self.drain_all().await?;
+        self.apply_alone(&mut t).await
+    }
+
+    /// Sends a transaction on its own, committed. With `--keep-going`, one that fails (the
+    /// server refused a statement or its COMMIT, or a row count differs) is rolled back and
+    /// recorded instead; the connection failing still stops the restore.
+    async fn apply_alone(&mut self, t: &mut Txn) -> Result<()> {
         let n = t.stmts.len();
-        self.send_segments(&mut t, n, true).await?;
-        self.done(&t.header, t.file);
-        Ok(())
+        match self.send_segments(t, n, true).await {
+            Ok(()) => {
+                self.done(&t.header, t.file);
+                Ok(())
+            }
+            Err(e) if self.keep_going && e.situation == Situation::Backup => {
+                self.rollback().await?;
+                if self.client.is_closed() {
+                    return Err(e);
+                }
+                self.report.skipped.push(e);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends the pending transactions (none has DDL, each is complete) as **one** transaction
@@ -604,10 +628,12 @@ impl<'a> Engine<'a> {
     /// row changes), each its own transaction with its row counts checked.
     async fn replay_one_by_one(&mut self, txns: Vec<Txn>) -> Result<()> {
         let count = txns.len();
+        let skipped = self.report.skipped.len();
         for mut t in txns {
-            let n = t.stmts.len();
-            self.send_segments(&mut t, n, true).await?;
-            self.done(&t.header, t.file);
+            self.apply_alone(&mut t).await?;
+        }
+        if self.report.skipped.len() > skipped {
+            return Ok(());
         }
         ui::warning(&format!(
             "{count} transactions applied together failed, but applied one by one they all succeeded"

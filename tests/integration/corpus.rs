@@ -151,3 +151,99 @@ fn corpus_streamed_across_rotations_and_a_new_chain_restores_equal() {
     );
     assert_eq!(roles(&cluster), roles(&fresh), "roles differ");
 }
+
+/// `--keep-going`: a transaction the target refuses (here wal2sql's marker for a permanent
+/// table over a temporary type, then the rows of that table) is skipped and listed, everything
+/// else applies, the exit code is 4 and the database stays. Without it, the restore stops at
+/// the marker and drops the database it created.
+#[test]
+fn keep_going_skips_failing_transactions_and_lists_them() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE marker (label text PRIMARY KEY); CREATE TABLE kept (id int PRIMARY KEY)",
+    );
+    let dir = scratch_dir("keepgoing").join("backups");
+    let out = pg_scribe(
+        &[
+            "--init",
+            "-d",
+            "app",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "--slot",
+            "s",
+        ],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &dir.with_extension("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    cluster.psql(
+        "app",
+        "INSERT INTO kept VALUES (1);
+         CREATE TYPE pg_temp.tt AS (a int);
+         CREATE TABLE over_temp (c pg_temp.tt, id int);
+         INSERT INTO over_temp VALUES (NULL, 1);
+         INSERT INTO kept VALUES (2);",
+    );
+    cluster.psql("app", "INSERT INTO kept VALUES (3)");
+    settle(&cluster, &newest_chain(&dir), "done");
+    let out = pg_scribe(
+        &["--rotate-diff", "--backup-dir", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(streamer.stop(), Some(0));
+
+    let fresh = Cluster::start();
+    let restore = |db: &str, keep_going: bool| {
+        let mut args = vec![
+            "--restore",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "-d",
+            db,
+            "--create",
+        ];
+        if keep_going {
+            args.push("--keep-going");
+        }
+        pg_scribe(&args, &fresh.env("postgres"))
+    };
+    let out = restore("stopped", false);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        fresh
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname = 'stopped'"
+            )
+            .trim(),
+        "0"
+    );
+
+    let out = restore("kept_going", true);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("warning: skipped: "), "{err}");
+    assert!(err.contains("cannot replay transaction"), "{err}");
+    assert!(
+        err.contains("1 transaction(s) could not be applied and were skipped"),
+        "{err}"
+    );
+    assert_eq!(
+        fresh
+            .psql(
+                "kept_going",
+                "SELECT string_agg(id::text, ',' ORDER BY id) FROM kept"
+            )
+            .trim(),
+        "3"
+    );
+}
