@@ -588,6 +588,21 @@ async fn restore_into(
             }
         }
     }
+    // Placeholder roles nothing depends on any more go; the others stay, reported.
+    for role in &engine.report.placeholders {
+        let sql = format!("DROP ROLE {}", quote_ident(role));
+        match client.batch_execute(&sql).await {
+            Ok(()) => ui::say(&format!(
+                "{}: note: dropped placeholder role \"{role}\" (nothing depends on it)",
+                ui::PROGNAME
+            )),
+            Err(e) => ui::warning_with(
+                &format!("kept placeholder role \"{role}\" (NOLOGIN): objects depend on it"),
+                e.as_db_error().and_then(|d| d.detail()),
+                Some("Give it the source's attributes (ALTER ROLE), or replace it and drop it."),
+            ),
+        }
+    }
     let restored = engine.guard.finish(client).await?;
     if restored > 0 {
         ui::done(&format!(

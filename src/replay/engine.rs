@@ -94,6 +94,10 @@ pub struct Report {
     pub ignored_tail: Option<(u64, Option<u32>)>,
     /// `--keep-going`: the transactions skipped, each with its error (file, xid, statement).
     pub skipped: Vec<Error>,
+    /// Roles the stream referred to but the target lacked (made in another database of the
+    /// source, after the chain's globals): created `NOLOGIN` on demand, dropped at the end when
+    /// nothing depends on them (see `actions::restore`).
+    pub placeholders: Vec<String>,
 }
 
 enum Flow {
@@ -432,7 +436,30 @@ impl<'a> Engine<'a> {
     /// recorded instead; the connection failing still stops the restore.
     async fn apply_alone(&mut self, t: &mut Txn) -> Result<()> {
         let n = t.stmts.len();
-        match self.send_segments(t, n, true).await {
+        let mut result = self.send_segments(t, n, true).await;
+        // A role the target lacks: a NOLOGIN placeholder, then the transaction again.
+        let mut attempts = 0;
+        while let Err(e) = &result {
+            let Some(role) = missing_role(e) else { break };
+            if attempts >= 16 || self.report.placeholders.contains(&role) {
+                break;
+            }
+            attempts += 1;
+            self.rollback().await?;
+            let sql = format!("CREATE ROLE {} NOLOGIN", super::guard::quote_ident(&role));
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| crate::pg::session::query_error(&sql, &e))?;
+            ui::say(&format!(
+                "{}: note: created placeholder role \"{role}\" (NOLOGIN) for transaction {}",
+                ui::PROGNAME,
+                t.header.xid
+            ));
+            self.report.placeholders.push(role);
+            result = self.send_segments(t, n, true).await;
+        }
+        match result {
             Ok(()) => {
                 self.done(&t.header, t.file);
                 Ok(())
@@ -882,6 +909,13 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// The role named by a "role \"x\" does not exist (42704)" failure of a transaction.
+fn missing_role(e: &Error) -> Option<String> {
+    let head = e.message.strip_suffix("\" does not exist (42704)")?;
+    let at = head.rfind(": role \"")?;
+    Some(head[at + ": role \"".len()..].to_string())
+}
+
 /// The SQLSTATE a role statement may meet on a target that already reflects it: 42710
 /// (duplicate_object) for `CREATE ROLE|USER|GROUP`, 42704 (undefined_object) for `DROP
 /// ROLE|USER|GROUP`; `None` for any other statement. Only the statement's first two words are
@@ -905,6 +939,16 @@ fn role_conflict_state(text: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_roles() {
+        let e = Error::backup(
+            "could not apply transaction xid=1 commit_lsn=0/1 (committed t) in \"f\": role \"a b\" does not exist (42704)",
+        );
+        assert_eq!(super::missing_role(&e).as_deref(), Some("a b"));
+        let e = Error::backup("could not apply x: relation \"t\" does not exist (42P01)");
+        assert_eq!(super::missing_role(&e), None);
+    }
 
     #[test]
     fn role_statements_that_may_conflict() {

@@ -247,3 +247,94 @@ fn keep_going_skips_failing_transactions_and_lists_them() {
         "3"
     );
 }
+
+/// Roles made in another database of the source after the chain's base are in neither the
+/// globals nor the stream: the restore creates each as a NOLOGIN placeholder when the stream
+/// first refers to it, says so, and drops it at the end when nothing depends on it.
+#[test]
+fn roles_made_elsewhere_get_placeholders() {
+    let cluster = Cluster::start();
+    cluster.create_database("app");
+    cluster.psql(
+        "app",
+        "CREATE TABLE marker (label text PRIMARY KEY); CREATE TABLE t (id int PRIMARY KEY)",
+    );
+    let dir = scratch_dir("placeholders").join("backups");
+    let out = pg_scribe(
+        &[
+            "--init",
+            "-d",
+            "app",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "--slot",
+            "s",
+        ],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &dir.with_extension("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    // made in another database: not captured
+    cluster.psql(
+        "postgres",
+        "CREATE ROLE elsewhere_kept; CREATE ROLE elsewhere_gone",
+    );
+    cluster.psql("app", "GRANT SELECT ON t TO elsewhere_kept");
+    cluster.psql("app", "GRANT INSERT ON t TO elsewhere_gone");
+    cluster.psql("app", "REVOKE INSERT ON t FROM elsewhere_gone");
+    cluster.psql("app", "INSERT INTO t VALUES (1)");
+    settle(&cluster, &newest_chain(&dir), "done");
+    let out = pg_scribe(
+        &["--rotate-diff", "--backup-dir", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(streamer.stop(), Some(0));
+
+    let fresh = Cluster::start();
+    let out = pg_scribe(
+        &[
+            "--restore",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "-d",
+            "recovered",
+            "--create",
+        ],
+        &fresh.env("postgres"),
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("created placeholder role \"elsewhere_kept\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("dropped placeholder role \"elsewhere_gone\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("kept placeholder role \"elsewhere_kept\""),
+        "{text}"
+    );
+    assert_eq!(
+        fresh
+            .psql(
+                "recovered",
+                "SELECT has_table_privilege('elsewhere_kept', 't', 'SELECT'),
+                        (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'elsewhere_kept'),
+                        (SELECT count(*) FROM pg_roles WHERE rolname = 'elsewhere_gone')"
+            )
+            .trim(),
+        "t|f|0"
+    );
+    assert_eq!(
+        cluster.table_digests("app"),
+        fresh.table_digests("recovered")
+    );
+}
