@@ -37,6 +37,9 @@ INSERT INTO public.dated (id) VALUES (1);
 CREATE TABLE public.events (at timestamptz, what text) PARTITION BY RANGE (at);
 CREATE TABLE public.events_2020 PARTITION OF public.events FOR VALUES FROM ('2020-01-01 00:00') TO ('2021-01-01 00:00');
 INSERT INTO public.events VALUES ('2020-06-01 12:00', 'midsummer');
+-- a bound the statement computes: the restore must get the source's value
+CREATE TABLE public.events_upto_now PARTITION OF public.events FOR VALUES FROM ('2021-01-01 00:00') TO (now());
+INSERT INTO public.events VALUES ('2022-02-02 02:02', 'recent');
 RESET DateStyle;
 RESET IntervalStyle;
 RESET TimeZone;

@@ -17,3 +17,15 @@ SELECT pg_drop_replication_slot('rf');
 DROP MATERIALIZED VIEW rf_mv;
 DROP TABLE rf_made;
 DROP FUNCTION rf_make();
+-- a partition bound computed by a function: detached and attached again with
+-- the bound the source computed (from the catalog)
+CREATE TABLE rf_parted (at timestamptz) PARTITION BY RANGE (at);
+SELECT 'init' FROM pg_create_logical_replication_slot('rf2', 'wal2sql');
+CREATE TABLE rf_past PARTITION OF rf_parted FOR VALUES FROM ('2000-01-01 00:00+00') TO (current_timestamp);
+CREATE TABLE rf_future (at timestamptz);
+ALTER TABLE rf_parted ATTACH PARTITION rf_future FOR VALUES FROM (now()) TO ('3000-01-01 00:00+00');
+CREATE TABLE rf_fixed PARTITION OF rf_parted FOR VALUES FROM ('1900-01-01 00:00+00') TO ('1901-01-01 00:00+00');
+SELECT regexp_replace(changes, '[A-Z][a-z]{2} [A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d\.\d+ \d{4} P[SD]T', 'NOW', 'g')
+  FROM changes('rf2') WHERE changes !~ '^(-- wal2sql (begin|commit) |BEGIN|COMMIT|SET LOCAL|RESET ROLE)';
+SELECT pg_drop_replication_slot('rf2');
+DROP TABLE rf_parted;

@@ -97,6 +97,9 @@ static bool w2s_drop_all_temp = false;
 /* set at ddl_command_start: CREATE TABLE (LIKE a temporary table) */
 static bool w2s_like_temp_seen = false;
 
+/* set at ddl_command_start: a partition bound calling a function (now() ...) */
+static bool w2s_volatile_bound_seen = false;
+
 /* set by the sql_drop firing: what a DROP naming temporary objects becomes */
 static char *w2s_drop_rewrite = NULL;
 
@@ -1036,7 +1039,7 @@ w2s_raw_call_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, FuncCall) || IsA(node, SubLink))
+	if (IsA(node, FuncCall) || IsA(node, SubLink) || IsA(node, SQLValueFunction))
 		return true;
 	return raw_expression_tree_walker(node, w2s_raw_call_walker, context);
 }
@@ -1245,6 +1248,98 @@ w2s_with_inheritors(List *relids)
 	return result;
 }
 
+/* The partition bound a CREATE TABLE ... PARTITION OF or ATTACH PARTITION gives, or NULL. */
+static PartitionBoundSpec *
+w2s_partition_bound(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateStmt))
+		return ((CreateStmt *) parsetree)->partbound;
+	if (!IsA(parsetree, AlterTableStmt))
+		return NULL;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_AttachPartition && cmd->def != NULL &&
+			IsA(cmd->def, PartitionCmd))
+			return ((PartitionCmd *) cmd->def)->bound;
+	}
+	return NULL;
+}
+
+/* Does a raw partition bound call a function (now(), current_timestamp ...)? */
+static bool
+w2s_bound_calls(PartitionBoundSpec *spec)
+{
+	if (spec == NULL)
+		return false;
+	return w2s_raw_call_walker((Node *) spec->listdatums, NULL) ||
+		w2s_raw_call_walker((Node *) spec->lowerdatums, NULL) ||
+		w2s_raw_call_walker((Node *) spec->upperdatums, NULL);
+}
+
+/*
+ * A partition bound computed by a function (FOR VALUES FROM (now()) ...)
+ * is evaluated once, by the statement: the replay would compute another.
+ * After the statement, the partition is detached and attached again with
+ * the bound the catalog holds (written with the session's DateStyle and
+ * TimeZone, which are written with it).
+ */
+static void
+w2s_queue_source_bound(Node *parsetree)
+{
+	RangeVar   *rv = NULL;
+	Oid			child;
+	Oid			parent;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	char	   *bound;
+	char	   *qchild;
+	char	   *qparent;
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateStmt))
+		rv = ((CreateStmt *) parsetree)->relation;
+	else
+	{
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			if (cmd->subtype == AT_AttachPartition && cmd->def != NULL &&
+				IsA(cmd->def, PartitionCmd))
+				rv = ((PartitionCmd *) cmd->def)->name;
+		}
+	}
+	if (rv == NULL)
+		return;
+	child = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(child))
+		return;
+	parent = get_partition_parent(child, true);
+	if (!OidIsValid(parent))
+		return;
+	args[0] = ObjectIdGetDatum(child);
+	/* not read-only: a new snapshot sees the bound this statement stored */
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_get_expr(relpartbound, oid) "
+							  "FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "wal2sql: could not read the bound of partition %u", child);
+	bound = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (bound == NULL)
+		return;
+	qchild = quote_qualified_identifier(get_namespace_name(get_rel_namespace(child)),
+										get_rel_name(child));
+	qparent = quote_qualified_identifier(get_namespace_name(get_rel_namespace(parent)),
+										 get_rel_name(parent));
+	w2s_queue_ddl(psprintf("ALTER TABLE %s DETACH PARTITION %s;", qparent, qchild), false);
+	w2s_queue_ddl(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s;", qparent, qchild, bound),
+				  false);
+}
+
 /*
  * Capture is off (restore sessions, extension scripts, wal_level below
  * logical): keep wal2sql.auto_full right all the same, so that no dropped
@@ -1289,6 +1384,7 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	bool		on_temp;
 	char	   *drop_rewrite;
 	bool		like_temp;
+	bool		volatile_bound;
 	List	   *created;
 	List	   *altered;
 	List	   *index_tables;
@@ -1317,6 +1413,7 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 		w2s_drop_seen = false;
 		w2s_drop_rewrite = NULL;
 		w2s_like_temp_seen = w2s_like_temp(parsetree);
+		w2s_volatile_bound_seen = w2s_bound_calls(w2s_partition_bound(parsetree));
 		list_free(w2s_dropped_index_tables);
 		w2s_dropped_index_tables = NIL;
 		if (w2s_ctas_is_table(parsetree))
@@ -1408,6 +1505,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	w2s_drop_rewrite = NULL;
 	like_temp = w2s_like_temp_seen && IsA(parsetree, CreateStmt);
 	w2s_like_temp_seen = false;
+	volatile_bound = w2s_volatile_bound_seen;
+	w2s_volatile_bound_seen = false;
 
 	/* an identity set by the user is the user's: forget wal2sql's FULL */
 	explicit_identity = w2s_replica_identity_target(parsetree);
@@ -1449,7 +1548,11 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 				w2s_queue_ddl((char *) lfirst(lc), false);	/* generated */
 		}
 		else
+		{
 			w2s_queue_statement(trigdata, tag);
+			if (volatile_bound)
+				w2s_queue_source_bound(parsetree);
+		}
 		w2s_queue_missing_values(parsetree, w2s_with_inheritors(altered));
 
 		if (wal2sql_auto_replica_identity)
