@@ -102,6 +102,7 @@ fn corpus_streamed_across_rotations_and_a_new_chain_restores_equal() {
     );
     streamer.wait_log("Writing to:", 30);
 
+    run_part(&cluster, "part0.sql");
     run_part(&cluster, "part1.sql");
     settle(&cluster, &newest_chain(&dir), "part1-done");
     let out = pg_scribe(
