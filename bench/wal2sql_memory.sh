@@ -53,4 +53,6 @@ while [ $done_n -lt "$N" ]; do
 	caught_up
 	echo "after $done_n cycles: $(memory)"
 done
-$P -c "SELECT pg_drop_replication_slot('mem')" >/dev/null 2>&1 || true
+kill $RP
+wait $RP 2>/dev/null || true
+$P -c "SELECT pg_drop_replication_slot('mem')" >/dev/null
