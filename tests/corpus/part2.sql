@@ -55,3 +55,13 @@ CREATE UNIQUE INDEX ON public.item_mv (id);
 INSERT INTO shop.item VALUES (7, 'clip', 0.10);
 REFRESH MATERIALIZED VIEW public.item_mv;
 REFRESH MATERIALIZED VIEW CONCURRENTLY public.item_mv;
+-- DDL run by a function the view's query calls, during REFRESH
+CREATE FUNCTION public.make_side() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TABLE IF NOT EXISTS public.side_table (a int);
+  RETURN 1;
+END $$;
+CREATE MATERIALIZED VIEW public.side_mv AS SELECT public.make_side() AS x WITH NO DATA;
+REFRESH MATERIALIZED VIEW public.side_mv;
+INSERT INTO public.side_table VALUES (1), (1);
+UPDATE public.side_table SET a = 2 WHERE ctid = (SELECT min(ctid) FROM public.side_table);
