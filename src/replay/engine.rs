@@ -117,6 +117,22 @@ struct Txn {
     /// Statements already sent (for numbering in messages).
     sent: usize,
     has_ddl: bool,
+    /// `--keep-going`: a part already sent failed; the rest is read and thrown away.
+    failed: Option<Error>,
+}
+
+impl Txn {
+    /// Forgets the complete statements read so far (a failed transaction's rest, with
+    /// `--keep-going`), keeping a framed statement still being read.
+    fn drop_complete(&mut self) {
+        let cut = self.stmts.last().map(|s| s.end).unwrap_or(0);
+        self.buf.drain(..cut);
+        if let Some((_, from)) = self.frame.as_mut() {
+            *from -= cut;
+        }
+        self.sent += self.stmts.len();
+        self.stmts.clear();
+    }
 }
 
 /// The last group sent. Its transaction is left open: it is committed only once the row count
@@ -262,6 +278,7 @@ impl<'a> Engine<'a> {
                         started: false,
                         sent: 0,
                         has_ddl: false,
+                        failed: None,
                     });
                 }
                 LineKind::Body(body) => {
@@ -301,7 +318,12 @@ impl<'a> Engine<'a> {
                         t.stmts.push(stmt);
                     }
                     if t.buf.len() >= self.limits.chunk_bytes && !t.stmts.is_empty() {
-                        self.send_partial(t).await?;
+                        if t.failed.is_some() {
+                            t.drop_complete();
+                        } else if let Err(e) = self.send_partial(t).await {
+                            self.skip_or_stop(t, e).await?;
+                            t.drop_complete();
+                        }
                     }
                 }
                 LineKind::Commit(_) => {
@@ -415,6 +437,11 @@ impl<'a> Engine<'a> {
         if t.frame.is_some() {
             return Err(self.corrupt(&t, "it ends inside a framed statement"));
         }
+        if let Some(e) = t.failed.take() {
+            // --keep-going: rolled back when its earlier part failed.
+            self.report.skipped.push(e);
+            return Ok(());
+        }
         self.check_statements(&t, true)?;
         if !t.started && !t.has_ddl {
             self.utf8(&t, &t.buf)?;
@@ -437,9 +464,10 @@ impl<'a> Engine<'a> {
     async fn apply_alone(&mut self, t: &mut Txn) -> Result<()> {
         let n = t.stmts.len();
         let mut result = self.send_segments(t, n, true).await;
-        // A role the target lacks: a NOLOGIN placeholder, then the transaction again.
+        // A role the target lacks: a NOLOGIN placeholder, then the transaction again (only
+        // when all of it is still here: nothing of it was sent in an earlier part).
         let mut attempts = 0;
-        while let Err(e) = &result {
+        while let (Err(e), 0) = (&result, t.sent) {
             let Some(role) = missing_role(e) else { break };
             if attempts >= 16 || self.report.placeholders.contains(&role) {
                 break;
@@ -464,16 +492,28 @@ impl<'a> Engine<'a> {
                 self.done(&t.header, t.file);
                 Ok(())
             }
-            Err(e) if self.keep_going && e.situation == Situation::Backup => {
-                self.rollback().await?;
-                if self.client.is_closed() {
-                    return Err(e);
+            Err(e) => {
+                self.skip_or_stop(t, e).await?;
+                if let Some(e) = t.failed.take() {
+                    self.report.skipped.push(e);
                 }
-                self.report.skipped.push(e);
                 Ok(())
             }
-            Err(e) => Err(e),
         }
+    }
+
+    /// A transaction failed on the target: with `--keep-going` (and the connection alive) it is
+    /// rolled back and marked failed (`t.failed`), else the error stops the restore.
+    async fn skip_or_stop(&mut self, t: &mut Txn, e: Error) -> Result<()> {
+        if !self.keep_going || e.situation != Situation::Backup {
+            return Err(e);
+        }
+        self.rollback().await?;
+        if self.client.is_closed() {
+            return Err(e);
+        }
+        t.failed = Some(e);
+        Ok(())
     }
 
     /// Sends the pending transactions (none has DDL, each is complete) as **one** transaction

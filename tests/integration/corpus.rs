@@ -154,8 +154,8 @@ fn corpus_streamed_across_rotations_and_a_new_chain_restores_equal() {
 }
 
 /// `--keep-going`: a transaction the target refuses (here wal2sql's marker for a permanent
-/// table over a temporary type, then the rows of that table) is skipped and listed, everything
-/// else applies, the exit code is 4 and the database stays. Without it, the restore stops at
+/// table over a temporary type, then the rows of that table; once small, once large enough to be
+/// sent in parts) is skipped and listed, everything else applies, the exit code is 4 and the database stays. Without it, the restore stops at
 /// the marker and drops the database it created.
 #[test]
 fn keep_going_skips_failing_transactions_and_lists_them() {
@@ -194,6 +194,14 @@ fn keep_going_skips_failing_transactions_and_lists_them() {
          INSERT INTO kept VALUES (2);",
     );
     cluster.psql("app", "INSERT INTO kept VALUES (3)");
+    // a transaction large enough to be sent in parts, refused in its first part
+    cluster.psql(
+        "app",
+        "CREATE TYPE pg_temp.tt AS (a int);
+         CREATE TABLE big_over_temp (c pg_temp.tt, id int, pad text);
+         INSERT INTO big_over_temp SELECT NULL, g, repeat('x', 100) FROM generate_series(1, 100000) g;",
+    );
+    cluster.psql("app", "INSERT INTO kept VALUES (4)");
     settle(&cluster, &newest_chain(&dir), "done");
     let out = pg_scribe(
         &["--rotate-diff", "--backup-dir", dir.to_str().unwrap()],
@@ -235,7 +243,7 @@ fn keep_going_skips_failing_transactions_and_lists_them() {
     assert!(err.contains("warning: skipped: "), "{err}");
     assert!(err.contains("cannot replay transaction"), "{err}");
     assert!(
-        err.contains("1 transaction(s) could not be applied and were skipped"),
+        err.contains("2 transaction(s) could not be applied and were skipped"),
         "{err}"
     );
     assert_eq!(
@@ -245,7 +253,7 @@ fn keep_going_skips_failing_transactions_and_lists_them() {
                 "SELECT string_agg(id::text, ',' ORDER BY id) FROM kept"
             )
             .trim(),
-        "3"
+        "3,4"
     );
 }
 
