@@ -209,6 +209,14 @@ fn keep_going_skips_failing_transactions_and_lists_them() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(streamer.stop(), Some(0));
+    let written: u64 = crate::harness::chain_diffs(&newest_chain(&dir), false)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        written > 8 << 20,
+        "the large transaction must exceed the engine's 8 MB part: {written} bytes"
+    );
 
     let fresh = Cluster::start();
     let restore = |db: &str, keep_going: bool| {
