@@ -406,13 +406,18 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         signal = crate::actions::base::interrupted() => Err(Error::backup(format!("restore interrupted by {signal}"))),
     };
     match result {
-        Ok(()) => {
+        Ok(0) => {
             ui::say(&format!(
                 "Restore complete (took {})",
                 ui::duration_text(started.elapsed())
             ));
             Ok(Outcome::Success)
         }
+        // --keep-going: the database stays, with everything that applied.
+        Ok(skipped) => Err(Error::backup(format!(
+            "{skipped} transaction(s) could not be applied and were skipped"
+        ))
+        .with_detail("Each is listed above with its file, transaction and error; everything else was applied.")),
         Err(err) => {
             if inv.create {
                 let drop = format!(
@@ -477,7 +482,7 @@ async fn restore_into(
     plan: &Plan,
     params: &ConnParams,
     server_num: u32,
-) -> Result<()> {
+) -> Result<usize> {
     let major = server_num / 10000;
 
     // Globals: statement by statement (no ON_ERROR_STOP); an object that exists is a note.
@@ -527,6 +532,7 @@ async fn restore_into(
         !inv.sync_sequences,
         &plan.metadata.source.encoding,
     );
+    engine.keep_going = inv.keep_going;
     let apply_started = Instant::now();
     let applied = async {
         for file in &plan.diffs {
@@ -629,13 +635,36 @@ async fn restore_into(
             }
         }
     }
+    // Placeholder roles nothing depends on any more go; the others stay, reported.
+    for role in &engine.report.placeholders {
+        let sql = format!("DROP ROLE {}", crate::pg::quote::ident(role));
+        match client.batch_execute(&sql).await {
+            Ok(()) => ui::say(&format!(
+                "{}: note: dropped placeholder role \"{role}\" (nothing depends on it)",
+                ui::PROGNAME
+            )),
+            Err(e) => ui::warning_with(
+                &format!("kept placeholder role \"{role}\" (NOLOGIN): objects depend on it"),
+                e.as_db_error().and_then(|d| d.detail()),
+                Some("Give it the source's attributes (ALTER ROLE), or replace it and drop it."),
+            ),
+        }
+    }
     let restored = engine.guard.finish(client).await?;
     if restored > 0 {
         ui::done(&format!(
             "Re-enabled {restored} trigger(s), rule(s) or event trigger(s) in their recorded state"
         ));
     }
-    Ok(())
+    // --keep-going: every skipped transaction, as the error that stopped it.
+    for e in &engine.report.skipped {
+        ui::warning_with(
+            &format!("skipped: {}", e.message),
+            e.detail.as_deref(),
+            e.hint.as_deref(),
+        );
+    }
+    Ok(engine.report.skipped.len())
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ pub struct Invocation {
     /// `--up-to`: stop before the first transaction committed later than this.
     pub up_to: Option<StopAt>,
     pub sync_sequences: bool,
+    /// `--keep-going`: a failing transaction is skipped (rolled back) and listed at the end.
+    pub keep_going: bool,
     pub json: bool,
     /// `--status` warning thresholds.
     pub thresholds: StatusThresholds,
@@ -422,6 +424,7 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         include_active: flag(m, INCLUDE_ACTIVE),
         up_to,
         sync_sequences: !flag(m, NO_SYNC_SEQUENCES),
+        keep_going: flag(m, KEEP_GOING),
         json: format == StatusFormat::Json,
         thresholds,
         format,

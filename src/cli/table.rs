@@ -81,6 +81,7 @@ pub(crate) const CHAIN_ID: Opt = valued("--chain-id", None, "ID");
 pub(crate) const INCLUDE_ACTIVE: Opt = switch("--include-active", None);
 pub(crate) const UP_TO: Opt = valued("--up-to", None, "TIMESTAMP|LSN");
 pub(crate) const NO_SYNC_SEQUENCES: Opt = switch("--no-sync-sequences", None);
+pub(crate) const KEEP_GOING: Opt = switch("--keep-going", None);
 pub(crate) const JSON: Opt = switch("--json", None);
 pub(crate) const LAG_WARN: Opt = valued("--lag-warn", None, "SIZE");
 pub(crate) const RETAINED_WARN: Opt = valued("--retained-warn", None, "SIZE");
@@ -268,6 +269,11 @@ pub(crate) const TABLE: &[Row] = &[
         For(Restore),
         NO_SYNC_SEQUENCES,
         "do not set sequences at the end",
+    ),
+    row(
+        For(Restore),
+        KEEP_GOING,
+        "skip each failing transaction, list them at the end (exit 4)",
     ),
     //
     row(For(Status), SLOT, SLOT_HELP),

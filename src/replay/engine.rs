@@ -92,6 +92,12 @@ pub struct Report {
     pub stopped_before: Option<TxnHeader>,
     /// `--include-active`: bytes of an unfinished transaction (and its xid) left out.
     pub ignored_tail: Option<(u64, Option<u32>)>,
+    /// `--keep-going`: the transactions skipped, each with its error (file, xid, statement).
+    pub skipped: Vec<Error>,
+    /// Roles the stream referred to but the target lacked (made in another database of the
+    /// source, after the chain's globals): created `NOLOGIN` on demand, dropped at the end when
+    /// nothing depends on them (see `actions::restore`).
+    pub placeholders: Vec<String>,
 }
 
 enum Flow {
@@ -111,6 +117,22 @@ struct Txn {
     /// Statements already sent (for numbering in messages).
     sent: usize,
     has_ddl: bool,
+    /// `--keep-going`: a part already sent failed; the rest is read and thrown away.
+    failed: Option<Error>,
+}
+
+impl Txn {
+    /// Forgets the complete statements read so far (a failed transaction's rest, with
+    /// `--keep-going`), keeping a framed statement still being read.
+    fn drop_complete(&mut self) {
+        let cut = self.stmts.last().map(|s| s.end).unwrap_or(0);
+        self.buf.drain(..cut);
+        if let Some((_, from)) = self.frame.as_mut() {
+            *from -= cut;
+        }
+        self.sent += self.stmts.len();
+        self.stmts.clear();
+    }
 }
 
 /// The last group sent. Its transaction is left open: it is committed only once the row count
@@ -143,6 +165,8 @@ pub struct Engine<'a> {
     progress: Progress,
     /// The session's own settings, sent again after every captured DDL.
     session_sql: String,
+    /// `--keep-going`: a transaction that fails is rolled back, recorded and skipped.
+    pub keep_going: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -172,6 +196,7 @@ impl<'a> Engine<'a> {
             report: Report::default(),
             progress: Progress::new(total),
             session_sql: session_settings(encoding),
+            keep_going: false,
         }
     }
 
@@ -253,6 +278,7 @@ impl<'a> Engine<'a> {
                         started: false,
                         sent: 0,
                         has_ddl: false,
+                        failed: None,
                     });
                 }
                 LineKind::Body(body) => {
@@ -292,7 +318,12 @@ impl<'a> Engine<'a> {
                         t.stmts.push(stmt);
                     }
                     if t.buf.len() >= self.limits.chunk_bytes && !t.stmts.is_empty() {
-                        self.send_partial(t).await?;
+                        if t.failed.is_some() {
+                            t.drop_complete();
+                        } else if let Err(e) = self.send_partial(t).await {
+                            self.skip_or_stop(t, e).await?;
+                            t.drop_complete();
+                        }
                     }
                 }
                 LineKind::Commit(_) => {
@@ -406,6 +437,11 @@ impl<'a> Engine<'a> {
         if t.frame.is_some() {
             return Err(self.corrupt(&t, "it ends inside a framed statement"));
         }
+        if let Some(e) = t.failed.take() {
+            // --keep-going: rolled back when its earlier part failed.
+            self.report.skipped.push(e);
+            return Ok(());
+        }
         self.check_statements(&t, true)?;
         if !t.started && !t.has_ddl {
             self.utf8(&t, &t.buf)?;
@@ -419,9 +455,64 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         self.drain_all().await?;
+        self.apply_alone(&mut t).await
+    }
+
+    /// Sends a transaction on its own, committed. With `--keep-going`, one that fails (the
+    /// server refused a statement or its COMMIT, or a row count differs) is rolled back and
+    /// recorded instead; the connection failing still stops the restore.
+    async fn apply_alone(&mut self, t: &mut Txn) -> Result<()> {
         let n = t.stmts.len();
-        self.send_segments(&mut t, n, true).await?;
-        self.done(&t.header, t.file);
+        let mut result = self.send_segments(t, n, true).await;
+        // A role the target lacks: a NOLOGIN placeholder, then the transaction again (only
+        // when all of it is still here: nothing of it was sent in an earlier part).
+        let mut attempts = 0;
+        while let (Err(e), 0) = (&result, t.sent) {
+            let Some(role) = missing_role(e) else { break };
+            if attempts >= 16 || self.report.placeholders.contains(&role) {
+                break;
+            }
+            attempts += 1;
+            self.rollback().await?;
+            let sql = format!("CREATE ROLE {} NOLOGIN", crate::pg::quote::ident(&role));
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| crate::pg::session::query_error(&sql, &e))?;
+            ui::say(&format!(
+                "{}: note: created placeholder role \"{role}\" (NOLOGIN) for transaction {}",
+                ui::PROGNAME,
+                t.header.xid
+            ));
+            self.report.placeholders.push(role);
+            result = self.send_segments(t, n, true).await;
+        }
+        match result {
+            Ok(()) => {
+                self.done(&t.header, t.file);
+                Ok(())
+            }
+            Err(e) => {
+                self.skip_or_stop(t, e).await?;
+                if let Some(e) = t.failed.take() {
+                    self.report.skipped.push(e);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A transaction failed on the target: with `--keep-going` (and the connection alive) it is
+    /// rolled back and marked failed (`t.failed`), else the error stops the restore.
+    async fn skip_or_stop(&mut self, t: &mut Txn, e: Error) -> Result<()> {
+        if !self.keep_going || e.situation != Situation::Backup {
+            return Err(e);
+        }
+        self.rollback().await?;
+        if self.client.is_closed() {
+            return Err(e);
+        }
+        t.failed = Some(e);
         Ok(())
     }
 
@@ -604,10 +695,12 @@ impl<'a> Engine<'a> {
     /// row changes), each its own transaction with its row counts checked.
     async fn replay_one_by_one(&mut self, txns: Vec<Txn>) -> Result<()> {
         let count = txns.len();
+        let skipped = self.report.skipped.len();
         for mut t in txns {
-            let n = t.stmts.len();
-            self.send_segments(&mut t, n, true).await?;
-            self.done(&t.header, t.file);
+            self.apply_alone(&mut t).await?;
+        }
+        if self.report.skipped.len() > skipped {
+            return Ok(());
         }
         ui::warning(&format!(
             "{count} transactions applied together failed, but applied one by one they all succeeded"
@@ -666,7 +759,7 @@ impl<'a> Engine<'a> {
             let mut k = i;
             while k < j {
                 if t.stmts[k].kind == Kind::Ddl {
-                    self.send_message(t, k, k + 1).await?;
+                    self.send_ddl(t, k).await?;
                     self.client
                         .batch_execute(&self.session_sql)
                         .await
@@ -707,6 +800,52 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Sends one captured DDL statement. A role's CREATE or DROP (captured since roles made
+    /// between rotations are in no globals dump) may meet the role as the target already has it
+    /// (a later globals dump, another database of the same server): that conflict is a note and
+    /// the statement is skipped, inside a savepoint so the transaction goes on.
+    async fn send_ddl(&mut self, t: &Txn, k: usize) -> Result<()> {
+        let text = self.utf8(t, &t.buf[t.stmts[k].start..t.stmts[k].end])?;
+        let Some(tolerated) = role_conflict_state(text) else {
+            return self.send_message(t, k, k + 1).await;
+        };
+        self.client
+            .batch_execute("SAVEPOINT pg_scribe_role")
+            .await
+            .map_err(|e| self.own_error(t, "setting a savepoint before role DDL", e))?;
+        match self.client.simple_query(text).await {
+            Ok(_) => {}
+            Err(e) if e.code().map(|c| c.code()) == Some(tolerated) => {
+                let message = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT pg_scribe_role")
+                    .await
+                    .map_err(|e| self.own_error(t, "skipping role DDL", e))?;
+                crate::ui::say(&format!(
+                    "{}: note: {} (transaction {}, statement skipped)",
+                    crate::ui::PROGNAME,
+                    message,
+                    t.header.xid
+                ));
+            }
+            Err(_) => {
+                // Sent again to be reported (located, with its excerpt) like any DDL error.
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT pg_scribe_role")
+                    .await
+                    .map_err(|e| self.own_error(t, "reporting a role DDL error", e))?;
+                return self.send_message(t, k, k + 1).await;
+            }
+        }
+        self.client
+            .batch_execute("RELEASE SAVEPOINT pg_scribe_role")
+            .await
+            .map_err(|e| self.own_error(t, "releasing the savepoint after role DDL", e))
     }
 
     /// An error of a statement of pg_scribe's own between the transaction's statements.
@@ -810,9 +949,66 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// The role named by a "role \"x\" does not exist (42704)" failure of a transaction.
+fn missing_role(e: &Error) -> Option<String> {
+    let head = e.message.strip_suffix("\" does not exist (42704)")?;
+    let at = head.rfind(": role \"")?;
+    Some(head[at + ": role \"".len()..].to_string())
+}
+
+/// The SQLSTATE a role statement may meet on a target that already reflects it: 42710
+/// (duplicate_object) for `CREATE ROLE|USER|GROUP`, 42704 (undefined_object) for `DROP
+/// ROLE|USER|GROUP`; `None` for any other statement. Only the statement's first two words are
+/// read; anything else (a leading comment …) fails as any DDL does.
+fn role_conflict_state(text: &str) -> Option<&'static str> {
+    let mut words = text
+        .split_ascii_whitespace()
+        .map(|w| w.to_ascii_uppercase());
+    let first = words.next()?;
+    let second = words.next()?;
+    if !matches!(second.trim_end_matches(';'), "ROLE" | "USER" | "GROUP") {
+        return None;
+    }
+    match first.as_str() {
+        "CREATE" => Some("42710"),
+        "DROP" => Some("42704"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_roles() {
+        let e = Error::backup(
+            "could not apply transaction xid=1 commit_lsn=0/1 (committed t) in \"f\": role \"a b\" does not exist (42704)",
+        );
+        assert_eq!(super::missing_role(&e).as_deref(), Some("a b"));
+        let e = Error::backup("could not apply x: relation \"t\" does not exist (42P01)");
+        assert_eq!(super::missing_role(&e), None);
+    }
+
+    #[test]
+    fn role_statements_that_may_conflict() {
+        assert_eq!(super::role_conflict_state("CREATE ROLE r;"), Some("42710"));
+        assert_eq!(
+            super::role_conflict_state("create\n user r login;"),
+            Some("42710")
+        );
+        assert_eq!(
+            super::role_conflict_state("DROP ROLE IF EXISTS a, b;"),
+            Some("42704")
+        );
+        assert_eq!(super::role_conflict_state("drop group g;"), Some("42704"));
+        assert_eq!(
+            super::role_conflict_state("CREATE TABLE role (a int);"),
+            None
+        );
+        assert_eq!(super::role_conflict_state("ALTER ROLE r LOGIN;"), None);
+        assert_eq!(super::role_conflict_state("/* c */ CREATE ROLE r;"), None);
+    }
 
     #[test]
     fn excerpts_are_one_short_line() {

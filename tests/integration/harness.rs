@@ -470,8 +470,9 @@ impl Cluster {
     }
 }
 
-/// The replay session settings a restore uses: no triggers fire twice, DDL is not captured again.
-pub const REPLAY_OPTIONS: &str = "-c session_replication_role=replica -c wal2sql.capture=off";
+/// The replay session settings a restore uses: no triggers fire twice, DDL is not captured again,
+/// and the output settings the text forms of FULL identity comparisons are written with.
+pub const REPLAY_OPTIONS: &str = "-c session_replication_role=replica -c wal2sql.capture=off -c TimeZone=UTC -c IntervalStyle=postgres -c DateStyle=ISO -c extra_float_digits=3 -c bytea_output=hex";
 
 /// A `pg_scribe --start` running in the background, its stderr in a file.
 pub struct Streamer {

@@ -7,6 +7,7 @@ mod attacks;
 mod cli;
 mod client_cert;
 mod connection;
+mod corpus;
 mod init;
 mod install;
 mod new_chain;

@@ -40,6 +40,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
@@ -47,11 +48,13 @@
 #include "storage/bufmgr.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+#include "parser/gram.h"
 #include "parser/scansup.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -90,6 +93,15 @@ bool		w2s_internal = false;
 /* set by the sql_drop firing: were all dropped objects temporary? */
 static bool w2s_drop_seen = false;
 static bool w2s_drop_all_temp = false;
+
+/* set at ddl_command_start: CREATE TABLE (LIKE a temporary table) */
+static bool w2s_like_temp_seen = false;
+
+/* set at ddl_command_start: a partition bound calling a function (now() ...) */
+static bool w2s_volatile_bound_seen = false;
+
+/* set by the sql_drop firing: what a DROP naming temporary objects becomes */
+static char *w2s_drop_rewrite = NULL;
 
 /* the same as W2SFrame.queued, for a statement run without the hook */
 static bool w2s_nohook_queued = false;
@@ -201,6 +213,90 @@ w2s_current_search_path(void)
 }
 
 /*
+ * Does the text hold a string constant?  Only string constants are read
+ * with the date, time, interval and money input settings.
+ */
+static bool
+w2s_has_string_constant(const char *text, bool scs_off)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			token;
+	volatile bool found = false;
+	bool		saved = standard_conforming_strings;
+	bool		saved_warning = escape_string_warning;
+
+	standard_conforming_strings = !scs_off;
+	escape_string_warning = false;
+	PG_TRY();
+	{
+		scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+		while (!found && (token = core_yylex(&yylval, &yylloc, scanner)) != 0)
+			found = (token == SCONST || token == USCONST);
+		scanner_finish(scanner);
+	}
+	PG_FINALLY();
+	{
+		standard_conforming_strings = saved;
+		escape_string_warning = saved_warning;
+	}
+	PG_END_TRY();
+	return found;
+}
+
+/*
+ * Settings that change what DDL text means, with the value the replay
+ * session has (see src/replay/session.rs): written before a statement when
+ * the source's value differs.  The input settings matter only to
+ * statements holding a string constant.
+ */
+static const struct
+{
+	const char *name;
+	const char *replay_value;
+	bool		input;			/* read by the input of string constants */
+}			w2s_ddl_gucs[] = {
+	{"DateStyle", "ISO, MDY", true},
+	{"IntervalStyle", "postgres", true},
+	{"TimeZone", "UTC", true},
+	{"lc_monetary", "C", true},
+	{"xmloption", "content", true},
+	{"default_tablespace", "", false},
+	{"default_table_access_method", "heap", false},
+};
+
+/* The SET LOCAL statements a DDL statement needs before it, or NULL. */
+static char *
+w2s_ddl_settings(const char *command, bool scs_off)
+{
+	StringInfoData buf;
+	bool		strings = w2s_has_string_constant(command, scs_off);
+	int			i;
+
+	initStringInfo(&buf);
+	if (scs_off)
+		appendStringInfoString(&buf, "SET LOCAL standard_conforming_strings = off;");
+	for (i = 0; i < lengthof(w2s_ddl_gucs); i++)
+	{
+		const char *value;
+
+		if (w2s_ddl_gucs[i].input && !strings)
+			continue;
+		value = GetConfigOption(w2s_ddl_gucs[i].name, false, false);
+		if (value == NULL || strcmp(value, w2s_ddl_gucs[i].replay_value) == 0)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, ' ');
+		/* E'' when needed: the replay reads this with standard strings on */
+		appendStringInfo(&buf, "SET LOCAL %s = %s;", w2s_ddl_gucs[i].name,
+						 quote_literal_cstr(value));
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+/*
  * Queue a DDL statement with the settings needed to replay it: the
  * search_path and role it ran with, and standard_conforming_strings as it
  * was when the statement was parsed (scs_off).
@@ -211,7 +307,7 @@ w2s_queue_ddl(const char *command, bool scs_off)
 	w2s_queue_insert("ddl",
 					 w2s_current_search_path(),
 					 GetUserNameFromId(GetUserId(), false),
-					 scs_off ? "SET LOCAL standard_conforming_strings = off;" : NULL,
+					 w2s_ddl_settings(command, scs_off),
 					 command);
 }
 
@@ -219,11 +315,14 @@ w2s_queue_ddl(const char *command, bool scs_off)
 static void
 w2s_queue_unreplayable(const char *tag, const char *reason, const char *text)
 {
-	char	   *shown = pnstrdup(text, 200);
+	int			len = strlen(text);
+	/* cut at a character boundary: half a character is invalid text */
+	int			cut = pg_mbcliplen(text, len, 200);
+	char	   *shown = pnstrdup(text, cut);
 
 	w2s_queue_insert("unreplayable", NULL, NULL, NULL,
 					 psprintf("%s statement %s: %s%s",
-							  tag, reason, shown, strlen(text) > 200 ? "..." : ""));
+							  tag, reason, shown, cut < len ? "..." : ""));
 }
 
 #define W2S_REASON_NO_TEXT \
@@ -631,6 +730,48 @@ w2s_parse_time_scs(Node *parsetree, const char *query, int location, int len)
 	return W2S_SCS_UNKNOWN;
 }
 
+/*
+ * Statements on roles fire no event trigger (roles are shared by all
+ * databases), yet the database's objects depend on them: grants, owners,
+ * policies.  Run in the backed-up database, they are captured here, after
+ * they succeeded, in order with the other DDL.  They replay as the role
+ * that ran them (SET ROLE), so the replay checks the same rights
+ * (CREATEROLE, ADMIN OPTION) the source did.
+ */
+static bool
+w2s_is_role_statement(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateRoleStmt:
+		case T_AlterRoleStmt:
+		case T_AlterRoleSetStmt:
+		case T_DropRoleStmt:
+		case T_GrantRoleStmt:
+		case T_ReassignOwnedStmt:
+			return true;
+		case T_RenameStmt:
+			return ((RenameStmt *) parsetree)->renameType == OBJECT_ROLE;
+		default:
+			return false;
+	}
+}
+
+/* Queue a statement on roles that just succeeded (see w2s_is_role_statement). */
+static void
+w2s_queue_role_statement(Node *parsetree)
+{
+	CommandTag	tag = CreateCommandTag(parsetree);
+	bool		scs_off;
+	char	   *text = w2s_current_statement(tag, &scs_off);
+
+	if (text == NULL)
+		w2s_queue_unreplayable(GetCommandTagName(tag), W2S_REASON_NO_TEXT,
+							   debug_query_string ? debug_query_string : "");
+	else
+		w2s_queue_ddl(text, scs_off);
+}
+
 /* ProcessUtility hook: track each statement's text and parse settings. */
 static void
 w2s_utility(W2S_UTILITY_ARGS_DECL)
@@ -685,6 +826,8 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
 			w2s_prev_utility(W2S_UTILITY_ARGS);
 		else
 			standard_ProcessUtility(W2S_UTILITY_ARGS);
+		if (w2s_is_role_statement(parsetree) && w2s_capture_active())
+			w2s_queue_role_statement(parsetree);
 	}
 	PG_FINALLY();
 	{
@@ -699,13 +842,45 @@ w2s_utility(W2S_UTILITY_ARGS_DECL)
  */
 
 /*
+ * When no command was collected (statements run inside REFRESH
+ * MATERIALIZED VIEW, whose commands PostgreSQL does not collect): the
+ * table a CREATE TABLE made and whether an ALTER/CREATE TABLE is on a
+ * temporary table, from the statement itself.
+ */
+static void
+w2s_parsetree_targets(Node *parsetree, bool *all_temp, List **created)
+{
+	RangeVar   *rv = NULL;
+	Oid			relid;
+
+	if (IsA(parsetree, CreateStmt))
+		rv = ((CreateStmt *) parsetree)->relation;
+	else if (IsA(parsetree, AlterTableStmt))
+		rv = ((AlterTableStmt *) parsetree)->relation;
+	if (rv == NULL)
+		return;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		*all_temp = true;
+	else if (IsA(parsetree, CreateStmt))
+	{
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		*created = lappend_oid(*created, relid);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
  * Look at the commands of this DDL: are they all on temporary objects,
  * which tables did it create or alter, and the tables of which indexes did
  * it alter?
  */
 static void
-w2s_collected_commands(bool *all_temp, List **created, List **altered,
-					   List **index_tables)
+w2s_collected_commands(Node *parsetree, bool *all_temp, bool *on_temp,
+					   List **created, List **altered, List **index_tables)
 {
 	int			ret;
 	uint64		i;
@@ -713,12 +888,36 @@ w2s_collected_commands(bool *all_temp, List **created, List **altered,
 	int			ntemp = 0;
 
 	*all_temp = false;
+	*on_temp = false;
 	*created = NIL;
 	*altered = NIL;
 	*index_tables = NIL;
-	ret = SPI_execute("SELECT objid, object_type, command_tag, schema_name "
-					  "FROM pg_catalog.pg_event_trigger_ddl_commands()",
-					  true, 0);
+	/*
+	 * Triggers, rules, policies, defaults and constraints have no schema of
+	 * their own: their table's says whether they are temporary (column 5).
+	 * Column 6: does the object depend on one of this session's temporary
+	 * objects (a permanent domain over a temporary type ...)?
+	 */
+	ret = SPI_execute("SELECT c.objid, c.object_type, c.command_tag, c.schema_name,"
+					  " (SELECT r.relnamespace FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=)"
+					  "  CASE c.classid"
+					  "  WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT x.tgrelid FROM pg_catalog.pg_trigger x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT x.ev_class FROM pg_catalog.pg_rewrite x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT x.polrelid FROM pg_catalog.pg_policy x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT x.adrelid FROM pg_catalog.pg_attrdef x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN (SELECT x.conrelid FROM pg_catalog.pg_constraint x WHERE x.oid OPERATOR(pg_catalog.=) c.objid)"
+					  "  END),"
+					  " pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 AND EXISTS (SELECT FROM pg_catalog.pg_depend d"
+					  "  WHERE d.classid OPERATOR(pg_catalog.=) c.classid AND d.objid OPERATOR(pg_catalog.=) c.objid"
+					  "  AND d.deptype OPERATOR(pg_catalog.=) 'n' AND ("
+					  "   (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT FROM pg_catalog.pg_type x"
+					  "     WHERE x.oid OPERATOR(pg_catalog.=) d.refobjid AND x.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()))"
+					  "   OR (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND EXISTS (SELECT FROM pg_catalog.pg_class x"
+					  "     WHERE x.oid OPERATOR(pg_catalog.=) d.refobjid AND x.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()))"
+					  "   OR (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND EXISTS (SELECT FROM pg_catalog.pg_proc x"
+					  "     WHERE x.oid OPERATOR(pg_catalog.=) d.refobjid AND x.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()))))"
+					  " FROM pg_catalog.pg_event_trigger_ddl_commands() c",
+					  false, 0);	/* a new snapshot sees this statement's catalog rows */
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "wal2sql: could not read pg_event_trigger_ddl_commands()");
 
@@ -731,12 +930,19 @@ w2s_collected_commands(bool *all_temp, List **created, List **altered,
 		char	   *objtype = SPI_getvalue(tup, desc, 2);
 		char	   *cmdtag = SPI_getvalue(tup, desc, 3);
 		char	   *schema = SPI_getvalue(tup, desc, 4);
+		bool		relnsp_null;
+		Datum		relnsp = SPI_getbinval(tup, desc, 5, &relnsp_null);
+		char	   *deps = SPI_getvalue(tup, desc, 6);
 
 		n++;
-		if (schema != NULL &&
-			(strcmp(schema, "pg_temp") == 0 ||
-			 isAnyTempNamespace(get_namespace_oid(schema, true))))
+		if (!relnsp_null && isAnyTempNamespace(DatumGetObjectId(relnsp)))
 			ntemp++;
+		else if (schema != NULL &&
+				 (strcmp(schema, "pg_temp") == 0 ||
+				  isAnyTempNamespace(get_namespace_oid(schema, true))))
+			ntemp++;
+		else if (deps != NULL && strcmp(deps, "t") == 0)
+			*on_temp = true;
 		if (objtype != NULL && strcmp(objtype, "table") == 0 &&
 			cmdtag != NULL &&
 			(strcmp(cmdtag, "CREATE TABLE") == 0 ||
@@ -771,6 +977,8 @@ w2s_collected_commands(bool *all_temp, List **created, List **altered,
 		}
 	}
 	*all_temp = (n > 0 && ntemp == n);
+	if (n == 0)
+		w2s_parsetree_targets(parsetree, all_temp, created);
 }
 
 /* Statements never written to the stream (subscriptions). */
@@ -853,7 +1061,7 @@ w2s_raw_call_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, FuncCall) || IsA(node, SubLink))
+	if (IsA(node, FuncCall) || IsA(node, SubLink) || IsA(node, SQLValueFunction))
 		return true;
 	return raw_expression_tree_walker(node, w2s_raw_call_walker, context);
 }
@@ -1062,6 +1270,98 @@ w2s_with_inheritors(List *relids)
 	return result;
 }
 
+/* The partition bound a CREATE TABLE ... PARTITION OF or ATTACH PARTITION gives, or NULL. */
+static PartitionBoundSpec *
+w2s_partition_bound(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateStmt))
+		return ((CreateStmt *) parsetree)->partbound;
+	if (!IsA(parsetree, AlterTableStmt))
+		return NULL;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_AttachPartition && cmd->def != NULL &&
+			IsA(cmd->def, PartitionCmd))
+			return ((PartitionCmd *) cmd->def)->bound;
+	}
+	return NULL;
+}
+
+/* Does a raw partition bound call a function (now(), current_timestamp ...)? */
+static bool
+w2s_bound_calls(PartitionBoundSpec *spec)
+{
+	if (spec == NULL)
+		return false;
+	return w2s_raw_call_walker((Node *) spec->listdatums, NULL) ||
+		w2s_raw_call_walker((Node *) spec->lowerdatums, NULL) ||
+		w2s_raw_call_walker((Node *) spec->upperdatums, NULL);
+}
+
+/*
+ * A partition bound computed by a function (FOR VALUES FROM (now()) ...)
+ * is evaluated once, by the statement: the replay would compute another.
+ * After the statement, the partition is detached and attached again with
+ * the bound the catalog holds (written with the session's DateStyle and
+ * TimeZone, which are written with it).
+ */
+static void
+w2s_queue_source_bound(Node *parsetree)
+{
+	RangeVar   *rv = NULL;
+	Oid			child;
+	Oid			parent;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	char	   *bound;
+	char	   *qchild;
+	char	   *qparent;
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateStmt))
+		rv = ((CreateStmt *) parsetree)->relation;
+	else
+	{
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			if (cmd->subtype == AT_AttachPartition && cmd->def != NULL &&
+				IsA(cmd->def, PartitionCmd))
+				rv = ((PartitionCmd *) cmd->def)->name;
+		}
+	}
+	if (rv == NULL)
+		return;
+	child = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(child))
+		return;
+	parent = get_partition_parent(child, true);
+	if (!OidIsValid(parent))
+		return;
+	args[0] = ObjectIdGetDatum(child);
+	/* not read-only: a new snapshot sees the bound this statement stored */
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_get_expr(relpartbound, oid) "
+							  "FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "wal2sql: could not read the bound of partition %u", child);
+	bound = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (bound == NULL)
+		return;
+	qchild = quote_qualified_identifier(get_namespace_name(get_rel_namespace(child)),
+										get_rel_name(child));
+	qparent = quote_qualified_identifier(get_namespace_name(get_rel_namespace(parent)),
+										 get_rel_name(parent));
+	w2s_queue_ddl(psprintf("ALTER TABLE %s DETACH PARTITION %s;", qparent, qchild), false);
+	w2s_queue_ddl(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s;", qparent, qchild, bound),
+				  false);
+}
+
 /*
  * Capture is off (restore sessions, extension scripts, wal_level below
  * logical): keep wal2sql.auto_full right all the same, so that no dropped
@@ -1103,6 +1403,10 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	Node	   *parsetree;
 	const char *tag;
 	bool		all_temp;
+	bool		on_temp;
+	char	   *drop_rewrite;
+	bool		like_temp;
+	bool		volatile_bound;
 	List	   *created;
 	List	   *altered;
 	List	   *index_tables;
@@ -1133,6 +1437,9 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 			w2s_nohook_scs = (debug_query_string == NULL) ? W2S_SCS_EITHER :
 				w2s_parse_time_scs(parsetree, debug_query_string, 0, 0);
 		w2s_drop_seen = false;
+		w2s_drop_rewrite = NULL;
+		w2s_like_temp_seen = w2s_like_temp(parsetree);
+		w2s_volatile_bound_seen = w2s_bound_calls(w2s_partition_bound(parsetree));
 		list_free(w2s_dropped_index_tables);
 		w2s_dropped_index_tables = NIL;
 		if (w2s_ctas_is_table(parsetree))
@@ -1181,6 +1488,8 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 		/* dropped permanent relations: forget them */
 		if (relations)
 			w2s_auto_full_dropped();
+		if (IsA(parsetree, DropStmt))
+			w2s_drop_rewrite = w2s_drop_permanent_part((DropStmt *) parsetree);
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
@@ -1199,18 +1508,31 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 	if (w2s_skipped_statement(parsetree))
 		PG_RETURN_NULL();
 
-	/* commands run internally by REFRESH MATERIALIZED VIEW CONCURRENTLY */
-	if (w2s_depth >= 2 &&
-		w2s_frames[w2s_depth - 2].tag == T_RefreshMatViewStmt)
-		PG_RETURN_NULL();
+	/*
+	 * Commands run inside REFRESH MATERIALIZED VIEW are captured like any
+	 * other: those of CONCURRENTLY work on temporary tables (not captured),
+	 * those of functions the view's query calls are DDL like any.
+	 */
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wal2sql: SPI_connect failed");
-	w2s_collected_commands(&all_temp, &created, &altered, &index_tables);
+	w2s_collected_commands(parsetree, &all_temp, &on_temp, &created, &altered, &index_tables);
 
-	if (IsA(parsetree, DropStmt) && w2s_drop_seen && w2s_drop_all_temp)
-		all_temp = true;
+	drop_rewrite = NULL;
+	if (IsA(parsetree, DropStmt) && w2s_drop_seen)
+	{
+		if (w2s_drop_all_temp)
+			all_temp = true;
+		drop_rewrite = w2s_drop_rewrite;
+		if (drop_rewrite != NULL && drop_rewrite[0] == '\0')
+			all_temp = true;
+	}
 	w2s_drop_seen = false;
+	w2s_drop_rewrite = NULL;
+	like_temp = w2s_like_temp_seen && IsA(parsetree, CreateStmt);
+	w2s_like_temp_seen = false;
+	volatile_bound = w2s_volatile_bound_seen;
+	w2s_volatile_bound_seen = false;
 
 	/* an identity set by the user is the user's: forget wal2sql's FULL */
 	explicit_identity = w2s_replica_identity_target(parsetree);
@@ -1219,7 +1541,44 @@ wal2sql_capture_ddl(PG_FUNCTION_ARGS)
 
 	if (!all_temp)
 	{
-		w2s_queue_statement(trigdata, tag);
+		bool	   *queued = w2s_queued_flag();
+
+		if (*queued)
+			;					/* queued already (table_rewrite) */
+		else if (on_temp)
+		{
+			/* dropped with the session's temporary objects, and no DDL says so */
+			*queued = true;
+			w2s_queue_unreplayable(tag, "that makes a permanent object depend on a temporary one",
+								   debug_query_string ? debug_query_string : "");
+		}
+		else if (drop_rewrite != NULL)
+		{
+			/* the permanent part of a DROP naming temporary objects too */
+			*queued = true;
+			w2s_queue_ddl(drop_rewrite, false);
+		}
+		else if (like_temp)
+		{
+			/* LIKE a temporary table: the replay has no such table */
+			ListCell   *lc;
+			List	   *stmts = NIL;
+
+			*queued = true;
+			if (list_length(created) == 1)
+				stmts = w2s_table_from_catalog(linitial_oid(created));
+			if (stmts == NIL)
+				w2s_queue_unreplayable(tag, "that copies a temporary table",
+									   debug_query_string ? debug_query_string : "");
+			foreach(lc, stmts)
+				w2s_queue_ddl((char *) lfirst(lc), false);	/* generated */
+		}
+		else
+		{
+			w2s_queue_statement(trigdata, tag);
+			if (volatile_bound)
+				w2s_queue_source_bound(parsetree);
+		}
 		w2s_queue_missing_values(parsetree, w2s_with_inheritors(altered));
 
 		if (wal2sql_auto_replica_identity)

@@ -12,6 +12,7 @@
 #ifndef WAL2SQL_CAPTURE_H
 #define WAL2SQL_CAPTURE_H
 
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
@@ -20,6 +21,11 @@ extern bool w2s_internal;
 
 /* capture.c */
 extern void w2s_queue_ddl(const char *command, bool scs_off);
+
+/* tempobj.c */
+extern char *w2s_drop_permanent_part(DropStmt *stmt);
+extern bool w2s_like_temp(Node *parsetree);
+extern List *w2s_table_from_catalog(Oid relid);
 
 /* identity.c */
 extern void w2s_auto_full_dropped(void);

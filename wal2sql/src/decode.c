@@ -561,7 +561,14 @@ done:
 	MemoryContextReset(data->change_cxt);
 }
 
-/* Write one TRUNCATE ONLY for the truncated tables (partitioned parents left out). */
+/*
+ * Write one TRUNCATE for the truncated tables: ONLY each table, then the
+ * partitioned parents (which have no rows; ONLY is refused for them).  The
+ * parents must be listed: a foreign key of a partitioned table referencing
+ * a truncated table lets the TRUNCATE through only when the parent is in
+ * the list too.  Their partitions are listed already, so recursing adds
+ * nothing.  A TRUNCATE of only parents (no partitions) writes nothing.
+ */
 static void
 w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			 int nrelations, Relation relations[],
@@ -570,6 +577,7 @@ w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	W2SData    *data = ctx->output_plugin_private;
 	MemoryContext oldcxt;
 	StringInfoData stmt;
+	StringInfoData parents;
 	int			n = 0;
 	int			i;
 
@@ -577,20 +585,27 @@ w2s_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	oldcxt = MemoryContextSwitchTo(data->change_cxt);
 
 	initStringInfo(&stmt);
+	initStringInfo(&parents);
 	appendStringInfoString(&stmt, "TRUNCATE ");
 	for (i = 0; i < nrelations; i++)
 	{
 		W2SRelEntry *entry = w2s_get_entry(relations[i]);
 
-		/* partitioned parents are left out: their leaves are listed */
-		if (entry->is_queue || entry->ignore ||
-			entry->relkind != RELKIND_RELATION)
+		if (entry->is_queue || entry->ignore)
+			continue;
+		if (entry->relkind == RELKIND_PARTITIONED_TABLE)
+		{
+			appendStringInfo(&parents, ", %s", entry->qualname);
+			continue;
+		}
+		if (entry->relkind != RELKIND_RELATION)
 			continue;
 		if (n > 0)
 			appendStringInfoString(&stmt, ", ");
 		appendStringInfo(&stmt, "ONLY %s", entry->qualname);
 		n++;
 	}
+	appendStringInfoString(&stmt, parents.data);
 	if (change->data.truncate.restart_seqs)
 		appendStringInfoString(&stmt, " RESTART IDENTITY");
 	if (change->data.truncate.cascade)

@@ -38,6 +38,8 @@ typedef struct W2SColumn
 	FmgrInfo	out;			/* type output function */
 	W2SEqKind	eq_kind;
 	char	   *eq_operator;	/* "OPERATOR(nsp.=)" for W2S_EQ_OPERATOR */
+	char	   *cast;			/* "::type" after a literal compared with it, or NULL */
+	bool		exact_text;		/* equal is not identical: compare the text form too */
 } W2SColumn;
 
 typedef struct W2SRelEntry

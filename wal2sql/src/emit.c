@@ -243,9 +243,13 @@ w2s_write_no_identity(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 							  action, entry->qualname, txn->xid));
 }
 
-/* Append "col OPERATOR(pg_catalog.=) value", IS NULL, or a ::text form. */
+/*
+ * Append "col OPERATOR(pg_catalog.=) value", IS NULL, or a ::text form;
+ * for FULL identity, the text form too where equal is not identical.
+ */
 static void
-w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull)
+w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull,
+					 bool full)
 {
 	appendStringInfoString(out, col->qname);
 	if (isnull)
@@ -269,6 +273,19 @@ w2s_append_condition(StringInfo out, W2SColumn *col, Datum value, bool isnull)
 			break;
 	}
 	w2s_append_value(out, col, value, false);
+	if (col->cast != NULL && col->eq_kind != W2S_EQ_TEXT)
+		appendStringInfoString(out, col->cast);
+	if (full && col->exact_text)
+	{
+		/*
+		 * The identical row, not only an equal one: its text form (the
+		 * output function's, as written here; bytes, whatever the column's
+		 * collation) is the same.
+		 */
+		appendStringInfo(out, " AND pg_catalog.format('%%s', %s) COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) ",
+						 col->qname);
+		w2s_append_value(out, col, value, false);
+	}
 }
 
 /*
@@ -299,7 +316,7 @@ w2s_append_where(StringInfo out, W2SRelEntry *entry,
 				continue;
 			if (!first)
 				appendStringInfoString(out, " AND ");
-			w2s_append_condition(out, col, oldvals[i], oldnulls[i]);
+			w2s_append_condition(out, col, oldvals[i], oldnulls[i], true);
 			first = false;
 		}
 		if (first)
@@ -333,7 +350,7 @@ w2s_append_where(StringInfo out, W2SRelEntry *entry,
 		}
 		if (i > 0)
 			appendStringInfoString(out, " AND ");
-		w2s_append_condition(out, col, v, isnull);
+		w2s_append_condition(out, col, v, isnull, false);
 	}
 	return true;
 }

@@ -47,6 +47,21 @@
 /* Relation cache, kept for the lifetime of the backend. */
 static HTAB *w2s_relcache = NULL;
 static MemoryContext w2s_relcache_cxt = NULL;
+
+/*
+ * Entries invalidated since the last sweep.  Invalidated entries are freed
+ * (not only marked) so that dropped tables do not pile up: any role can
+ * create and drop tables without end.  Freeing waits for w2s_get_entry,
+ * because invalidation callbacks can run while an entry is being built or
+ * used (catalog access accepts invalidations).
+ */
+static int	w2s_relcache_ninvalid = 0;
+
+/*
+ * Generations are unique across entries: an evicted and re-created entry
+ * must not reuse one a pending multi-row INSERT still names.
+ */
+static uint32 w2s_relcache_generation = 0;
 /* ---------------------------------------------------------------------
  * Relation cache
  * ---------------------------------------------------------------------
@@ -65,14 +80,46 @@ w2s_relcache_invalidate(Datum arg, Oid relid)
 	if (OidIsValid(relid))
 	{
 		entry = hash_search(w2s_relcache, &relid, HASH_FIND, NULL);
-		if (entry != NULL)
+		if (entry != NULL && entry->valid)
+		{
 			entry->valid = false;
+			w2s_relcache_ninvalid++;
+		}
 		return;
 	}
 
 	hash_seq_init(&status, w2s_relcache);
 	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->valid)
+			w2s_relcache_ninvalid++;
 		entry->valid = false;
+	}
+}
+
+/*
+ * Free the invalidated entries.  Called only where no entry pointer is
+ * held: an entry of a live table is simply built again when next used.
+ */
+static void
+w2s_relcache_sweep(void)
+{
+	HASH_SEQ_STATUS status;
+	W2SRelEntry *entry;
+
+	if (w2s_relcache_ninvalid == 0)
+		return;
+	w2s_relcache_ninvalid = 0;
+	hash_seq_init(&status, w2s_relcache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->valid)
+			continue;
+		if (entry->cxt != NULL)
+			MemoryContextDelete(entry->cxt);
+		/* removing the current element keeps the scan valid */
+		hash_search(w2s_relcache, &entry->relid, HASH_REMOVE, NULL);
+	}
 }
 
 /* Schema change callback: a renamed schema changes every qualified name, rebuild all. */
@@ -134,6 +181,42 @@ w2s_fill_equality(W2SColumn *col, Oid typid)
 									NameStr(opform->oprname));
 	}
 	ReleaseSysCache(optup);
+}
+
+/*
+ * Is "=" of this type identity (equal values have the same text form)?
+ * Only for the built-in types known to be so, and text types under a
+ * deterministic collation; not numeric (1.0 = 1.00), float (0 = -0),
+ * interval ('1 day' = '24 hours'), jsonb, arrays, composites, ranges,
+ * geometric types (box "=" compares areas), or types made by users.
+ */
+static bool
+w2s_equality_is_identity(Oid typid, Oid collation)
+{
+	typid = getBaseType(typid);
+	switch (typid)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NAMEOID:
+		case BYTEAOID:
+		case UUIDOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case CASHOID:
+			return true;
+		case TEXTOID:
+		case VARCHAROID:
+			return !OidIsValid(collation) || get_collation_isdeterministic(collation);
+		default:
+			return get_typtype(typid) == TYPTYPE_ENUM;
+	}
 }
 
 /*
@@ -239,6 +322,13 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 		getTypeOutputInfo(att->atttypid, &outfn, &col->varlena);
 		fmgr_info_cxt(outfn, &col->out, entry->cxt);
 		w2s_fill_equality(col, att->atttypid);
+		col->exact_text = col->eq_kind != W2S_EQ_TEXT &&
+			!w2s_equality_is_identity(att->atttypid, att->attcollation);
+		/* a literal compared with a domain is not typed by the operator */
+		col->cast = get_typtype(att->atttypid) == TYPTYPE_DOMAIN ?
+			psprintf("::%s", format_type_extended(att->atttypid, att->atttypmod,
+												  FORMAT_TYPE_TYPEMOD_GIVEN |
+												  FORMAT_TYPE_FORCE_QUALIFY)) : NULL;
 		col->byval = att->attbyval;
 		col->typlen = att->attlen;
 		entry->uses_money |= w2s_type_uses_money(att->atttypid, 0);
@@ -293,7 +383,7 @@ w2s_build_entry(W2SRelEntry *entry, Relation rel)
 	entry->insert_prefix = buf.data;
 
 	MemoryContextSwitchTo(oldcxt);
-	entry->generation++;
+	entry->generation = ++w2s_relcache_generation;
 	entry->valid = true;
 }
 
@@ -304,6 +394,7 @@ w2s_get_entry(Relation rel)
 	W2SRelEntry *entry;
 	bool		found;
 
+	w2s_relcache_sweep();
 	entry = hash_search(w2s_relcache, &relid, HASH_ENTER, &found);
 	if (!found)
 	{
