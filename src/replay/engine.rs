@@ -36,18 +36,23 @@ use std::pin::Pin;
 use tokio::io::AsyncBufReadExt;
 use tokio_postgres::{Client, SimpleQueryStream};
 
-use super::failure::{self, Drained, Failure, drain, excerpt, locate};
+use super::failure::{self, Failure, drain, excerpt};
 use super::guard::Guard;
 use super::progress::Progress;
 pub use super::session::prepare_session;
 use super::session::session_settings;
-use super::statements::{Kind, Piece, Stmt, build_message, classify, is_txn_control};
+use super::statements::{Kind, Stmt, classify, is_txn_control};
 use crate::error::{Error, Result, Situation};
 use crate::lsn::Lsn;
 use crate::storage::compress;
 use crate::storage::diff_format::{Body, Framer, LineKind, StopAt, TxnHeader};
 use crate::storage::error::ChainError;
-use crate::ui;
+
+mod group;
+mod roles;
+mod segments;
+
+use roles::missing_role;
 
 /// One file to replay.
 #[derive(Debug, Clone)]
@@ -473,18 +478,7 @@ impl<'a> Engine<'a> {
                 break;
             }
             attempts += 1;
-            self.rollback().await?;
-            let sql = format!("CREATE ROLE {} NOLOGIN", crate::pg::quote::ident(&role));
-            self.client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| crate::pg::session::query_error(&sql, &e))?;
-            ui::say(&format!(
-                "{}: note: created placeholder role \"{role}\" (NOLOGIN) for transaction {}",
-                ui::PROGNAME,
-                t.header.xid
-            ));
-            self.report.placeholders.push(role);
+            self.create_placeholder(t, role).await?;
             result = self.send_segments(t, n, true).await;
         }
         match result {
@@ -516,87 +510,6 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Sends the pending transactions (none has DDL, each is complete) as **one** transaction
-    /// of the target: `BEGIN; <their statements>` (merged), left open. It is committed by the
-    /// next group's message (`COMMIT; BEGIN; …`) or by [`Self::commit_open`], and only once
-    /// [`Self::settle`] has checked the row count of each of its statements; the next group is
-    /// built while the server applies this one. Atomic: either all of them commit or none (a
-    /// failure is then replayed transaction by transaction, see [`Self::settle`]).
-    async fn flush_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let txns = std::mem::take(&mut self.pending);
-        self.pending_bytes = 0;
-        let mut body = String::with_capacity(txns.iter().map(|t| t.buf.len()).sum::<usize>());
-        let mut stmts = Vec::with_capacity(txns.iter().map(|t| t.stmts.len()).sum::<usize>());
-        body.push_str("BEGIN;\n");
-        stmts.push(Stmt {
-            start: 0,
-            end: "BEGIN;".len(),
-            kind: Kind::Control,
-        });
-        for t in &txns {
-            // Checked valid UTF-8 when it was queued.
-            let text = std::str::from_utf8(&t.buf).expect("checked");
-            let n = t.stmts.len();
-            for s in &t.stmts[1..n - 1] {
-                let start = body.len();
-                body.push_str(&text[s.start..s.end]);
-                stmts.push(Stmt {
-                    start,
-                    end: body.len(),
-                    kind: s.kind,
-                });
-                body.push('\n');
-            }
-        }
-        const COMMIT_BEFORE: &str = "COMMIT;\n";
-        let mut text = String::with_capacity(body.len() + COMMIT_BEFORE.len());
-        text.push_str(COMMIT_BEFORE);
-        let mut pieces = Vec::new();
-        build_message(
-            &body,
-            &stmts,
-            &mut text,
-            &mut pieces,
-            true,
-            self.skip_setval,
-        );
-        // The group before this one: checked, then committed by this message's first statement.
-        let committing = self.settle().await?;
-        let mut expect = Vec::with_capacity(pieces.len() + 1);
-        let from = if committing.is_empty() {
-            COMMIT_BEFORE.len()
-        } else {
-            expect.push(None);
-            0
-        };
-        expect.extend(pieces.iter().map(|p| p.rows));
-        let stream = match self.client.simple_query_raw(&text[from..]).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                let last = txns.last().expect("not empty");
-                return Err(self.txn_error(
-                    last.file,
-                    &last.header,
-                    Failure {
-                        number: None,
-                        excerpt: None,
-                        err: e,
-                    },
-                ));
-            }
-        };
-        self.open = Some(InFlight {
-            stream: Box::pin(stream),
-            committing,
-            txns,
-            expect,
-        });
-        Ok(())
-    }
-
     fn done(&mut self, h: &TxnHeader, file: usize) {
         self.report.txns += 1;
         self.report.last = Some(h.clone());
@@ -605,107 +518,11 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Waits for the last group sent and checks the row counts of its statements. Returns its
-    /// transactions, applied and still open (the caller commits them), or none when it failed
-    /// (a statement, a row count, or the COMMIT of the group before it at the head of its
-    /// message): what is open is rolled back and the transactions not committed are replayed
-    /// one by one, as written, each its own transaction, so that the first that fails is
-    /// reported exactly and the ones before it are committed.
-    async fn settle(&mut self) -> Result<Vec<Txn>> {
-        let Some(mut f) = self.open.take() else {
-            return Ok(Vec::new());
-        };
-        let result = drain(&mut f.stream, &f.expect).await;
-        let commit_failed =
-            !f.committing.is_empty() && matches!(result, Err(Drained::Server { completed: 0, .. }));
-        if !commit_failed {
-            for t in &f.committing {
-                self.done(&t.header, t.file);
-            }
-        }
-        match result {
-            Ok(()) => return Ok(f.txns),
-            Err(Drained::Server { err, .. }) if err.as_db_error().is_none() => {
-                let t = f.txns.last().expect("not empty");
-                return Err(self.txn_error(
-                    t.file,
-                    &t.header,
-                    Failure {
-                        number: None,
-                        excerpt: None,
-                        err,
-                    },
-                ));
-            }
-            Err(_) => {}
-        }
-        self.rollback().await?;
-        let mut txns = if commit_failed {
-            f.committing
-        } else {
-            Vec::new()
-        };
-        txns.append(&mut f.txns);
-        self.replay_one_by_one(txns).await?;
-        Ok(Vec::new())
-    }
-
-    /// Commits the last group sent, once its row counts are checked.
-    async fn commit_open(&mut self) -> Result<()> {
-        let txns = self.settle().await?;
-        let Some(last) = txns.last() else {
-            return Ok(());
-        };
-        let result = match self.client.simple_query_raw("COMMIT").await {
-            Ok(stream) => drain(&mut Box::pin(stream), &[]).await,
-            Err(err) => Err(Drained::Server { completed: 0, err }),
-        };
-        match result {
-            Ok(()) => {
-                for t in &txns {
-                    self.done(&t.header, t.file);
-                }
-                Ok(())
-            }
-            Err(Drained::Server { err, .. }) if err.as_db_error().is_none() => Err(self.txn_error(
-                last.file,
-                &last.header,
-                Failure {
-                    number: None,
-                    excerpt: None,
-                    err,
-                },
-            )),
-            Err(_) => {
-                // A deferred constraint failed at COMMIT: find the transaction.
-                self.rollback().await?;
-                self.replay_one_by_one(txns).await
-            }
-        }
-    }
-
     async fn rollback(&self) -> Result<()> {
         self.client
             .batch_execute("ROLLBACK")
             .await
             .map_err(|e| Error::backup(format!("could not roll back a failed transaction: {e}")))
-    }
-
-    /// Transactions of a group that failed, replayed one by one, as they are (no merging of
-    /// row changes), each its own transaction with its row counts checked.
-    async fn replay_one_by_one(&mut self, txns: Vec<Txn>) -> Result<()> {
-        let count = txns.len();
-        let skipped = self.report.skipped.len();
-        for mut t in txns {
-            self.apply_alone(&mut t).await?;
-        }
-        if self.report.skipped.len() > skipped {
-            return Ok(());
-        }
-        ui::warning(&format!(
-            "{count} transactions applied together failed, but applied one by one they all succeeded"
-        ));
-        Ok(())
     }
 
     /// Applies and commits everything sent or pending.
@@ -731,210 +548,6 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Sends `t.stmts[..n]` in order, waiting for each message and checking the row count of
-    /// each statement: runs of row changes in messages of at most the chunk size; each run of
-    /// other statements bracketed by the trigger guard, in which captured DDL goes **alone in
-    /// its message**, after the settings written before it (so the server parses it with them in
-    /// effect), and is followed by the replay session's own settings again. `commit`: the last
-    /// statement is the transaction's COMMIT; it is sent on its own, once every row count is
-    /// checked.
-    async fn send_segments(&mut self, t: &mut Txn, n: usize, commit: bool) -> Result<()> {
-        let m = if commit { n - 1 } else { n };
-        let mut i = 0;
-        while i < m {
-            let dml = t.stmts[i].kind == Kind::Dml;
-            let mut j = i + 1;
-            while j < m
-                && (t.stmts[j].kind == Kind::Dml) == dml
-                && (!dml || t.stmts[j].end - t.stmts[i].start <= self.limits.chunk_bytes)
-            {
-                j += 1;
-            }
-            if dml {
-                self.send_message(t, i, j).await?;
-                i = j;
-                continue;
-            }
-            self.guard_before(t).await?;
-            let mut k = i;
-            while k < j {
-                if t.stmts[k].kind == Kind::Ddl {
-                    self.send_ddl(t, k).await?;
-                    self.client
-                        .batch_execute(&self.session_sql)
-                        .await
-                        .map_err(|e| {
-                            self.own_error(t, "restoring the session settings after DDL", e)
-                        })?;
-                    k += 1;
-                } else {
-                    let mut l = k + 1;
-                    while l < j && t.stmts[l].kind != Kind::Ddl {
-                        l += 1;
-                    }
-                    self.send_message(t, k, l).await?;
-                    k = l;
-                }
-            }
-            let mut guard = std::mem::take(&mut self.guard);
-            let r = guard.after_ddl(self.client).await;
-            self.guard = guard;
-            r.map_err(|e| self.own_error(t, "checking triggers and rules after DDL", e))?;
-            i = j;
-        }
-        if commit {
-            let result = match self.client.simple_query_raw("COMMIT").await {
-                Ok(stream) => drain(&mut Box::pin(stream), &[]).await,
-                Err(err) => Err(Drained::Server { completed: 0, err }),
-            };
-            if let Err(Drained::Server { err, .. }) = result {
-                return Err(self.txn_error(
-                    t.file,
-                    &t.header,
-                    Failure {
-                        number: Some((t.sent + n, t.sent + n)),
-                        excerpt: Some("COMMIT;".into()),
-                        err,
-                    },
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends one captured DDL statement. A role's CREATE or DROP (captured since roles made
-    /// between rotations are in no globals dump) may meet the role as the target already has it
-    /// (a later globals dump, another database of the same server): that conflict is a note and
-    /// the statement is skipped, inside a savepoint so the transaction goes on.
-    async fn send_ddl(&mut self, t: &Txn, k: usize) -> Result<()> {
-        let text = self.utf8(t, &t.buf[t.stmts[k].start..t.stmts[k].end])?;
-        let Some(tolerated) = role_conflict_state(text) else {
-            return self.send_message(t, k, k + 1).await;
-        };
-        self.client
-            .batch_execute("SAVEPOINT pg_scribe_role")
-            .await
-            .map_err(|e| self.own_error(t, "setting a savepoint before role DDL", e))?;
-        match self.client.simple_query(text).await {
-            Ok(_) => {}
-            Err(e) if e.code().map(|c| c.code()) == Some(tolerated) => {
-                let message = e
-                    .as_db_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_else(|| e.to_string());
-                self.client
-                    .batch_execute("ROLLBACK TO SAVEPOINT pg_scribe_role")
-                    .await
-                    .map_err(|e| self.own_error(t, "skipping role DDL", e))?;
-                crate::ui::say(&format!(
-                    "{}: note: {} (transaction {}, statement skipped)",
-                    crate::ui::PROGNAME,
-                    message,
-                    t.header.xid
-                ));
-            }
-            Err(_) => {
-                // Sent again to be reported (located, with its excerpt) like any DDL error.
-                self.client
-                    .batch_execute("ROLLBACK TO SAVEPOINT pg_scribe_role")
-                    .await
-                    .map_err(|e| self.own_error(t, "reporting a role DDL error", e))?;
-                return self.send_message(t, k, k + 1).await;
-            }
-        }
-        self.client
-            .batch_execute("RELEASE SAVEPOINT pg_scribe_role")
-            .await
-            .map_err(|e| self.own_error(t, "releasing the savepoint after role DDL", e))
-    }
-
-    /// An error of a statement of pg_scribe's own between the transaction's statements.
-    fn own_error(&self, t: &Txn, what: &str, e: tokio_postgres::Error) -> Error {
-        self.txn_error(
-            t.file,
-            &t.header,
-            Failure {
-                number: None,
-                excerpt: Some(format!("(pg_scribe, {what})")),
-                err: e,
-            },
-        )
-    }
-
-    /// Puts the recorded triggers and rules back before a run of DDL (see [`Guard`]).
-    async fn guard_before(&self, t: &Txn) -> Result<()> {
-        if self.guard.is_empty() {
-            return Ok(());
-        }
-        let before = self.guard.before_ddl();
-        if before.is_empty() {
-            return Ok(());
-        }
-        self.client
-            .batch_execute(&before)
-            .await
-            .map_err(|e| self.own_error(t, "restoring trigger states before DDL", e))
-    }
-
-    /// Sends `t.stmts[i..j]` as one message and checks the row count of each.
-    async fn send_message(&mut self, t: &Txn, i: usize, j: usize) -> Result<()> {
-        let from = t.stmts[i].start;
-        let to = t.stmts[j - 1].end;
-        let body = self.utf8(t, &t.buf[from..to])?;
-        let stmts: Vec<Stmt> = t.stmts[i..j]
-            .iter()
-            .map(|s| Stmt {
-                start: s.start - from,
-                end: s.end - from,
-                kind: s.kind,
-            })
-            .collect();
-        let mut text = String::with_capacity(body.len() + 64);
-        let mut pieces = Vec::with_capacity(stmts.len());
-        build_message(
-            body,
-            &stmts,
-            &mut text,
-            &mut pieces,
-            false,
-            self.skip_setval,
-        );
-        if pieces.is_empty() {
-            // Only recorded sequence values, left out.
-            return Ok(());
-        }
-        let expect: Vec<Option<u64>> = pieces.iter().map(|p| p.rows).collect();
-        let result = match self.client.simple_query_raw(&text).await {
-            Ok(stream) => drain(&mut Box::pin(stream), &expect).await,
-            Err(err) => Err(Drained::Server { completed: 0, err }),
-        };
-        let number = |p: &Piece| (t.sent + i + p.first + 1, t.sent + i + p.last + 1);
-        match result {
-            Ok(()) => {}
-            Err(Drained::Server { completed, err }) => {
-                let (k, excerpt) = locate(&text, &pieces, 0, completed, &err);
-                return Err(self.txn_error(
-                    t.file,
-                    &t.header,
-                    Failure {
-                        number: k.map(|(a, b)| (t.sent + i + a + 1, t.sent + i + b + 1)),
-                        excerpt,
-                        err,
-                    },
-                ));
-            }
-            Err(Drained::Rows {
-                index,
-                expected,
-                actual,
-            }) => {
-                let p = &pieces[index];
-                return Err(self.rows_error(t, number(p), &text[p.start..p.end], expected, actual));
-            }
-        }
-        Ok(())
-    }
-
     /// After a failure: let what was sent run out, roll back.
     pub async fn abort(&mut self) {
         self.pending.clear();
@@ -949,66 +562,9 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// The role named by a "role \"x\" does not exist (42704)" failure of a transaction.
-fn missing_role(e: &Error) -> Option<String> {
-    let head = e.message.strip_suffix("\" does not exist (42704)")?;
-    let at = head.rfind(": role \"")?;
-    Some(head[at + ": role \"".len()..].to_string())
-}
-
-/// The SQLSTATE a role statement may meet on a target that already reflects it: 42710
-/// (duplicate_object) for `CREATE ROLE|USER|GROUP`, 42704 (undefined_object) for `DROP
-/// ROLE|USER|GROUP`; `None` for any other statement. Only the statement's first two words are
-/// read; anything else (a leading comment …) fails as any DDL does.
-fn role_conflict_state(text: &str) -> Option<&'static str> {
-    let mut words = text
-        .split_ascii_whitespace()
-        .map(|w| w.to_ascii_uppercase());
-    let first = words.next()?;
-    let second = words.next()?;
-    if !matches!(second.trim_end_matches(';'), "ROLE" | "USER" | "GROUP") {
-        return None;
-    }
-    match first.as_str() {
-        "CREATE" => Some("42710"),
-        "DROP" => Some("42704"),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn missing_roles() {
-        let e = Error::backup(
-            "could not apply transaction xid=1 commit_lsn=0/1 (committed t) in \"f\": role \"a b\" does not exist (42704)",
-        );
-        assert_eq!(super::missing_role(&e).as_deref(), Some("a b"));
-        let e = Error::backup("could not apply x: relation \"t\" does not exist (42P01)");
-        assert_eq!(super::missing_role(&e), None);
-    }
-
-    #[test]
-    fn role_statements_that_may_conflict() {
-        assert_eq!(super::role_conflict_state("CREATE ROLE r;"), Some("42710"));
-        assert_eq!(
-            super::role_conflict_state("create\n user r login;"),
-            Some("42710")
-        );
-        assert_eq!(
-            super::role_conflict_state("DROP ROLE IF EXISTS a, b;"),
-            Some("42704")
-        );
-        assert_eq!(super::role_conflict_state("drop group g;"), Some("42704"));
-        assert_eq!(
-            super::role_conflict_state("CREATE TABLE role (a int);"),
-            None
-        );
-        assert_eq!(super::role_conflict_state("ALTER ROLE r LOGIN;"), None);
-        assert_eq!(super::role_conflict_state("/* c */ CREATE ROLE r;"), None);
-    }
 
     #[test]
     fn excerpts_are_one_short_line() {
