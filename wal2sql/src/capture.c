@@ -763,7 +763,7 @@ w2s_queue_role_statement(Node *parsetree)
 {
 	CommandTag	tag = CreateCommandTag(parsetree);
 	bool		scs_off;
-	char	   *text = w2s_current_statement(tag, &scs_off);
+	char	   *text = w2s_current_statement(tag, parsetree, &scs_off);
 
 	if (text == NULL)
 		w2s_queue_unreplayable(GetCommandTagName(tag), W2S_REASON_NO_TEXT,
