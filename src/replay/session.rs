@@ -13,7 +13,7 @@ use crate::pg::quote::escaped_literal as literal;
 /// encoding the source's, and fixed values for the settings that change what DDL text means
 /// (DateStyle, TimeZone …) and the output of values (the text forms wal2sql compares for
 /// REPLICA IDENTITY FULL rows are written with these): wal2sql writes `SET LOCAL` before a DDL statement whose source
-/// value differs from these (the list is `w2s_ddl_gucs` in wal2sql/src/capture.c).
+/// value differs from these (the list is `w2s_ddl_gucs` in wal2sql/src/queue.c).
 pub fn session_settings(encoding: &str) -> String {
     format!(
         "RESET ROLE; RESET ALL; SET synchronous_commit = off; SET session_replication_role = replica; \

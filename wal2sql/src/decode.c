@@ -14,7 +14,7 @@
  *
  * Every line above is one message (one OutputPluginWrite), without a
  * trailing newline.  DDL and sequence values reach the stream as rows of
- * the superuser-owned queue table wal2sql.ddl_queue (see capture.c); the
+ * the superuser-owned queue table wal2sql.ddl_queue (see queue.c); the
  * plugin recognises that table and writes its rows out as SQL.  Logical
  * decoding messages (pg_logical_emit_message) are ignored altogether, so
  * they cannot be used to inject SQL into the stream.

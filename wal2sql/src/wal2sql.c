@@ -4,7 +4,8 @@
  *		Module entry point of wal2sql: settings and hook installation.
  *
  * The library is at the same time a logical decoding output plugin
- * (decode.c) and the DDL capture machinery of the extension (capture.c).
+ * (decode.c) and the DDL capture machinery of the extension (capture.c and
+ * the files capture.h names).
  *
  * IDENTIFICATION
  *		wal2sql/src/wal2sql.c

@@ -53,7 +53,7 @@
 extern bool wal2sql_capture;
 extern bool wal2sql_auto_replica_identity;
 
-/* capture.c */
+/* statement.c */
 extern void wal2sql_capture_init(void);
 
 /*
