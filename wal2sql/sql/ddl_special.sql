@@ -6,7 +6,10 @@ SELECT 'init' FROM pg_create_logical_replication_slot('sp', 'wal2sql');
 CREATE TABLE ctas (num, str) AS SELECT n, s FROM src WHERE id = 1;
 SELECT id, n INTO sel_into FROM src WHERE id = 2;
 CREATE UNLOGGED TABLE IF NOT EXISTS ctas_unlogged WITH (fillfactor = 70) AS SELECT 1 AS one;
+-- (its plan output differs between versions; only the table matters)
+\o /dev/null
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) CREATE TABLE ctas_explain AS SELECT 42 AS answer;
+\o
 PREPARE p AS SELECT 1 AS a;
 CREATE TABLE ctas_exec AS EXECUTE p;
 CREATE MATERIALIZED VIEW mv AS SELECT id, n FROM src;
