@@ -67,7 +67,7 @@ cluster_start() {
 		echo "max_replication_slots = 10"
 		# Only minors since the 2026 releases know this setting; older ones refuse to start
 		# with an unknown setting.
-		if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+		if "$bindir/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
 			echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'"
 		fi
 		if [ -f "$("$PG_CONFIG" --pkglibdir)/wal2sql.so" ]; then
