@@ -17,3 +17,4 @@ mod roundtrip;
 mod status;
 mod stream;
 mod verify;
+mod versions;
