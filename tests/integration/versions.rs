@@ -178,3 +178,98 @@ fn a_chain_from_18_into_15_restores_equal_or_names_what_15_lacks() {
         eprintln!("18 → 15: refused as expected:\n{err}");
     }
 }
+
+/// PostgreSQL 18 invalidates a slot left idle longer than `idle_replication_slot_timeout`:
+/// `--status` warns while it is idle, then names the reason (not "lost WAL"), and `--start`
+/// refuses with exit 3 saying why.
+#[test]
+fn idle_replication_slot_timeout_of_18_is_reported_by_status_and_start() {
+    let test = "idle_replication_slot_timeout_of_18_is_reported_by_status_and_start";
+    let Some(pg) = Cluster::start_version(18, test) else {
+        return;
+    };
+    if !wal2sql_loaded(&pg) {
+        eprintln!("skipped {test}: wal2sql is not installed for PostgreSQL 18");
+        return;
+    }
+    pg.create_database("app");
+    pg.psql("app", "CREATE TABLE t (id int PRIMARY KEY)");
+    let dir = scratch_dir("idle").join("backups");
+    let d = dir.to_str().unwrap();
+    let out = pg_scribe(
+        &["--init", "-d", "app", "--backup-dir", d, "--slot", "s"],
+        &env(&pg, "app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "init: {}", stderr(&out));
+    let status = || {
+        let out = pg_scribe(&["--status", "--backup-dir", d, "--json"], &env(&pg, "app"));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(&out)));
+        (out.status.code(), report)
+    };
+    let codes = |r: &serde_json::Value| -> Vec<String> {
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    pg.psql(
+        "postgres",
+        "ALTER SYSTEM SET idle_replication_slot_timeout = '1h'",
+    );
+    pg.reload();
+    let (code, report) = status();
+    assert_eq!(code, Some(10));
+    assert!(
+        codes(&report).contains(&"idle_timeout".to_string()),
+        "{report}"
+    );
+    assert_eq!(report["slot"]["idle_timeout_secs"], 3600);
+    assert!(
+        report["slot"]["inactive_since"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    pg.psql(
+        "postgres",
+        "ALTER SYSTEM SET idle_replication_slot_timeout = '1s'",
+    );
+    pg.reload();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg
+        .psql(
+            "postgres",
+            "CHECKPOINT; SELECT invalidation_reason FROM pg_replication_slots",
+        )
+        .trim()
+        != "idle_timeout"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never invalidated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, report) = status();
+    assert_eq!(code, Some(10));
+    assert_eq!(report["slot"]["invalidation_reason"], "idle_timeout");
+    assert_eq!(report["slot"]["wal_status"], "lost");
+    let codes = codes(&report);
+    assert!(codes.contains(&"slot_invalidated".to_string()), "{report}");
+    assert!(!codes.contains(&"wal_lost".to_string()), "{report}");
+
+    let out = pg_scribe(&["--start", "--backup-dir", d], &env(&pg, "app"));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "pg_scribe: error: replication slot \"s\" has been invalidated: it was inactive longer than idle_replication_slot_timeout\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
