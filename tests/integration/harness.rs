@@ -34,13 +34,10 @@ pub fn bindir() -> PathBuf {
 
 /// The major version of the server in `bindir` (`postgres --version`).
 pub fn server_major(bindir: &Path) -> u32 {
-    let out = Command::new(bindir.join("postgres"))
-        .arg("--version")
-        .output()
-        .expect("postgres --version");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    let text = installation_says(bindir, "postgres", "--version");
     text.split_whitespace()
-        .last()
+        .nth(2)
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("unexpected postgres --version: {text}"))
@@ -57,21 +54,28 @@ pub fn bindir_for(major: u32) -> Option<PathBuf> {
     debian.join("postgres").exists().then_some(debian)
 }
 
-/// What `pg_config --configure` of this installation says (which optional features it has).
-fn configure_options(bindir: &Path) -> String {
-    static CACHE: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+/// The stdout of `program arg` of the installation in `bindir`, run once per test binary: what
+/// a server build knows and has does not change while the tests run.
+fn installation_says(bindir: &Path, program: &str, arg: &str) -> String {
+    type Key = (PathBuf, String, String);
+    static CACHE: Mutex<Option<HashMap<Key, String>>> = Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     cache
         .get_or_insert_with(HashMap::new)
-        .entry(bindir.to_path_buf())
+        .entry((bindir.to_path_buf(), program.into(), arg.into()))
         .or_insert_with(|| {
-            let out = Command::new(bindir.join("pg_config"))
-                .arg("--configure")
+            let out = Command::new(bindir.join(program))
+                .arg(arg)
                 .output()
-                .expect("pg_config --configure");
+                .unwrap_or_else(|e| panic!("{program} {arg}: {e}"));
             String::from_utf8_lossy(&out.stdout).into_owned()
         })
         .clone()
+}
+
+/// What `pg_config --configure` of this installation says (which optional features it has).
+fn configure_options(bindir: &Path) -> String {
+    installation_says(bindir, "pg_config", "--configure")
 }
 
 /// Whether the default server has the `xml` type (built with libxml). Tests that use it put
@@ -192,18 +196,7 @@ pub fn has_output_plugin_libraries() -> bool {
 }
 
 fn knows_output_plugin_libraries(bindir: &Path) -> bool {
-    static KNOWS: Mutex<Option<HashMap<PathBuf, bool>>> = Mutex::new(None);
-    let mut knows = KNOWS.lock().unwrap_or_else(|e| e.into_inner());
-    *knows
-        .get_or_insert_with(HashMap::new)
-        .entry(bindir.to_path_buf())
-        .or_insert_with(|| {
-            let out = Command::new(bindir.join("postgres"))
-                .arg("--describe-config")
-                .output()
-                .expect("postgres --describe-config");
-            String::from_utf8_lossy(&out.stdout).contains("output_plugin_libraries")
-        })
+    installation_says(bindir, "postgres", "--describe-config").contains("output_plugin_libraries")
 }
 
 /// Whether the wal2sql library is installed into this server's lib dir.
