@@ -180,7 +180,7 @@ fn a_chain_from_18_into_15_restores_equal_or_names_what_15_lacks() {
 }
 
 /// PostgreSQL 18 invalidates a slot left idle longer than `idle_replication_slot_timeout`:
-/// `--status` warns while it is idle, then names the reason (not "lost WAL"), and `--start`
+/// `--init` warns about the setting, `--status` warns while the slot is idle, then names the reason (not "lost WAL"), and `--start`
 /// refuses with exit 3 saying why.
 #[test]
 fn idle_replication_slot_timeout_of_18_is_reported_by_status_and_start() {
@@ -194,6 +194,11 @@ fn idle_replication_slot_timeout_of_18_is_reported_by_status_and_start() {
     }
     pg.create_database("app");
     pg.psql("app", "CREATE TABLE t (id int PRIMARY KEY)");
+    pg.psql(
+        "postgres",
+        "ALTER SYSTEM SET idle_replication_slot_timeout = '1h'",
+    );
+    pg.reload();
     let dir = scratch_dir("idle").join("backups");
     let d = dir.to_str().unwrap();
     let out = pg_scribe(
@@ -201,6 +206,13 @@ fn idle_replication_slot_timeout_of_18_is_reported_by_status_and_start() {
         &env(&pg, "app"),
     );
     assert_eq!(out.status.code(), Some(0), "init: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "! idle_replication_slot_timeout = 1h: a streamer outage that long invalidates the slot"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let status = || {
         let out = pg_scribe(&["--status", "--backup-dir", d, "--json"], &env(&pg, "app"));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -216,11 +228,6 @@ fn idle_replication_slot_timeout_of_18_is_reported_by_status_and_start() {
             .collect()
     };
 
-    pg.psql(
-        "postgres",
-        "ALTER SYSTEM SET idle_replication_slot_timeout = '1h'",
-    );
-    pg.reload();
     let (code, report) = status();
     assert_eq!(code, Some(10));
     assert!(
