@@ -24,7 +24,7 @@ fn clusters(source: u32, target: u32, test: &str) -> Option<(Cluster, Cluster)> 
     for c in [&src, &dst] {
         if !wal2sql_loaded(c) {
             eprintln!(
-                "skipped {test}: wal2sql is not installed for PostgreSQL {} (make install-extension PG_VERSION={})",
+                "skipped {test}: wal2sql is not installed for PostgreSQL {} (make test-extension PG_VERSION={})",
                 c.major(),
                 c.major()
             );
