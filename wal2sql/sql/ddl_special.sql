@@ -19,7 +19,7 @@ REFRESH MATERIALIZED VIEW CONCURRENTLY mv;
 CREATE INDEX CONCURRENTLY src_n ON src (n);
 DROP INDEX CONCURRENTLY src_n;
 -- CONCURRENTLY goes only where it is the keyword: not a function or index
--- named "concurrently" (REINDEX is not captured: no event trigger on 15)
+-- named "concurrently" (REINDEX is never written: it changes no row)
 CREATE FUNCTION concurrently(int) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0.5';
 ALTER TABLE src ALTER COLUMN n SET DEFAULT concurrently(1);
 CREATE INDEX /* concurrently */ CONCURRENTLY "concurrently" ON src (concurrently(id));
