@@ -5,8 +5,11 @@
 #                 it runs no package manager
 #   make test     everything: unit, integration (throwaway clusters) and wal2sql regression tests
 #   make demo     init, stream, rotate, restore and verify on a throwaway local cluster
+# PG_VERSION=18 runs them against PostgreSQL 18 (15 by default; doc/testing.md); PG_CONFIG, when
+# given, chooses the server instead.
 
-PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PG_VERSION ?= 15
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/$(PG_VERSION)/bin/pg_config) pg_config)
 PREFIX ?= /usr/local
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 export PG_BINDIR := $(shell $(PG_CONFIG) --bindir 2>/dev/null)

@@ -20,7 +20,7 @@
 #
 # Needs wal2sql installed (make -C wal2sql install).  Not a timed test.
 # Environment (counts of the workload; defaults give ~1.05M row changes):
-#   PG_CONFIG, SCALE (pgbench scale, 2), PGBENCH_TXNS (per client, 2 clients,
+#   PG_CONFIG or PG_VERSION (scripts/lib/cluster.sh), SCALE (pgbench scale, 2), PGBENCH_TXNS (per client, 2 clients,
 #   25000: 4 changes each), SINGLE (single-row INSERT transactions, 100000),
 #   BULK (rows in each of 3 bulk INSERT transactions, 100000), SMALL_UPD
 #   (10-row UPDATE transactions, 10000), BIG_UPD (rows of one UPDATE
@@ -29,8 +29,8 @@
 #   and the files in place.
 
 set -eu
-PG_CONFIG=${PG_CONFIG:-pg_config}
-bindir=$("$PG_CONFIG" --bindir)
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib/cluster.sh"
 SCALE=${SCALE:-2}
 PGBENCH_TXNS=${PGBENCH_TXNS:-25000}
 SINGLE=${SINGLE:-100000}
@@ -39,46 +39,27 @@ SMALL_UPD=${SMALL_UPD:-10000}
 BIG_UPD=${BIG_UPD:-100000}
 SMALL_DEL=${SMALL_DEL:-20000}
 BIG_DEL=${BIG_DEL:-100000}
-here=$(cd "$(dirname "$0")/.." && pwd)
+export PG_BINDIR="$bindir"
 
 cargo build --release -q --manifest-path "$here/Cargo.toml"
 scribe="$here/target/release/pg_scribe"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/restore-diffs.XXXXXX")
-chmod 755 "$tmp"
-as_server() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$tmp"
+cluster_create restore-diffs
+tmp=$cluster_dir
 streamer=
 cleanup() {
 	[ -n "$streamer" ] && kill "$streamer" 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then
-		echo "kept: $tmp (server on port $port; stop it with pg_ctl -D $tmp/data stop)"
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "kept: $tmp (server on port $cluster_port; stop it with pg_ctl -D $tmp/data stop)"
 		return
 	fi
-	as_server "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$tmp"
+	cluster_remove
 }
 trap cleanup EXIT INT TERM
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_server "$bindir/initdb" -D "$tmp/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$tmp/data/postgresql.conf" <<CONF
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$tmp'
-wal_level = logical
-shared_preload_libraries = 'wal2sql'
-max_wal_size = 4GB
-fsync = off
-logical_decoding_work_mem = 256MB
-CONF
-if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
-	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'" >>"$tmp/data/postgresql.conf"
-fi
-as_server "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
+cluster_start "shared_preload_libraries = 'wal2sql'" "max_wal_size = 4GB" "fsync = off" \
+	"logical_decoding_work_mem = 256MB"
 
-export PGHOST="$tmp" PGPORT="$port" PGUSER=postgres
-psql() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 now() { python3 -c 'import time; print(time.time())'; }
 
 "$bindir/createdb" src

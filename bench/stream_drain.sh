@@ -10,50 +10,34 @@
 #
 # Needs wal2sql installed (make -C wal2sql install) and pg_scribe built
 # (cargo build --release). Not a timed test: it prints figures.
-# Environment: PG_CONFIG, ROWS (default 1000000), BIG (default 5000000),
+# Environment: PG_CONFIG or PG_VERSION (scripts/lib/cluster.sh), ROWS (default 1000000), BIG (default 5000000),
 # PG_SCRIBE (default target/release/pg_scribe).
 
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-bindir=$("$PG_CONFIG" --bindir)
+. "$here/scripts/lib/cluster.sh"
 ROWS=${ROWS:-1000000}
 BIG=${BIG:-5000000}
 PG_SCRIBE=${PG_SCRIBE:-$here/target/release/pg_scribe}
 OPTS="-o batch-inserts=1000 -o batch-bytes=1048576"
+export PG_BINDIR="$bindir"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/pg_scribe-bench.XXXXXX")
-chmod 755 "$tmp"
-as_server() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$tmp"
+cluster_create pg_scribe-bench
+tmp=$cluster_dir
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	as_server "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$tmp"
+	cluster_remove
 }
 trap cleanup EXIT INT TERM
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_server "$bindir/initdb" -D "$tmp/data" -U postgres -A trust --no-sync >/dev/null
-cat >>"$tmp/data/postgresql.conf" <<CONF
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$tmp'
-wal_level = logical
-shared_preload_libraries = 'wal2sql'
-max_wal_size = 8GB
-synchronous_commit = off
-# Keep big transactions in memory on the server, so the clients' own cost shows.
-logical_decoding_work_mem = 1GB
-CONF
-if "$bindir/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
-	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'" >>"$tmp/data/postgresql.conf"
-fi
-as_server "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
+cluster_start "shared_preload_libraries = 'wal2sql'" \
+	"max_wal_size = 8GB" \
+	"synchronous_commit = off" \
+	"# Keep big transactions in memory on the server, so the clients' own cost shows." \
+	"logical_decoding_work_mem = 1GB"
 
-export PGHOST="$tmp" PGPORT="$port" PGUSER=postgres PGDATABASE=src
-psql() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+export PGDATABASE=src
 now() { python3 -c 'import time; print(time.time())'; }
 
 "$bindir/createdb" src

@@ -10,40 +10,19 @@
 # INSERT, target >= 4x).  Prints times and ratios.
 #
 # Needs wal2sql installed (make -C wal2sql install).  Not a timed test.
-# Environment: PG_CONFIG, ROWS (default 1000000), BATCH (default 1000).
+# Environment: PG_CONFIG or PG_VERSION (scripts/lib/cluster.sh), ROWS (default 1000000), BATCH (default 1000).
 
 set -eu
-PG_CONFIG=${PG_CONFIG:-pg_config}
-bindir=$("$PG_CONFIG" --bindir)
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib/cluster.sh"
 ROWS=${ROWS:-1000000}
 BATCH=${BATCH:-1000}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/wal2sql-bench.XXXXXX")
-chmod 755 "$tmp"
-as_server() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$tmp"
-cleanup() { as_server "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT INT TERM
+cluster_create wal2sql-bench
+tmp=$cluster_dir
+trap cluster_remove EXIT INT TERM
+cluster_start "shared_preload_libraries = 'wal2sql'" "max_wal_size = 4GB" "fsync = off" "synchronous_commit = off"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_server "$bindir/initdb" -D "$tmp/data" -U postgres -A trust --no-sync >/dev/null
-cat >>"$tmp/data/postgresql.conf" <<CONF
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$tmp'
-wal_level = logical
-shared_preload_libraries = 'wal2sql'
-max_wal_size = 4GB
-fsync = off
-synchronous_commit = off
-CONF
-if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
-	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'" >>"$tmp/data/postgresql.conf"
-fi
-as_server "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
-
-export PGHOST="$tmp" PGPORT="$port" PGUSER=postgres
-psql() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 now() { python3 -c 'import time; print(time.time())'; }
 
 "$bindir/createdb" src

@@ -6,51 +6,26 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-bindir=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+. "$here/scripts/lib/cluster.sh"
 pg_scribe=${PG_SCRIBE:-$here/target/release/pg_scribe}
 [ -x "$pg_scribe" ] || pg_scribe=$here/target/debug/pg_scribe
 [ -x "$pg_scribe" ] || { echo "demo: build pg_scribe first (make build)" >&2; exit 1; }
+# pg_scribe runs this server's pg_dump.
+export PG_BINDIR=$bindir
 
-work=$(mktemp -d /tmp/pg_scribe-demo.XXXXXX)
-chmod 755 "$work"
-as_server=()
-if [ "$(id -u)" -eq 0 ]; then
-    as_server=(runuser -u postgres --)
-    chown postgres: "$work"
-fi
+cluster_create pg_scribe-demo
+work=$cluster_dir
 streamer=""
 cleanup() {
     [ -n "$streamer" ] && kill "$streamer" 2>/dev/null && wait "$streamer" 2>/dev/null || true
-    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-    if [ "${KEEP:-0}" = 1 ]; then echo "demo: kept $work"; else rm -rf "$work"; fi
+    cluster_remove
 }
 trap cleanup EXIT
 
-port=54320
-while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-
 step() { printf '\n== %s\n' "$*"; }
 
-step "throwaway cluster on port $port (socket in $work)"
-"${as_server[@]}" "$bindir/initdb" -N -A trust -U postgres -E UTF8 --locale=C.UTF-8 -D "$work/data" >/dev/null
-{
-    echo "port = $port"
-    echo "listen_addresses = ''"
-    echo "unix_socket_directories = '$work'"
-    echo "wal_level = logical"
-    echo "max_wal_senders = 10"
-    echo "max_replication_slots = 10"
-    if "$bindir/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
-        echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'"
-    fi
-    if [ -f "$("$bindir/pg_config" --pkglibdir)/wal2sql.so" ]; then
-        echo "shared_preload_libraries = 'wal2sql'"
-    fi
-} >>"$work/data/postgresql.conf"
-"${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
-
-export PGHOST=$work PGPORT=$port PGUSER=postgres
-psql() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+step "throwaway cluster of $("$bindir/postgres" --version) (socket in $work)"
+cluster_start
 
 step "source database 'demo' with pgbench tables and a few types"
 psql -d postgres -c "CREATE DATABASE demo"

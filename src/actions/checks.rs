@@ -327,6 +327,19 @@ pub(crate) async fn run_all(client: &Client) -> Result<Vec<Check>> {
         ));
     }
 
+    // PostgreSQL 18 and later (NULL before): a slot nobody uses that long is invalidated.
+    let idle = text(
+        client,
+        "SELECT coalesce(current_setting('idle_replication_slot_timeout', true), '0')",
+    )
+    .await?;
+    if idle != "0" {
+        checks.push(Check::warn(
+            format!("idle_replication_slot_timeout = {idle}: a streamer outage that long invalidates the slot, and the backup needs a new chain"),
+            "ALTER SYSTEM SET idle_replication_slot_timeout = 0;  SELECT pg_reload_conf();  -- or make sure the streamer is never stopped that long",
+        ));
+    }
+
     Ok(checks)
 }
 

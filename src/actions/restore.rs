@@ -495,11 +495,19 @@ async fn restore_into(
     // Base: one transaction, stop at the first error.
     let (ok, run) = psql::run(params, major, &plan.base, true, true).await?;
     if !ok {
-        return Err(Error::backup(format!(
+        let mut error = Error::backup(format!(
             "restoring the base backup \"{}\" failed",
             plan.base.display()
         ))
-        .with_detail(psql::tail(&run.stderr, 20)));
+        .with_detail(psql::tail(&run.stderr, 20));
+        // SQL written by a newer pg_dump may use what an older server lacks (doc/restore.md).
+        let source_major = plan.metadata.source.server_version_num / 10000;
+        if source_major > major {
+            error = error.with_hint(format!(
+                "The chain was taken from PostgreSQL {source_major}; its base backup may use SQL that this PostgreSQL {major} server does not understand. Restore into PostgreSQL {source_major} or later."
+            ));
+        }
+        return Err(error);
     }
     ui::done(&format!(
         "Restored base backup ({} rows)",

@@ -27,9 +27,11 @@ struct SlotState {
 }
 
 async fn check_slot(client: &tokio_postgres::Client, slot: &str) -> Result<SlotState> {
+    // invalidation_reason exists from PostgreSQL 17 on; to_jsonb reads it where it does.
     let sql =
-        "SELECT plugin::text, slot_type, database::text, confirmed_flush_lsn::text, wal_status
-                 FROM pg_replication_slots WHERE slot_name = $1";
+        "SELECT plugin::text, slot_type, database::text, confirmed_flush_lsn::text, wal_status,
+                      to_jsonb(s) ->> 'invalidation_reason'
+                 FROM pg_replication_slots s WHERE slot_name = $1";
     let rows = client
         .query(sql, &[&slot])
         .await
@@ -47,9 +49,17 @@ async fn check_slot(client: &tokio_postgres::Client, slot: &str) -> Result<SlotS
             plugin.unwrap_or_else(|| "none".into())
         )));
     }
+    let reason: Option<String> = row.get(5);
     if wal_status.as_deref() == Some("lost") {
+        let why = match reason.as_deref() {
+            None | Some("wal_removed") => "the WAL it needs was removed".to_string(),
+            Some("idle_timeout") => {
+                "it was inactive longer than idle_replication_slot_timeout".to_string()
+            }
+            Some(other) => format!("reason \"{other}\""),
+        };
         return Err(Error::slot(format!(
-            "replication slot \"{slot}\" has been invalidated: the WAL it needs was removed"
+            "replication slot \"{slot}\" has been invalidated: {why}"
         ))
         .with_detail("Changes since the last durable position can no longer be streamed.")
         .with_hint(

@@ -204,6 +204,9 @@ fn empty_home() -> Vec<(String, String)> {
 
 #[test]
 fn init_stream_and_status_with_a_client_certificate() {
+    if !crate::harness::has_tls("init_stream_and_status_with_a_client_certificate") {
+        return;
+    }
     let setup = cert_cluster();
     let home = empty_home();
     let dir = scratch_dir("client-cert-backup").join("backups");
@@ -267,6 +270,9 @@ fn init_stream_and_status_with_a_client_certificate() {
 
 #[test]
 fn client_certificate_sources_and_refusals() {
+    if !crate::harness::has_tls("client_certificate_sources_and_refusals") {
+        return;
+    }
     let setup = cert_cluster();
     let status = |conninfo: &str, env: &[(String, String)]| {
         pg_scribe(&["--status", "-w", "-d", conninfo, "--slot", "none"], env)

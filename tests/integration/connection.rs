@@ -200,6 +200,9 @@ fn subprocess_environment_carries_the_password_outside_argv() {
 
 #[test]
 fn tls_sslmode_require_against_a_self_signed_server() {
+    if !crate::harness::has_tls("tls_sslmode_require_against_a_self_signed_server") {
+        return;
+    }
     let mut cluster = Cluster::start();
     let ca = cluster.enable_ssl();
     cluster.set_hba("hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject");

@@ -2,12 +2,15 @@
 //! template, then a copy per cluster with its own free port and a socket in its own temp dir;
 //! logical decoding on, wal2sql allowed (and preloaded once it is installed). When the tests run
 //! as root the server runs as the `postgres` OS user, since PostgreSQL refuses root. A cluster is
-//! stopped and removed when dropped, also when a test panics.
+//! stopped and removed when dropped, also when a test panics. The server is the one of
+//! `PG_BINDIR` (`make test` sets it from `PG_VERSION`); a test may also start a cluster of another
+//! installed major version (`Cluster::start_version`), as the cross-version restore does.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use pg_scribe::pg::conninfo::{ConnParams, Host, SslMode, Target};
@@ -29,14 +32,94 @@ pub fn bindir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// The major version of the server in `bindir` (`postgres --version`).
+pub fn server_major(bindir: &Path) -> u32 {
+    // "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    let text = installation_says(bindir, "postgres", "--version");
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected postgres --version: {text}"))
+}
+
+/// The programs of PostgreSQL `major`: the default server's when it is that version, else
+/// Debian's versioned directory (where scripts/install-pg18.sh links 18); None when not installed.
+pub fn bindir_for(major: u32) -> Option<PathBuf> {
+    let default = bindir();
+    if server_major(&default) == major {
+        return Some(default);
+    }
+    let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+    debian.join("postgres").exists().then_some(debian)
+}
+
+/// The stdout of `program arg` of the installation in `bindir`, run once per test binary: what
+/// a server build knows and has does not change while the tests run.
+fn installation_says(bindir: &Path, program: &str, arg: &str) -> String {
+    type Key = (PathBuf, String, String);
+    static CACHE: Mutex<Option<HashMap<Key, String>>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .get_or_insert_with(HashMap::new)
+        .entry((bindir.to_path_buf(), program.into(), arg.into()))
+        .or_insert_with(|| {
+            let out = Command::new(bindir.join(program))
+                .arg(arg)
+                .output()
+                .unwrap_or_else(|e| panic!("{program} {arg}: {e}"));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .clone()
+}
+
+/// What `pg_config --configure` of this installation says (which optional features it has).
+fn configure_options(bindir: &Path) -> String {
+    installation_says(bindir, "pg_config", "--configure")
+}
+
+/// Whether the default server has the `xml` type (built with libxml). Tests that use it put
+/// `text` in its place otherwise, and say so once.
+pub fn has_xml() -> bool {
+    let has = configure_options(&bindir()).contains("--with-libxml");
+    if !has {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "note: this server is built without libxml: xml columns of the tests are text"
+            )
+        });
+    }
+    has
+}
+
+/// `sql` with its `xml` columns as `text` when the default server has no xml type.
+pub fn without_missing_xml(sql: &str) -> String {
+    if has_xml() {
+        sql.to_string()
+    } else {
+        sql.replace(" xml,", " text,").replace(" xml)", " text)")
+    }
+}
+
+/// Whether the default server can do TLS; when not, a TLS test says so and skips.
+pub fn has_tls(test: &str) -> bool {
+    let options = configure_options(&bindir());
+    let has = options.contains("--with-openssl") || options.contains("--with-ssl=openssl");
+    if !has {
+        eprintln!("skipped {test}: this server is built without TLS support");
+    }
+    has
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Run a PostgreSQL server program as the OS user that may run it.
-fn server_command(program: &str) -> Command {
-    let path = bindir().join(program);
+fn server_command(bindir: &Path, program: &str) -> Command {
+    let path = bindir.join(program);
     if is_root() {
         let mut cmd = Command::new("runuser");
         cmd.args(["-u", "postgres", "--"]).arg(path);
@@ -109,19 +192,20 @@ pub fn scratch_dir(label: &str) -> PathBuf {
 /// Whether this server knows `output_plugin_libraries` (15.19+ and other new minors); older
 /// ones refuse to start when it is set.
 pub fn has_output_plugin_libraries() -> bool {
-    static KNOWS: OnceLock<bool> = OnceLock::new();
-    *KNOWS.get_or_init(|| {
-        let out = Command::new(bindir().join("postgres"))
-            .arg("--describe-config")
-            .output()
-            .expect("postgres --describe-config");
-        String::from_utf8_lossy(&out.stdout).contains("output_plugin_libraries")
-    })
+    knows_output_plugin_libraries(&bindir())
+}
+
+fn knows_output_plugin_libraries(bindir: &Path) -> bool {
+    installation_says(bindir, "postgres", "--describe-config").contains("output_plugin_libraries")
 }
 
 /// Whether the wal2sql library is installed into this server's lib dir.
 pub fn wal2sql_installed() -> bool {
-    let out = Command::new(bindir().join("pg_config"))
+    wal2sql_installed_in(&bindir())
+}
+
+fn wal2sql_installed_in(bindir: &Path) -> bool {
+    let out = Command::new(bindir.join("pg_config"))
         .arg("--pkglibdir")
         .output();
     match out {
@@ -132,14 +216,21 @@ pub fn wal2sql_installed() -> bool {
     }
 }
 
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
+/// The initdb'ed template data directory of the server in `bindir` (one per test binary and
+/// server, removed at exit with the other scratch dirs).
+fn template(bindir: &Path) -> PathBuf {
+    static TEMPLATES: Mutex<Option<HashMap<PathBuf, PathBuf>>> = Mutex::new(None);
+    let mut templates = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+    let templates = templates.get_or_insert_with(HashMap::new);
+    if let Some(data) = templates.get(bindir) {
+        return data.clone();
+    }
+    let data = {
         let dir = scratch_dir("template");
         give_to_server_user(&dir);
         let data = dir.join("data");
         check(
-            server_command("initdb")
+            server_command(bindir, "initdb")
                 .args([
                     "-N",
                     "-A",
@@ -156,17 +247,10 @@ fn template() -> &'static Path {
                 .expect("initdb"),
             "initdb",
         );
-        extern "C" fn remove_template() {
-            if let Some(dir) = TEMPLATE.get() {
-                let _ = std::fs::remove_dir_all(dir.parent().unwrap_or(dir));
-            }
-        }
-        // SAFETY: registering a plain extern "C" function with no captured state.
-        unsafe {
-            libc::atexit(remove_template);
-        }
         data
-    })
+    };
+    templates.insert(bindir.to_path_buf(), data.clone());
+    data
 }
 
 fn free_port() -> u16 {
@@ -177,6 +261,8 @@ fn free_port() -> u16 {
 }
 
 pub struct Cluster {
+    /// The programs of this cluster's server version.
+    pub bindir: PathBuf,
     pub dir: PathBuf,
     pub data: PathBuf,
     pub socket_dir: PathBuf,
@@ -192,13 +278,36 @@ impl Cluster {
 
     /// A running cluster with extra `postgresql.conf` lines.
     pub fn start_with(extra_conf: &[&str]) -> Cluster {
+        Cluster::start_in(&bindir(), extra_conf)
+    }
+
+    /// A running cluster of PostgreSQL `major`, or None (after saying why `test` skips) when
+    /// that version is not installed.
+    pub fn start_version(major: u32, test: &str) -> Option<Cluster> {
+        match bindir_for(major) {
+            Some(dir) => Some(Cluster::start_in(&dir, &[])),
+            None => {
+                eprintln!(
+                    "skipped {test}: PostgreSQL {major} is not installed (scripts/install-deps.sh installs 15 and 18)"
+                );
+                None
+            }
+        }
+    }
+
+    /// The major version of this cluster's server.
+    pub fn major(&self) -> u32 {
+        server_major(&self.bindir)
+    }
+
+    fn start_in(bindir: &Path, extra_conf: &[&str]) -> Cluster {
         let dir = scratch_dir("cluster");
         let data = dir.join("data");
         let socket_dir = dir.join("sock");
         std::fs::create_dir_all(&socket_dir).expect("socket dir");
         let status = Command::new("cp")
             .arg("-a")
-            .arg(template())
+            .arg(template(bindir))
             .arg(&data)
             .status()
             .expect("cp");
@@ -216,16 +325,17 @@ impl Cluster {
             "log_min_messages = warning".into(),
             "log_line_prefix = '%m [%p] %q%u@%d '".into(),
         ];
-        if has_output_plugin_libraries() {
+        if knows_output_plugin_libraries(bindir) {
             conf.push("output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'".into());
         }
-        if wal2sql_installed() {
+        if wal2sql_installed_in(bindir) {
             conf.push("shared_preload_libraries = 'wal2sql'".into());
         }
         conf.extend(extra_conf.iter().map(|s| s.to_string()));
         append(&data.join("postgresql.conf"), &conf.join("\n"));
         give_to_server_user(&dir);
         let mut cluster = Cluster {
+            bindir: bindir.to_path_buf(),
             dir,
             data,
             socket_dir,
@@ -238,7 +348,7 @@ impl Cluster {
 
     fn pg_ctl_start(&mut self) {
         check(
-            server_command("pg_ctl")
+            server_command(&self.bindir, "pg_ctl")
                 .args(["-w", "-t", "60", "-D"])
                 .arg(&self.data)
                 .arg("-l")
@@ -253,7 +363,7 @@ impl Cluster {
 
     pub fn stop(&mut self, mode: &str) {
         if self.running {
-            let _ = server_command("pg_ctl")
+            let _ = server_command(&self.bindir, "pg_ctl")
                 .args(["-w", "-t", "60", "-m", mode, "-D"])
                 .arg(&self.data)
                 .arg("stop")
@@ -371,7 +481,7 @@ impl Cluster {
     }
 
     pub fn try_psql(&self, dbname: &str, sql: &str) -> Output {
-        Command::new(bindir().join("psql"))
+        Command::new(self.bindir.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
             .args([
@@ -430,7 +540,7 @@ pub fn stderr(output: &Output) -> String {
 impl Cluster {
     /// Run an SQL file with psql, stopping at the first error; `options` become PGOPTIONS.
     pub fn psql_file(&self, dbname: &str, file: &Path, options: Option<&str>) -> Output {
-        let mut cmd = Command::new(bindir().join("psql"));
+        let mut cmd = Command::new(self.bindir.join("psql"));
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
             .args([
@@ -651,7 +761,7 @@ impl Cluster {
     pub fn pgbench_source(&self) {
         self.create_database("app");
         self.psql("app", "CREATE EXTENSION wal2sql");
-        let out = Command::new(bindir().join("pgbench"))
+        let out = Command::new(self.bindir.join("pgbench"))
             .args(["-q", "-i", "-s", "1"])
             .envs(self.env("app"))
             .output()

@@ -105,7 +105,7 @@ fn init_writes_a_complete_private_restorable_chain() {
     assert_eq!(meta.source.database, "app");
     assert_eq!(meta.slot, "s");
     assert_eq!(meta.source.encoding, "UTF8");
-    assert_eq!(meta.source.server_version_num / 10000, 15);
+    assert_eq!(meta.source.server_version_num / 10000, cluster.major());
     assert_eq!(
         format!("chain-{}", meta.chain_id),
         chain.file_name().unwrap().to_string_lossy()

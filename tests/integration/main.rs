@@ -18,3 +18,4 @@ mod roundtrip;
 mod status;
 mod stream;
 mod verify;
+mod versions;

@@ -9,7 +9,9 @@ CREATE VIEW ident AS
     FROM pg_class c WHERE c.relnamespace = 'af'::regnamespace AND c.relkind IN ('r', 'p')
    ORDER BY c.relname;
 -- the mark table is the superuser's: nobody else can read or write it
-SELECT relowner::regrole, relacl FROM pg_class WHERE oid = 'wal2sql.auto_full'::regclass;
+SELECT relowner::regrole,
+       (SELECT string_agg(DISTINCT grantee::regrole::text, ', ') FROM aclexplode(relacl)) AS grantees
+  FROM pg_class WHERE oid = 'wal2sql.auto_full'::regclass;
 SET ROLE w2s_user;
 INSERT INTO wal2sql.auto_full VALUES ('af.ident'::regclass);
 RESET ROLE;

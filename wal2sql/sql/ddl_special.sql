@@ -6,7 +6,10 @@ SELECT 'init' FROM pg_create_logical_replication_slot('sp', 'wal2sql');
 CREATE TABLE ctas (num, str) AS SELECT n, s FROM src WHERE id = 1;
 SELECT id, n INTO sel_into FROM src WHERE id = 2;
 CREATE UNLOGGED TABLE IF NOT EXISTS ctas_unlogged WITH (fillfactor = 70) AS SELECT 1 AS one;
+-- (its plan output differs between versions; only the table matters)
+\o /dev/null
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) CREATE TABLE ctas_explain AS SELECT 42 AS answer;
+\o
 PREPARE p AS SELECT 1 AS a;
 CREATE TABLE ctas_exec AS EXECUTE p;
 CREATE MATERIALIZED VIEW mv AS SELECT id, n FROM src;
@@ -16,7 +19,7 @@ REFRESH MATERIALIZED VIEW CONCURRENTLY mv;
 CREATE INDEX CONCURRENTLY src_n ON src (n);
 DROP INDEX CONCURRENTLY src_n;
 -- CONCURRENTLY goes only where it is the keyword: not a function or index
--- named "concurrently" (REINDEX is not captured: no event trigger on 15)
+-- named "concurrently" (REINDEX is never written: it changes no row)
 CREATE FUNCTION concurrently(int) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0.5';
 ALTER TABLE src ALTER COLUMN n SET DEFAULT concurrently(1);
 CREATE INDEX /* concurrently */ CONCURRENTLY "concurrently" ON src (concurrently(id));

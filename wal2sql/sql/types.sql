@@ -10,6 +10,7 @@ CREATE SCHEMA "My Schema";
 CREATE TYPE "My Schema".mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TYPE "My Schema".pair AS (x int, y text);
 CREATE DOMAIN "My Schema".posint AS int CHECK (VALUE > 0);
+SELECT xml_type() AS xml_type \gset
 CREATE TABLE "My Schema"."Types Table" (
   id int PRIMARY KEY,
   f4 real, f8 double precision, num numeric,
@@ -17,7 +18,7 @@ CREATE TABLE "My Schema"."Types Table" (
   d date, ts timestamp, tstz timestamptz, iv interval, t time, ttz timetz,
   arr int[], arr2 text[], mood "My Schema".mood, pair "My Schema".pair,
   dom "My Schema".posint, rng int4range, mrng int4multirange,
-  js json, jsb jsonb, x xml, pt point, poly polygon, tsv tsvector,
+  js json, jsb jsonb, x :xml_type, pt point, poly polygon, tsv tsvector,
   u uuid, inet inet, m money, rc regclass, "Mixed Case" text, "select" int
 );
 SELECT 'init' FROM pg_create_logical_replication_slot('types', 'wal2sql');

@@ -340,6 +340,9 @@ w2s_queue_statement(EventTriggerData *trigdata, const char *tag)
 	*queued = true;
 	if (w2s_ctas_is_table(parsetree))
 		return;					/* written at ddl_command_start */
+	if (IsA(parsetree, ReindexStmt))
+		return;					/* 17+ report it; it changes no row, and a
+								 * restore builds its indexes afresh */
 	text = w2s_current_statement(trigdata->tag, parsetree, &off);
 	scs_off = off;
 	if (text == NULL)

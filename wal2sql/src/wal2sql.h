@@ -6,7 +6,7 @@
  *
  * All PG_VERSION_NUM guards of the extension live in this file, so the
  * code in the .c files reads the same on every supported major version
- * (13 to 18).  Only 15 is built and tested by our CI.
+ * (13 to 18).  CI builds and tests 15 and 18 (doc/testing.md).
  *
  * IDENTIFICATION
  *		wal2sql/src/wal2sql.h

@@ -2,77 +2,45 @@
 # wal2sql/test/run-regress.sh
 #
 # Runs the pg_regress suite of wal2sql against a private, throw-away
-# cluster: initdb into a temporary directory, start it on a free port with
-# its socket in that directory (no TCP), run "make installcheck" against it,
-# print regression.diffs on failure, stop and remove the cluster.
-# The exit status is that of the test run.
+# cluster (scripts/lib/cluster.sh: initdb into a temporary directory, a free
+# port, the socket in that directory, no TCP), runs "make installcheck"
+# against it, prints regression.diffs on failure, stops and removes the
+# cluster.  The exit status is that of the test run.
 #
 # The extension must already be installed ("make install").  When run as
 # root, the server runs as the "postgres" OS user.
 #
-# Environment: PG_CONFIG (default: pg_config in PATH), WAL2SQL_KEEP=1 keeps
-# the temporary directory.
+# Environment: PG_CONFIG or PG_VERSION choose the server (see
+# scripts/lib/cluster.sh), WAL2SQL_KEEP=1 keeps the temporary directory.
 
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-pg_config}
-bindir=$("$PG_CONFIG" --bindir)
+. "$here/../scripts/lib/cluster.sh"
+KEEP=${WAL2SQL_KEEP:-0}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/wal2sql-regress.XXXXXX")
-chmod 755 "$tmp"
+cluster_create wal2sql-regress
+trap cluster_remove EXIT INT TERM
+cluster_initdb_opts="-E UTF8 --locale=C"
+# shellcheck disable=SC2046 # one postgresql.conf line per argument
+IFS='
+'
+set -- $(cat "$here/logical.conf") "fsync = off" "shared_preload_libraries = 'wal2sql'"
+unset IFS
+cluster_start "$@"
 
-as_server() {
-	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
-	else
-		"$@"
-	fi
-}
-
-if [ "$(id -u)" = 0 ]; then
-	chown postgres "$tmp"
+echo "wal2sql regression tests against $("$bindir/postgres" --version)"
+if ! "$PG_CONFIG" --configure | grep -- '--with-libxml' >/dev/null; then
+	echo "note: this server is built without libxml: the tests use text for their xml columns"
 fi
-
-cleanup() {
-	as_server "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
-	if [ "${WAL2SQL_KEEP:-0}" = 1 ]; then
-		echo "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-
-as_server "$bindir/initdb" -D "$tmp/data" -U postgres -A trust --no-sync \
-	-E UTF8 --locale=C >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log"; exit 1; }
-
-{
-	cat "$here/logical.conf"
-	echo "port = $port"
-	echo "listen_addresses = ''"
-	echo "unix_socket_directories = '$tmp'"
-	echo "shared_preload_libraries = 'wal2sql'"
-	echo "fsync = off"
-	# Only minors since the 2026 releases know this setting; older ones
-	# refuse to start with an unknown setting.
-	if "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
-		echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2sql'"
-	fi
-} >>"$tmp/data/postgresql.conf"
-
-as_server "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null ||
-	{ cat "$tmp/server.log"; exit 1; }
 
 status=0
 make -C "$here" --no-print-directory installcheck PG_CONFIG="$PG_CONFIG" \
-	PGHOST="$tmp" PGPORT="$port" PGUSER=postgres || status=$?
+	PGHOST="$cluster_dir" PGPORT="$cluster_port" PGUSER=postgres || status=$?
 
 if [ $status -ne 0 ]; then
 	[ -f "$here/regression.diffs" ] && cat "$here/regression.diffs"
 	echo "--- server log (tail) ---"
-	tail -n 50 "$tmp/server.log"
+	tail -n 50 "$cluster_dir/server.log"
 fi
 exit $status

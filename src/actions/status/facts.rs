@@ -102,6 +102,15 @@ pub struct SlotFacts {
     /// Bytes that can still be written before the slot is in danger of losing WAL; `None` when
     /// `max_slot_wal_keep_size` is unlimited or the slot is lost.
     pub safe_wal_size_bytes: Option<i64>,
+    /// Why the server invalidated the slot (`wal_removed`, `rows_removed`,
+    /// `wal_level_insufficient`, `idle_timeout`); PostgreSQL 17 and later, `None` while valid.
+    /// An invalidated slot shows `wal_status` `lost` whatever the reason.
+    pub invalidation_reason: Option<String>,
+    /// Since when no streamer has used the slot (RFC 3339); PostgreSQL 17 and later.
+    pub inactive_since: Option<String>,
+    /// The server's `idle_replication_slot_timeout` in seconds (0: off); PostgreSQL 18 and
+    /// later, `None` before.
+    pub idle_timeout_secs: Option<i64>,
 }
 
 /// What the backup directory's pidfile says about a streamer.
@@ -277,11 +286,17 @@ pub async fn server(client: &Client, connection: String) -> Result<ServerFacts> 
     })
 }
 
-/// The slot's row, or exit 3 naming the slots that do exist.
+/// The slot's row, or exit 3 naming the slots that do exist. Columns and settings that only
+/// newer servers have are read through to_jsonb / pg_settings, so one query fits 13 to 18.
 pub async fn slot(client: &Client, name: &str, source: SlotNameSource) -> Result<SlotFacts> {
     let sql = "SELECT plugin::text, slot_type, database::text, temporary, active, active_pid,
-                      restart_lsn::text, confirmed_flush_lsn::text, wal_status, safe_wal_size
-                 FROM pg_replication_slots WHERE slot_name = $1";
+                      restart_lsn::text, confirmed_flush_lsn::text, wal_status, safe_wal_size,
+                      to_jsonb(s) ->> 'invalidation_reason',
+                      to_char((to_jsonb(s) ->> 'inactive_since')::timestamptz AT TIME ZONE 'UTC',
+                              'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                      (SELECT CASE unit WHEN 'min' THEN setting::bigint * 60 ELSE setting::bigint END
+                         FROM pg_settings WHERE name = 'idle_replication_slot_timeout')
+                 FROM pg_replication_slots s WHERE slot_name = $1";
     let rows = client
         .query(sql, &[&name])
         .await
@@ -304,6 +319,9 @@ pub async fn slot(client: &Client, name: &str, source: SlotNameSource) -> Result
         retained_bytes: None,
         wal_status: row.get(8),
         safe_wal_size_bytes: row.get(9),
+        invalidation_reason: row.get(10),
+        inactive_since: row.get(11),
+        idle_timeout_secs: row.get(12),
     })
 }
 

@@ -39,6 +39,9 @@ pub fn report() -> Report {
             retained_bytes: Some(512),
             wal_status: Some("reserved".into()),
             safe_wal_size_bytes: None,
+            invalidation_reason: None,
+            inactive_since: None,
+            idle_timeout_secs: None,
         }),
         backup_dir: Some(DirFacts {
             path: "/b/we\"ird\\dir".into(),

@@ -98,6 +98,15 @@ fn slot_section(out: &mut String, server: &ServerFacts, s: &SlotFacts) {
         "  WAL status: {} (safe_wal_size: {safe})",
         s.wal_status.as_deref().unwrap_or("-")
     );
+    if let Some(reason) = &s.invalidation_reason {
+        let _ = writeln!(out, "  Invalidated: {reason}");
+    }
+    if let (false, Some(since)) = (s.active, &s.inactive_since) {
+        let _ = writeln!(out, "  Inactive since: {since}");
+    }
+    if let Some(secs) = s.idle_timeout_secs.filter(|t| *t > 0) {
+        let _ = writeln!(out, "  idle_replication_slot_timeout: {secs} s");
+    }
     let keep = server
         .max_slot_wal_keep_size_bytes
         .map(ui::size)

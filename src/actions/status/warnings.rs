@@ -39,10 +39,13 @@ fn critical(code: &'static str, message: String, hint: String) -> Warning {
     }
 }
 
-/// The exit code of a verdict: 0, 10 for warnings, 3 when the slot lost its WAL, 4 for another
-/// critical problem.
+/// The exit code of a verdict: 0, 10 for warnings, 3 when the slot lost its WAL or was
+/// invalidated otherwise, 4 for another critical problem.
 pub fn exit_code(found: &[Warning]) -> u8 {
-    if found.iter().any(|w| w.code == "wal_lost") {
+    if found
+        .iter()
+        .any(|w| w.code == "wal_lost" || w.code == "slot_invalidated")
+    {
         3
     } else if found.iter().any(|w| w.severity == "critical") {
         4
@@ -89,15 +92,23 @@ fn slot_warnings(s: &SlotFacts, limits: &StatusThresholds, out: &mut Vec<Warning
         ));
     }
     match s.wal_status.as_deref() {
-        Some("lost") => out.push(critical(
-            "wal_lost",
-            format!(
-                "replication slot \"{name}\" has lost WAL it needs (wal_status lost): streaming can never resume from it"
-            ),
-            format!(
-                "--new-chain does not help: a new chain streams from the same slot. Drop the slot (SELECT pg_drop_replication_slot('{name}')) and start a new backup with pg_scribe --init into a new, empty directory; the chains here stay restorable up to their last transaction."
-            ),
-        )),
+        Some("lost") => {
+            // PostgreSQL 17+ says why; an invalidated slot shows "lost" whatever the reason.
+            let (code, why) = match s.invalidation_reason.as_deref() {
+                Some(reason) if reason != "wal_removed" => (
+                    "slot_invalidated",
+                    format!("has been invalidated ({})", invalidation_cause(reason)),
+                ),
+                _ => ("wal_lost", "has lost WAL it needs (wal_status lost)".to_string()),
+            };
+            out.push(critical(
+                code,
+                format!("replication slot \"{name}\" {why}: streaming can never resume from it"),
+                format!(
+                    "--new-chain does not help: a new chain streams from the same slot. Drop the slot (SELECT pg_drop_replication_slot('{name}')) and start a new backup with pg_scribe --init into a new, empty directory; the chains here stay restorable up to their last transaction."
+                ),
+            ))
+        }
         Some("unreserved") => out.push(warn(
             "wal_unreserved",
             format!(
@@ -111,6 +122,17 @@ fn slot_warnings(s: &SlotFacts, limits: &StatusThresholds, out: &mut Vec<Warning
             "slot_inactive",
             format!("replication slot \"{name}\" is not active: no streamer is connected to it"),
         ));
+        if let Some(secs) = s.idle_timeout_secs.filter(|t| *t > 0)
+            && s.invalidation_reason.is_none()
+        {
+            out.push(warn(
+                "idle_timeout",
+                format!(
+                    "replication slot \"{name}\" is inactive (since {}) and idle_replication_slot_timeout is {secs} s: the server invalidates it at the first checkpoint after that long",
+                    s.inactive_since.as_deref().unwrap_or("unknown")
+                ),
+            ));
+        }
     }
     // The two byte thresholds: (code, measured, threshold, words around the size, option).
     let sizes = [
@@ -140,6 +162,16 @@ fn slot_warnings(s: &SlotFacts, limits: &StatusThresholds, out: &mut Vec<Warning
                 ),
             ));
         }
+    }
+}
+
+/// The server's invalidation reason in words.
+fn invalidation_cause(reason: &str) -> String {
+    match reason {
+        "idle_timeout" => "idle_timeout: inactive longer than idle_replication_slot_timeout".into(),
+        "rows_removed" => "rows_removed: catalog rows it needs were removed".into(),
+        "wal_level_insufficient" => "wal_level_insufficient: wal_level is below logical".into(),
+        other => other.to_string(),
     }
 }
 
@@ -280,6 +312,9 @@ mod tests {
             retained_bytes: Some(512),
             wal_status: Some("reserved".into()),
             safe_wal_size_bytes: None,
+            invalidation_reason: None,
+            inactive_since: None,
+            idle_timeout_secs: None,
         }
     }
 
@@ -371,6 +406,41 @@ mod tests {
                 "retained_wal"
             ]
         );
+    }
+
+    /// PostgreSQL 17 and 18 say why a slot was invalidated; 18 can invalidate an idle one.
+    #[test]
+    fn invalidation_reasons_and_idle_timeout() {
+        let limits = StatusThresholds::default();
+        let mut s = healthy_slot();
+        s.active = false;
+        s.inactive_since = Some("2024-01-01T00:00:00Z".into());
+        s.idle_timeout_secs = Some(0);
+        assert_eq!(
+            codes(&evaluate(Some(&s), None, &limits, NOW)),
+            ["slot_inactive"]
+        );
+        s.idle_timeout_secs = Some(86400);
+        let w = evaluate(Some(&s), None, &limits, NOW);
+        assert_eq!(codes(&w), ["slot_inactive", "idle_timeout"]);
+        assert_eq!(
+            w[1].message,
+            "replication slot \"s\" is inactive (since 2024-01-01T00:00:00Z) and idle_replication_slot_timeout is 86400 s: the server invalidates it at the first checkpoint after that long"
+        );
+        s.wal_status = Some("lost".into());
+        s.invalidation_reason = Some("idle_timeout".into());
+        let w = evaluate(Some(&s), None, &limits, NOW);
+        assert_eq!(codes(&w), ["slot_invalidated", "slot_inactive"]);
+        assert_eq!(
+            w[0].message,
+            "replication slot \"s\" has been invalidated (idle_timeout: inactive longer than idle_replication_slot_timeout): streaming can never resume from it"
+        );
+        assert_eq!(w[0].severity, "critical");
+        assert_eq!(exit_code(&w), 3);
+        s.invalidation_reason = Some("wal_removed".into());
+        let w = evaluate(Some(&s), None, &limits, NOW);
+        assert_eq!(codes(&w), ["wal_lost", "slot_inactive"]);
+        assert_eq!(exit_code(&w), 3);
     }
 
     #[test]
