@@ -12,7 +12,9 @@ use std::fmt::Write;
 use super::Report;
 use crate::error::Error;
 
-/// Codes not listed (including ones added later) are warnings.
+/// Besides every warning `--status` itself calls critical (unreplayable markers, a failed
+/// verification, an invalidated slot), these are critical for a pager. Codes not listed
+/// (including ones added later) are warnings unless their severity says otherwise.
 const CRITICAL_CODES: &[&str] = &[
     "wal_lost",
     "slot_not_logical",
@@ -57,14 +59,14 @@ pub fn render(r: &Report, failure: Option<&Error>) -> (String, State) {
     } else if r.warnings.is_empty() {
         (State::Ok, healthy_summary(r))
     } else {
-        let state = if r.warnings.iter().any(|w| CRITICAL_CODES.contains(&w.code)) {
+        let state = if r.warnings.iter().any(is_critical) {
             State::Critical
         } else {
             State::Warning
         };
         // The most serious first: that is what a pager shows.
         let mut ws: Vec<_> = r.warnings.iter().collect();
-        ws.sort_by_key(|w| !CRITICAL_CODES.contains(&w.code));
+        ws.sort_by_key(|w| !is_critical(w));
         let text: Vec<&str> = ws.iter().map(|w| w.message.as_str()).collect();
         (state, text.join("; "))
     };
@@ -75,6 +77,10 @@ pub fn render(r: &Report, failure: Option<&Error>) -> (String, State) {
     }
     line.push('\n');
     (line, state)
+}
+
+fn is_critical(w: &super::warnings::Warning) -> bool {
+    w.severity == "critical" || CRITICAL_CODES.contains(&w.code)
 }
 
 fn healthy_summary(r: &Report) -> String {
@@ -158,6 +164,20 @@ fn perfdata(r: &Report) -> String {
 mod tests {
     use super::super::fixtures::{report, warning};
     use super::*;
+
+    #[test]
+    fn a_critical_warning_is_critical_whatever_its_code() {
+        let mut r = super::super::fixtures::report();
+        let mut w = super::super::fixtures::warning("unreplayable_markers", "1 marker");
+        w.severity = "critical";
+        r.warnings = vec![super::super::fixtures::warning("lag", "slot lags"), w];
+        let (line, state) = render(&r, None);
+        assert_eq!(state, State::Critical);
+        assert!(
+            line.starts_with("PG_SCRIBE CRITICAL - 1 marker; slot lags | "),
+            "{line}"
+        );
+    }
 
     #[test]
     fn states_and_perfdata() {

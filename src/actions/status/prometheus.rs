@@ -6,10 +6,10 @@
 //! see, with `pg_scribe_status_success 0`: a monitor must see a broken backup as broken, not
 //! as stale numbers from the last good run.
 //!
-//! Facts that `--status` does not gather (yet) simply produce no sample; each new fact is one
-//! [`Out::gauge`] call here. Reserved for the integrity facts when the report carries them:
-//! `pg_scribe_unreplayable_markers{chain}` (markers of changes a replay cannot apply) and
-//! `pg_scribe_last_verification_success` / `pg_scribe_last_verification_timestamp_seconds`.
+//! Facts that `--status` does not gather simply produce no sample; each new fact is one
+//! [`Out::gauge`] call here. Per chain: `pg_scribe_unreplayable_markers{chain}` (changes a
+//! replay cannot apply: a restore stops at the first) and, once `--verify` ran,
+//! `pg_scribe_last_verification_success{chain}` / `…_timestamp_seconds{chain}`.
 
 use std::fmt::Write;
 
@@ -217,6 +217,58 @@ pub fn render(r: &Report, failure: Option<&Error>, slot_name: &str, dir_path: &s
                 );
             }
         }
+        let complete: Vec<_> = d.chains.iter().filter(|c| c.complete).collect();
+        if !complete.is_empty() {
+            o.family(
+                "pg_scribe_unreplayable_markers",
+                "gauge",
+                "Changes in a chain that a replay cannot apply (a restore stops at the first).",
+            );
+            for c in &complete {
+                o.sample(
+                    "pg_scribe_unreplayable_markers",
+                    &[("chain", &c.id)],
+                    c.markers as f64,
+                );
+            }
+        }
+        let verified: Vec<_> = d
+            .chains
+            .iter()
+            .filter_map(|c| c.last_verification.as_ref().map(|v| (c, v)))
+            .collect();
+        if !verified.is_empty() {
+            o.family(
+                "pg_scribe_last_verification_success",
+                "gauge",
+                "Whether the last pg_scribe --verify found the chain intact (1) or damaged (0).",
+            );
+            for (c, v) in &verified {
+                o.sample(
+                    "pg_scribe_last_verification_success",
+                    &[("chain", &c.id)],
+                    flag(v.intact),
+                );
+            }
+            o.family(
+                "pg_scribe_last_verification_timestamp_seconds",
+                "gauge",
+                "When pg_scribe --verify last checked the chain, as a Unix time.",
+            );
+            for (c, v) in &verified {
+                let at = time::OffsetDateTime::parse(
+                    &v.checked_at,
+                    &time::format_description::well_known::Rfc3339,
+                );
+                if let Ok(at) = at {
+                    o.sample(
+                        "pg_scribe_last_verification_timestamp_seconds",
+                        &[("chain", &c.id)],
+                        at.unix_timestamp() as f64,
+                    );
+                }
+            }
+        }
         if let Some(fs) = &d.filesystem {
             o.gauge(
                 "pg_scribe_filesystem_avail_bytes",
@@ -267,6 +319,30 @@ mod tests {
         assert!(text.contains(&format!("pg_scribe_status_exit_code{{{labels}}} 3\n")));
         assert!(text.contains(&format!("pg_scribe_slot_exists{{{labels}}} 0\n")));
         assert!(!text.contains("pg_scribe_slot_lag_bytes"));
+    }
+
+    #[test]
+    fn markers_and_verification_per_chain() {
+        let mut r = super::super::fixtures::report();
+        let dir = r.backup_dir.as_ref().unwrap().path.clone();
+        let chain = &mut r.backup_dir.as_mut().unwrap().chains[0];
+        chain.markers = 2;
+        chain.last_verification = Some(super::super::facts::LastVerification {
+            checked_at: "2024-01-01T12:00:00Z".into(),
+            intact: false,
+            problems: 1,
+            first_problem: Some("x".into()),
+        });
+        let text = render(&r, None, "s", &dir);
+        let c = "chain=\"20240101T000000Z\"";
+        assert!(text.contains(&format!(",{c}}} 2\n")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("pg_scribe_last_verification_success{")
+                    && l.ends_with(&format!("{c}}} 0"))),
+            "{text}"
+        );
+        assert!(text.contains(&format!(",{c}}} 1704110400\n")), "{text}");
     }
 
     #[test]
