@@ -3,7 +3,7 @@
 -- temporary tables of CONCURRENTLY are not captured.
 CREATE FUNCTION rf_make() RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
-  CREATE TABLE IF NOT EXISTS rf_made (a int);
+  CREATE TABLE IF NOT EXISTS public.rf_made (a int);
   RETURN 1;
 END $$;
 CREATE MATERIALIZED VIEW rf_mv AS SELECT rf_make() AS x WITH NO DATA;

@@ -37,7 +37,6 @@
 #include "storage/bufmgr.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
-#include "parser/gram.h"
 #include "parser/scansup.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"

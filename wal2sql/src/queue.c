@@ -45,7 +45,6 @@
 #include "storage/bufmgr.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
-#include "parser/gram.h"
 #include "parser/scansup.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -135,12 +134,35 @@ w2s_current_search_path(void)
 }
 
 /*
+ * The core scanner's token for the first token of a text.  The token codes
+ * come from the generated parser/gram.h, which not every installation ships
+ * (PostgreSQL 18's relocatable builds do not): learning them by scanning a
+ * known constant needs only scanner.h.
+ */
+static int
+w2s_first_token(const char *text)
+{
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	core_yyscan_t scanner;
+	int			token;
+
+	scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	token = core_yylex(&yylval, &yylloc, scanner);
+	scanner_finish(scanner);
+	return token;
+}
+
+/*
  * Does the text hold a string constant?  Only string constants are read
  * with the date, time, interval and money input settings.
  */
 static bool
 w2s_has_string_constant(const char *text, bool scs_off)
 {
+	static int	sconst = 0;
+	static int	usconst = 0;
 	core_yy_extra_type yyextra;
 	core_YYSTYPE yylval;
 	YYLTYPE		yylloc;
@@ -150,13 +172,18 @@ w2s_has_string_constant(const char *text, bool scs_off)
 	bool		saved = standard_conforming_strings;
 	bool		saved_warning = escape_string_warning;
 
+	if (sconst == 0)
+	{
+		sconst = w2s_first_token("'x'");
+		usconst = w2s_first_token("U&'x'");
+	}
 	standard_conforming_strings = !scs_off;
 	escape_string_warning = false;
 	PG_TRY();
 	{
 		scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
 		while (!found && (token = core_yylex(&yylval, &yylloc, scanner)) != 0)
-			found = (token == SCONST || token == USCONST);
+			found = (token == sconst || token == usconst);
 		scanner_finish(scanner);
 	}
 	PG_FINALLY();

@@ -222,6 +222,7 @@ w2s_table_from_catalog(Oid relid)
 	"   ' ADD CONSTRAINT ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.conname::text) OPERATOR(pg_catalog.||) ' '"
 	"   OPERATOR(pg_catalog.||) pg_catalog.pg_get_constraintdef(c.oid) OPERATOR(pg_catalog.||) ';'"
 	" FROM t, pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) t.oid"
+	"   AND c.contype OPERATOR(pg_catalog.<>) 'n'"	/* 18+: already NOT NULL in the column */
 	" UNION ALL"
 	" SELECT 5, i.indexrelid::pg_catalog.int4, pg_catalog.pg_get_indexdef(i.indexrelid) OPERATOR(pg_catalog.||) ';'"
 	" FROM t, pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) t.oid"
