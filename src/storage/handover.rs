@@ -157,17 +157,9 @@ fn decompress_beside(path: &Path) -> Result<PathBuf> {
 mod tests {
     use super::*;
     use crate::storage::backup_dir::BackupDir;
-    use crate::storage::diff_format::{DiffScanner, TxnHeader};
+    use crate::storage::diff_format::DiffScanner;
+    use crate::storage::diff_format::sample_header as hdr;
     use time::macros::datetime;
-
-    fn hdr(n: u64) -> TxnHeader {
-        TxnHeader {
-            xid: 700 + n as u32,
-            commit_lsn: Lsn(n * 0x100),
-            end_lsn: Lsn(n * 0x100 + 0x38),
-            commit_time: datetime!(2026-11-26 12:00:00 UTC),
-        }
-    }
 
     fn compress(path: &Path, c: Compression) -> PathBuf {
         let target = PathBuf::from(format!("{}{}", path.display(), c.extension()));

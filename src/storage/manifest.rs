@@ -380,16 +380,8 @@ pub fn record_compressed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::diff_format::sample_header as hdr;
     use time::macros::datetime;
-
-    fn hdr(n: u64) -> TxnHeader {
-        TxnHeader {
-            xid: 700 + n as u32,
-            commit_lsn: Lsn(n * 0x100),
-            end_lsn: Lsn(n * 0x100 + 0x38),
-            commit_time: datetime!(2026-11-26 12:00:00 UTC),
-        }
-    }
 
     fn txn(n: u64, body: &str) -> String {
         let h = hdr(n);

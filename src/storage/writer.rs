@@ -427,16 +427,8 @@ mod tests {
     use crate::storage::backup_dir::BackupDir;
     use crate::storage::compress::Compression;
     use crate::storage::diff_format::DiffScanner;
+    use crate::storage::diff_format::sample_header as hdr;
     use time::macros::datetime;
-
-    fn hdr(n: u64) -> TxnHeader {
-        TxnHeader {
-            xid: 700 + n as u32,
-            commit_lsn: Lsn(n * 0x100),
-            end_lsn: Lsn(n * 0x100 + 0x38),
-            commit_time: datetime!(2026-11-26 12:00:00 UTC),
-        }
-    }
 
     fn chain() -> (tempfile::TempDir, Chain) {
         let t = tempfile::tempdir().unwrap();

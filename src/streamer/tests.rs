@@ -1,17 +1,8 @@
 //! Unit tests of the streamer's bookkeeping (positions, rotations) without a server.
 use super::*;
-use crate::storage::diff_format::TxnHeader;
+use crate::storage::diff_format::sample_header as hdr;
 use crate::storage::writer::Sealed;
 use time::macros::datetime;
-
-fn hdr(n: u64) -> TxnHeader {
-    TxnHeader {
-        xid: 700 + n as u32,
-        commit_lsn: Lsn(n * 0x100),
-        end_lsn: Lsn(n * 0x100 + 0x38),
-        commit_time: datetime!(2026-11-26 12:00:00 UTC),
-    }
-}
 
 /// A streamer over a fresh chain in `t`, with no server behind it.
 fn streamer(t: &tempfile::TempDir) -> Streamer {

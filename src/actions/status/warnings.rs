@@ -291,31 +291,15 @@ fn dir_warnings(
 
 #[cfg(test)]
 mod tests {
-    use super::super::facts::{ChainFacts, SlotNameSource, StreamerFacts};
+    use super::super::facts::{ChainFacts, StreamerFacts};
     use super::*;
     use std::time::Duration;
     use time::macros::datetime;
 
     fn healthy_slot() -> SlotFacts {
-        SlotFacts {
-            name: "s".into(),
-            name_source: SlotNameSource::Option,
-            plugin: Some("wal2sql".into()),
-            slot_type: "logical".into(),
-            database: Some("app".into()),
-            temporary: false,
-            active: true,
-            active_pid: Some(42),
-            restart_lsn: Some("0/100".parse().unwrap()),
-            confirmed_flush_lsn: Some("0/200".parse().unwrap()),
-            lag_bytes: Some(16),
-            retained_bytes: Some(512),
-            wal_status: Some("reserved".into()),
-            safe_wal_size_bytes: None,
-            invalidation_reason: None,
-            inactive_since: None,
-            idle_timeout_secs: None,
-        }
+        let mut slot = super::super::fixtures::report().slot.unwrap();
+        slot.lag_bytes = Some(16);
+        slot
     }
 
     fn chain(id: &str, complete: bool, active: bool) -> ChainFacts {

@@ -261,6 +261,17 @@ impl MessageCheck {
     }
 }
 
+/// A header for unit tests: transaction `n` at `n * 0x100`, 0x38 bytes long.
+#[cfg(test)]
+pub(crate) fn sample_header(n: u64) -> TxnHeader {
+    TxnHeader {
+        xid: 700 + n as u32,
+        commit_lsn: Lsn(n * 0x100),
+        end_lsn: Lsn(n * 0x100 + 0x38),
+        commit_time: time::macros::datetime!(2026-11-26 12:00:00 UTC),
+    }
+}
+
 /// The trailer line for a transaction ending at `end_lsn`, with its newline.
 pub fn trailer_line(end_lsn: Lsn) -> String {
     format!("{TRAILER_PREFIX}end_lsn={end_lsn}\n")
