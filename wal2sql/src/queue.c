@@ -172,15 +172,17 @@ w2s_has_string_constant(const char *text, bool scs_off)
 	bool		saved = standard_conforming_strings;
 	bool		saved_warning = escape_string_warning;
 
-	if (sconst == 0)
-	{
-		sconst = w2s_first_token("'x'");
-		usconst = w2s_first_token("U&'x'");
-	}
-	standard_conforming_strings = !scs_off;
 	escape_string_warning = false;
 	PG_TRY();
 	{
+		if (sconst == 0)
+		{
+			/* U&'' is an error with standard_conforming_strings off */
+			standard_conforming_strings = true;
+			sconst = w2s_first_token("'x'");
+			usconst = w2s_first_token("U&'x'");
+		}
+		standard_conforming_strings = !scs_off;
 		scanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
 		while (!found && (token = core_yylex(&yylval, &yylloc, scanner)) != 0)
 			found = (token == sconst || token == usconst);
