@@ -16,6 +16,32 @@ fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `--init` of database `app` into a fresh backup directory, and a streamer on it (status and
+/// fsync every second) that is writing.
+fn init_and_stream(cluster: &Cluster, name: &str) -> (PathBuf, Streamer) {
+    let dir = scratch_dir(name).join("backups");
+    let out = pg_scribe(
+        &[
+            "--init",
+            "-d",
+            "app",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "--slot",
+            "s",
+        ],
+        &cluster.env("app"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut streamer = Streamer::start(
+        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
+        &cluster.env("app"),
+        &dir.with_extension("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    (dir, streamer)
+}
+
 /// Runs a corpus part with psql as a user would: errors are reported and skipped.
 fn run_part(cluster: &Cluster, name: &str) {
     let out = Command::new(bindir().join("psql"))
@@ -81,26 +107,7 @@ fn corpus_streamed_across_rotations_and_a_new_chain_restores_equal() {
     let cluster = Cluster::start();
     cluster.create_database("app");
     cluster.psql("app", "CREATE TABLE marker (label text PRIMARY KEY)");
-    let dir = scratch_dir("corpus").join("backups");
-    let out = pg_scribe(
-        &[
-            "--init",
-            "-d",
-            "app",
-            "--backup-dir",
-            dir.to_str().unwrap(),
-            "--slot",
-            "s",
-        ],
-        &cluster.env("app"),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut streamer = Streamer::start(
-        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
-        &cluster.env("app"),
-        &dir.with_extension("log"),
-    );
-    streamer.wait_log("Writing to:", 30);
+    let (dir, streamer) = init_and_stream(&cluster, "corpus");
 
     run_part(&cluster, "part0.sql");
     run_part(&cluster, "part1.sql");
@@ -165,26 +172,7 @@ fn keep_going_skips_failing_transactions_and_lists_them() {
         "app",
         "CREATE TABLE marker (label text PRIMARY KEY); CREATE TABLE kept (id int PRIMARY KEY)",
     );
-    let dir = scratch_dir("keepgoing").join("backups");
-    let out = pg_scribe(
-        &[
-            "--init",
-            "-d",
-            "app",
-            "--backup-dir",
-            dir.to_str().unwrap(),
-            "--slot",
-            "s",
-        ],
-        &cluster.env("app"),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut streamer = Streamer::start(
-        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
-        &cluster.env("app"),
-        &dir.with_extension("log"),
-    );
-    streamer.wait_log("Writing to:", 30);
+    let (dir, streamer) = init_and_stream(&cluster, "keepgoing");
     cluster.psql(
         "app",
         "INSERT INTO kept VALUES (1);
@@ -276,26 +264,7 @@ fn roles_made_elsewhere_get_placeholders() {
         "app",
         "CREATE TABLE marker (label text PRIMARY KEY); CREATE TABLE t (id int PRIMARY KEY)",
     );
-    let dir = scratch_dir("placeholders").join("backups");
-    let out = pg_scribe(
-        &[
-            "--init",
-            "-d",
-            "app",
-            "--backup-dir",
-            dir.to_str().unwrap(),
-            "--slot",
-            "s",
-        ],
-        &cluster.env("app"),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut streamer = Streamer::start(
-        &["--backup-dir", dir.to_str().unwrap(), "-s", "1", "-F", "1"],
-        &cluster.env("app"),
-        &dir.with_extension("log"),
-    );
-    streamer.wait_log("Writing to:", 30);
+    let (dir, streamer) = init_and_stream(&cluster, "placeholders");
     // made in another database: not captured
     cluster.psql(
         "postgres",
