@@ -51,6 +51,15 @@ fn config_for(params: &ConnParams, target: &Target, password: Option<&str>) -> C
     if let Some(options) = &params.options {
         config.options(options);
     }
+    // The same bounds as the replication socket (pg/replication/conn.rs): a path that silently
+    // drops packets fails a session within about a minute, not after the kernel's two hours.
+    // The streamer holds such a session open for as long as it runs.
+    config
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .keepalives_interval(std::time::Duration::from_secs(10))
+        .keepalives_retries(3)
+        .tcp_user_timeout(std::time::Duration::from_secs(60));
     // Unix sockets never use TLS, whatever sslmode says (libpq does the same).
     config.ssl_mode(if target.is_unix() {
         tokio_postgres::config::SslMode::Disable
