@@ -232,3 +232,32 @@ pub(crate) fn query_error(sql: &str, err: &tokio_postgres::Error) -> Error {
         None => Error::connection(format!("query failed: {err}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::conninfo::{ConnOptions, Environment, resolve};
+
+    #[test]
+    fn sessions_bound_a_silent_network_path() {
+        let env = Environment {
+            os_user: Some("u".into()),
+            ..Default::default()
+        };
+        let opts = ConnOptions {
+            dbname: Some("host=db.example port=5433".into()),
+            ..Default::default()
+        };
+        let params = resolve(&opts, &env).unwrap();
+        let config = config_for(&params, &params.targets[0], None);
+        assert!(config.get_keepalives());
+        assert_eq!(
+            config.get_keepalives_idle(),
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&std::time::Duration::from_secs(60))
+        );
+    }
+}
