@@ -8,6 +8,8 @@ use std::io;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::ErrorFields;
 
+use crate::error::io_reason;
+
 /// The fields of an ErrorResponse or NoticeResponse that we keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbError {
@@ -170,7 +172,11 @@ impl fmt::Display for ReplicationError {
         match self {
             ReplicationError::Config(m) => f.write_str(m),
             ReplicationError::Connect { target, source } => {
-                write!(f, "connection to server {target} failed: {source}")
+                write!(
+                    f,
+                    "connection to server {target} failed: {}",
+                    io_reason(source)
+                )
             }
             ReplicationError::ConnectTimeout { target } => {
                 write!(f, "connection to server {target} failed: timeout expired")
@@ -182,7 +188,11 @@ impl fmt::Display for ReplicationError {
                 )
             }
             ReplicationError::Tls { target, source } => {
-                write!(f, "SSL connection to server {target} failed: {source}")
+                write!(
+                    f,
+                    "SSL connection to server {target} failed: {}",
+                    io_reason(source)
+                )
             }
             ReplicationError::PasswordRequired { user } => write!(
                 f,
@@ -193,7 +203,9 @@ impl fmt::Display for ReplicationError {
             }
             ReplicationError::Scram(e) => write!(f, "SCRAM authentication failed: {e}"),
             ReplicationError::Server(e) => e.fmt(f),
-            ReplicationError::Io(e) => write!(f, "could not communicate with the server: {e}"),
+            ReplicationError::Io(e) => {
+                write!(f, "could not communicate with the server: {}", io_reason(e))
+            }
             ReplicationError::UnexpectedEof => {
                 f.write_str("server closed the connection unexpectedly")
             }
@@ -281,6 +293,23 @@ mod tests {
         assert!(!server("28P01").is_slot_error());
         assert!(server("28P01").is_connection_error());
         assert_eq!(server("42704").sqlstate(), Some("42704"));
+    }
+
+    #[test]
+    fn os_errors_read_like_strerror() {
+        let e = ReplicationError::Connect {
+            target: "at \"h\", port 1".into(),
+            source: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        };
+        assert_eq!(
+            e.to_string(),
+            "connection to server at \"h\", port 1 failed: Connection refused"
+        );
+        let e = ReplicationError::Io(io::Error::from_raw_os_error(libc::ECONNRESET));
+        assert_eq!(
+            e.to_string(),
+            "could not communicate with the server: Connection reset by peer"
+        );
     }
 
     #[test]
