@@ -19,12 +19,9 @@
 //! - Unix sockets never use TLS (the server refuses it there anyway).
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -36,10 +33,15 @@ use rustls::pki_types::{
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use sha2::Digest;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::pg::conninfo::{ConnParams, Host, SslMode};
+
+mod binding;
+mod connect;
+
+pub(crate) use binding::channel_binding_data;
+pub use connect::{MakeRustlsConnect, make_tls, tokio_postgres_ssl_mode};
 
 /// The TLS settings cannot be turned into a working configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,234 +493,9 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-/// The `tls-server-end-point` channel binding (RFC 5929): a hash of the server's certificate
-/// with the certificate's own signature hash, where MD5 and SHA-1 (and anything we cannot
-/// identify) become SHA-256, which is also what the PostgreSQL server computes.
-pub(crate) fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
-    match signature_hash(cert_der) {
-        SigHash::Sha384 => sha2::Sha384::digest(cert_der).to_vec(),
-        SigHash::Sha512 => sha2::Sha512::digest(cert_der).to_vec(),
-        SigHash::Sha256 => sha2::Sha256::digest(cert_der).to_vec(),
-    }
-}
-
-/// The channel-binding data of an established TLS stream.
-pub(crate) fn channel_binding_data<S>(
-    stream: &tokio_rustls::client::TlsStream<S>,
-) -> Option<Vec<u8>> {
-    let (_, conn) = stream.get_ref();
-    let cert = conn.peer_certificates()?.first()?;
-    Some(tls_server_end_point(cert.as_ref()))
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum SigHash {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-/// Reads `Certificate.signatureAlgorithm` with a minimal DER walk; a full X.509 parser would
-/// be a large dependency for one OID.
-fn signature_hash(cert: &[u8]) -> SigHash {
-    const SHA384_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0C];
-    const SHA512_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0D];
-    const ECDSA_SHA384: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x03];
-    const ECDSA_SHA512: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x04];
-    let oid = (|| {
-        let (certificate, _) = der_element(cert, 0x30)?;
-        let (_tbs, rest) = der_element(certificate, 0x30)?;
-        let (alg, _) = der_element(rest, 0x30)?;
-        let (oid, _) = der_element(alg, 0x06)?;
-        Some(oid)
-    })();
-    match oid {
-        Some(SHA384_RSA | ECDSA_SHA384) => SigHash::Sha384,
-        Some(SHA512_RSA | ECDSA_SHA512) => SigHash::Sha512,
-        _ => SigHash::Sha256,
-    }
-}
-
-/// Splits one DER element with the expected tag off `buf`: (contents, rest).
-fn der_element(buf: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&t, buf) = buf.split_first()?;
-    if t != tag {
-        return None;
-    }
-    let (&first, mut buf) = buf.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 || buf.len() < n {
-            return None;
-        }
-        let len = buf[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        buf = &buf[n..];
-        len
-    };
-    (buf.len() >= len).then(|| buf.split_at(len))
-}
-
-/// The sslmode to give tokio-postgres: it only knows disable/prefer/require and leaves
-/// verification to the connector, which carries the real mode. `allow` has no equivalent; it
-/// maps to prefer, which differs only in trying TLS first.
-pub fn tokio_postgres_ssl_mode(mode: SslMode) -> tokio_postgres::config::SslMode {
-    use tokio_postgres::config::SslMode as T;
-    match mode {
-        SslMode::Disable => T::Disable,
-        SslMode::Allow | SslMode::Prefer => T::Prefer,
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => T::Require,
-    }
-}
-
-/// A tokio-postgres TLS connector that applies the same rules as the replication connection.
-/// Pair it with [`tokio_postgres_ssl_mode`] on the `Config` (and `SslMode::Disable` for Unix
-/// sockets).
-pub fn make_tls(params: &ConnParams) -> Result<MakeRustlsConnect, TlsConfigError> {
-    Ok(MakeRustlsConnect {
-        settings: TlsSettings::new(params)?,
-    })
-}
-
-/// [`tokio_postgres::tls::MakeTlsConnect`] over rustls, with channel binding.
-#[derive(Clone, Debug)]
-pub struct MakeRustlsConnect {
-    settings: TlsSettings,
-}
-
-impl<S> tokio_postgres::tls::MakeTlsConnect<S> for MakeRustlsConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = RustlsStream<S>;
-    type TlsConnect = RustlsConnect;
-    type Error = TlsConfigError;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, TlsConfigError> {
-        // tokio-postgres asks even for Unix sockets (domain "") where TLS is never used, so a
-        // bad name is reported only if a handshake is actually attempted.
-        Ok(RustlsConnect {
-            config: self.settings.client_config(),
-            name: self.settings.server_name(domain),
-        })
-    }
-}
-
-/// One pending TLS handshake for tokio-postgres.
-pub struct RustlsConnect {
-    config: Arc<ClientConfig>,
-    name: Result<ServerName<'static>, TlsConfigError>,
-}
-
-impl<S> tokio_postgres::tls::TlsConnect<S> for RustlsConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = RustlsStream<S>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream<S>>> + Send>>;
-
-    fn connect(self, stream: S) -> Self::Future {
-        Box::pin(async move {
-            let name = self
-                .name
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let tls = tokio_rustls::TlsConnector::from(self.config)
-                .connect(name, stream)
-                .await?;
-            Ok(RustlsStream(Box::new(tls)))
-        })
-    }
-}
-
-/// A TLS stream handed to tokio-postgres.
-pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0).poll_shutdown(cx)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
-    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
-        match channel_binding_data(&self.0) {
-            Some(hash) => tokio_postgres::tls::ChannelBinding::tls_server_end_point(hash),
-            None => tokio_postgres::tls::ChannelBinding::none(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A certificate skeleton: SEQUENCE { tbs SEQUENCE, algorithm SEQUENCE { OID }, ... }.
-    fn fake_cert(oid: &[u8]) -> Vec<u8> {
-        let tbs = [0x30, 0x03, 0x02, 0x01, 0x00];
-        let mut alg = vec![0x30, (oid.len() + 2) as u8, 0x06, oid.len() as u8];
-        alg.extend_from_slice(oid);
-        let mut body = tbs.to_vec();
-        body.extend_from_slice(&alg);
-        body.extend_from_slice(&[0x03, 0x01, 0x00]);
-        let mut cert = vec![0x30, 0x81, body.len() as u8];
-        cert.extend_from_slice(&body);
-        cert
-    }
-
-    #[test]
-    fn channel_binding_hash_follows_the_signature_algorithm() {
-        let sha256_rsa = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B];
-        let sha384_ecdsa = [0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x03];
-        let sha512_rsa = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0D];
-        let sha1_rsa = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x05];
-        assert_eq!(signature_hash(&fake_cert(&sha256_rsa)), SigHash::Sha256);
-        assert_eq!(signature_hash(&fake_cert(&sha384_ecdsa)), SigHash::Sha384);
-        assert_eq!(signature_hash(&fake_cert(&sha512_rsa)), SigHash::Sha512);
-        assert_eq!(signature_hash(&fake_cert(&sha1_rsa)), SigHash::Sha256);
-        assert_eq!(signature_hash(b"garbage"), SigHash::Sha256);
-        let c = fake_cert(&sha384_ecdsa);
-        assert_eq!(tls_server_end_point(&c), sha2::Sha384::digest(&c).to_vec());
-    }
-
-    #[test]
-    fn der_lengths() {
-        assert_eq!(
-            der_element(&[0x30, 0x01, 0xAA, 0xBB], 0x30),
-            Some((&[0xAA][..], &[0xBB][..]))
-        );
-        assert_eq!(
-            der_element(&[0x30, 0x82, 0x00, 0x01, 0xAA], 0x30),
-            Some((&[0xAA][..], &[][..]))
-        );
-        assert_eq!(der_element(&[0x30, 0x02, 0xAA], 0x30), None);
-        assert_eq!(der_element(&[0x31, 0x00], 0x30), None);
-    }
 
     fn params(mode: SslMode, root: Option<&str>) -> ConnParams {
         ConnParams {
@@ -749,14 +526,6 @@ mod tests {
         TlsSettings::new(&params(SslMode::Require, Some("/nonexistent/root.crt"))).unwrap();
         let s = TlsSettings::new(&params(SslMode::Prefer, Some("/nonexistent/root.crt"))).unwrap();
         assert!(s.server_name("not a host name").is_ok());
-    }
-
-    #[test]
-    fn tokio_postgres_modes() {
-        use tokio_postgres::config::SslMode as T;
-        assert_eq!(tokio_postgres_ssl_mode(SslMode::Disable), T::Disable);
-        assert_eq!(tokio_postgres_ssl_mode(SslMode::Prefer), T::Prefer);
-        assert_eq!(tokio_postgres_ssl_mode(SslMode::VerifyFull), T::Require);
     }
 
     #[test]
