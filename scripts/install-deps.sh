@@ -2,13 +2,14 @@
 # Install what a fresh Debian 12 machine lacks to build and test pg_scribe: the PostgreSQL 15
 # server and its headers (for the wal2sql extension), a C toolchain, openssl (test certificates),
 # the Prometheus text-format parser and systemd-analyze (tests of the monitoring output and the
-# unit files), python3 with pip, PostgreSQL 18 (scripts/install-pg18.sh) and a Rust toolchain
-# check. Idempotent: does nothing when everything is there. PG_SCRIBE_NO_PG18=1 leaves
-# PostgreSQL 18 out.
+# unit files), python3 with pip and venv, PostgreSQL 18 (scripts/install-pg18.sh), moto's S3
+# server for the object-storage tests (scripts/install-moto.sh) and a Rust toolchain check.
+# Idempotent: does nothing when everything is there. PG_SCRIBE_NO_PG18=1 leaves PostgreSQL 18
+# out, PG_SCRIBE_NO_MOTO=1 moto.
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3 iptables
-          python3-prometheus-client systemd python3-pip)
+          python3-prometheus-client systemd python3-pip python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +28,10 @@ fi
 
 if [ "${PG_SCRIBE_NO_PG18:-0}" != 1 ]; then
     "$(dirname "$0")/install-pg18.sh"
+fi
+
+if [ "${PG_SCRIBE_NO_MOTO:-0}" != 1 ]; then
+    "$(dirname "$0")/install-moto.sh"
 fi
 
 if ! command -v cargo >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

@@ -215,6 +215,8 @@ async fn stream(
         chain,
         status_interval: inv.status_interval,
         fsync_interval: inv.fsync_interval,
+        rotate_every: inv.rotate_every,
+        active_len: recovery.valid_len,
         server_major: metadata.source.server_major(),
         plugin_options: PLUGIN_OPTIONS
             .iter()

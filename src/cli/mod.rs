@@ -23,6 +23,7 @@ use crate::storage::backup_dir::ChainId;
 use crate::storage::compress::Compression;
 use crate::storage::diff_format::StopAt;
 use crate::storage::space::FreeThreshold;
+use crate::streamer::RotateEvery;
 use crate::ui::LogFormat;
 
 pub use crate::pg::conninfo::ConnOptions;
@@ -32,7 +33,7 @@ pub(crate) use table::DEFAULT_SLOT;
 pub(crate) use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
 
 use table::{Opt, Takes};
-use values::{check_port, parse_chain_id, parse_free, seconds};
+use values::{check_port, parse_chain_id, parse_free, parse_rotate_every, seconds};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -63,6 +64,8 @@ pub struct Invocation {
     pub compress: Option<Compression>,
     pub status_interval: Duration,
     pub fsync_interval: Duration,
+    /// `--start --rotate-every`: when the streamer seals on its own (neither set: never).
+    pub rotate_every: RotateEvery,
     pub create: bool,
     pub chain_id: Option<ChainId>,
     pub include_active: bool,
@@ -336,6 +339,11 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         .transpose()?;
     let status_interval = seconds("status interval", text(m, STATUS_INTERVAL).as_deref(), 10)?;
     let fsync_interval = seconds("fsync interval", text(m, FSYNC_INTERVAL).as_deref(), 10)?;
+    let rotate_every = text(m, ROTATE_EVERY)
+        .as_deref()
+        .map(parse_rotate_every)
+        .transpose()?
+        .unwrap_or_default();
     let chain_id = text(m, CHAIN_ID)
         .as_deref()
         .map(parse_chain_id)
@@ -419,6 +427,7 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         compress,
         status_interval,
         fsync_interval,
+        rotate_every,
         create: flag(m, CREATE),
         chain_id,
         include_active: flag(m, INCLUDE_ACTIVE),

@@ -76,6 +76,7 @@ pub(crate) const FORCE: Opt = switch("--force", None);
 pub(crate) const COMPRESS: Opt = valued("--compress", None, "METHOD[:LEVEL]");
 pub(crate) const STATUS_INTERVAL: Opt = valued("--status-interval", Some('s'), "SECS");
 pub(crate) const FSYNC_INTERVAL: Opt = valued("--fsync-interval", Some('F'), "SECS");
+pub(crate) const ROTATE_EVERY: Opt = valued("--rotate-every", None, "DURATION|SIZE");
 pub(crate) const CREATE: Opt = switch("--create", Some('C'));
 pub(crate) const CHAIN_ID: Opt = valued("--chain-id", None, "ID");
 pub(crate) const INCLUDE_ACTIVE: Opt = switch("--include-active", None);
@@ -215,6 +216,11 @@ pub(crate) const TABLE: &[Row] = &[
         For(Start),
         FSYNC_INTERVAL,
         "time between fsyncs of active.sql (default: 10,\n0 = after every transaction)",
+    ),
+    row(
+        For(Start),
+        ROTATE_EVERY,
+        "seal active.sql on its own after this long (15min,\n1h, 1d) or at this size (256MB), or both (1h,256MB)",
     ),
     row(
         For(Start),

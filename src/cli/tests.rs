@@ -143,6 +143,27 @@ fn values_reach_the_invocation() {
     assert_eq!(inv.thresholds.retained_bytes, 2 << 30);
     assert_eq!(inv.thresholds.diff_age, Duration::from_secs(36 * 3600));
 
+    // --rotate-every: a duration, a size, or one of each in either order; off by default.
+    for (value, interval, size) in [
+        ("15min", Some(900), None),
+        ("1h", Some(3600), None),
+        ("256MB", None, Some(256u64 << 20)),
+        ("1h,256MB", Some(3600), Some(256 << 20)),
+        ("1 GB, 2d", Some(2 * 86400), Some(1 << 30)),
+    ] {
+        let inv = invocation(&["--start", "--backup-dir=/b", "--rotate-every", value]);
+        assert_eq!(
+            inv.rotate_every,
+            crate::streamer::RotateEvery {
+                interval: interval.map(Duration::from_secs),
+                size,
+            },
+            "{value}"
+        );
+    }
+    let inv = invocation(&["--start", "--backup-dir=/b"]);
+    assert_eq!(inv.rotate_every, crate::streamer::RotateEvery::default());
+
     // Like getopt, a value may start with a dash; the last of a repeated option wins.
     let inv = invocation(&["--start", "--backup-dir", "-odd", "-F", "0", "-F", "3"]);
     assert_eq!(inv.backup_dir, Some(PathBuf::from("-odd")));

@@ -10,6 +10,7 @@ use crate::lsn::Lsn;
 use crate::storage::backup_dir::ChainId;
 use crate::storage::diff_format::StopAt;
 use crate::storage::space::FreeThreshold;
+use crate::streamer::RotateEvery;
 
 /// PostgreSQL's rule for slot names (ReplicationSlotValidateName).
 pub(crate) fn check_slot_name(name: &str) -> Result<()> {
@@ -104,6 +105,34 @@ pub(crate) fn parse_duration(option: &str, text: &str) -> Result<Duration> {
         .checked_mul(factor)
         .map(Duration::from_secs)
         .ok_or_else(bad)
+}
+
+/// `--rotate-every`: a duration (`15min`, `1h`), a size (`256MB`), or one of each separated by
+/// a comma (`1h,256MB`: whichever is reached first seals). A size needs its `B` (`10m` could be
+/// minutes or megabytes), and neither may be zero.
+pub(crate) fn parse_rotate_every(text: &str) -> Result<RotateEvery> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid --rotate-every value \"{text}\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)"
+        ))
+    };
+    let mut every = RotateEvery::default();
+    for part in text.split(',').map(str::trim) {
+        if let Ok(interval) = parse_duration("--rotate-every", part) {
+            if interval.is_zero() || every.interval.replace(interval).is_some() {
+                return Err(bad());
+            }
+        } else if part.to_ascii_lowercase().ends_with('b')
+            && let Ok(size) = parse_size("--rotate-every", part)
+        {
+            if size == 0 || every.size.replace(size).is_some() {
+                return Err(bad());
+            }
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(every)
 }
 
 /// `--free-warn`: `10%` of the file system, or a size like `20GB`.

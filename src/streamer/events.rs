@@ -81,6 +81,8 @@ impl Streamer {
                 self.reported_floor = self.cfg.chain_start;
                 self.active_has_data =
                     report.copied_txns > 0 || holds_after(self.written, queued_at);
+                self.active_len += report.copied_bytes;
+                self.active_has_changes |= report.copied_txns > 0;
                 let sealed = report.sealed.as_ref().map(|s| {
                     s.path
                         .file_name()

@@ -8,7 +8,7 @@
 //! - a transaction at or below what the files already hold is skipped, so a restart after any
 //!   crash duplicates nothing, and the server resends whatever was not confirmed, so nothing is
 //!   lost;
-//! - rotation (SIGHUP, `--rotate-diff`) happens between transactions only;
+//! - rotation (SIGHUP, `--rotate-diff`, `--rotate-every`) happens between transactions only;
 //! - retryable failures (network, server restart, slot briefly held by a dead walsender)
 //!   reconnect with backoff; anything else stops with the spec's exit code.
 //!
@@ -20,6 +20,8 @@ mod report;
 mod rotation;
 mod sequences;
 pub mod writer_thread;
+
+pub use rotation::RotateEvery;
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,9 @@ use crate::storage::control::{self, RotateAnswer};
 use sequences::{SqlSession, snapshot_sequences};
 use writer_thread::{Command, Event, WriterHandle};
 
+/// How each statement of a sequence record (`wal2sql.snapshot_sequences()`) starts: a transaction
+/// of only these changes no row. Roles without the right to that function cannot make one.
+const SEQUENCE_RECORD: &[u8] = b"SELECT pg_catalog.setval(";
 /// Statement text is handed to the writer in chunks of about this size.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// How often the sequence values are recorded into the stream.
@@ -75,6 +80,10 @@ pub struct Config {
     pub active_has_data: bool,
     pub status_interval: Duration,
     pub fsync_interval: Duration,
+    /// `--rotate-every`: seal on a schedule or at a size, besides on request.
+    pub rotate_every: RotateEvery,
+    /// The size of `active.sql` when streaming starts (counts toward `--rotate-every`'s size).
+    pub active_len: u64,
     pub plugin_options: Vec<(String, String)>,
     /// For `pg_dumpall` of the right version at each rotation.
     pub server_major: u32,
@@ -144,6 +153,18 @@ struct Streamer {
     handing_over: Option<(Vec<String>, String, Option<Lsn>)>,
     txns: u64,
     bytes: u64,
+    /// `bytes` when the open transaction began (what it adds to `active.sql` at its commit).
+    txn_start_bytes: u64,
+    /// Bytes in `active.sql`: those at start plus each committed transaction's, back to zero when
+    /// a seal is queued (transactions after it go to the fresh file). For `--rotate-every`.
+    active_len: u64,
+    /// When the last seal (or hand-over) was queued, or streaming started.
+    last_seal: tokio::time::Instant,
+    /// Whether the open transaction has more than sequence values (see [`SEQUENCE_RECORD`]).
+    txn_changes: bool,
+    /// Whether `active.sql` holds a transaction with more than sequence values: `--rotate-every`
+    /// seals only then, so an idle database gets no diffs of the periodic sequence record alone.
+    active_has_changes: bool,
 }
 
 /// The streamer's signals. Installed before the pidfile is taken: from then on `--rotate-diff`
@@ -225,6 +246,12 @@ impl Streamer {
             handing_over: None,
             txns: 0,
             bytes: 0,
+            txn_start_bytes: 0,
+            active_len: cfg.active_len,
+            last_seal: tokio::time::Instant::now(),
+            txn_changes: false,
+            // What a previous run left is not read back; if anything, count it as changes.
+            active_has_changes: cfg.active_has_data,
             cfg,
         };
         (streamer, barrier_rx)
@@ -283,6 +310,8 @@ impl Streamer {
         self.check_new_chain();
 
         loop {
+            // Read before the select, which borrows `self` for its branches.
+            let seal_at = self.seal_due_at();
             tokio::select! {
                 biased;
                 _ = term.recv() => {
@@ -323,6 +352,9 @@ impl Streamer {
                     self.maybe_rotate(&mut stream).await?;
                 }
                 // Timers before the stream: a stream that always has data must not starve them.
+                _ = tokio::time::sleep_until(seal_at.unwrap_or_else(far_future)), if seal_at.is_some() => {
+                    self.maybe_rotate_on_schedule(&mut stream).await?;
+                }
                 _ = status_tick.tick() => {
                     self.check_new_chain();
                     self.maybe_hand_over(&mut stream).await?;
@@ -491,6 +523,7 @@ impl Streamer {
                     other => other,
                 };
                 checked.map_err(|e| framing_error(xid, &e, &data))?;
+                self.txn_changes = true;
                 self.bytes += data.len() as u64;
                 self.chunk.extend_from_slice(&data);
                 if !more {
@@ -525,6 +558,8 @@ impl Streamer {
                 if already_have || header.commit_lsn < self.cfg.chain_start {
                     self.txn = Txn::Skipping(header);
                 } else {
+                    self.txn_start_bytes = self.bytes;
+                    self.txn_changes = false;
                     self.push(Command::Begin(header.clone()), stream).await?;
                     self.txn = Txn::Writing(header);
                 }
@@ -543,13 +578,18 @@ impl Streamer {
                     self.written = Some(end);
                     self.active_has_data = true;
                     self.txns += 1;
+                    // The header and trailer lines are not in `bytes`: about 2 × 100 bytes.
+                    self.active_len += self.bytes - self.txn_start_bytes + 200;
+                    self.active_has_changes |= self.txn_changes;
                     if self.cfg.fsync_interval.is_zero() {
                         self.push(Command::Fsync, stream).await?;
                     }
                     self.maybe_rotate(stream).await?;
+                    self.maybe_rotate_on_schedule(stream).await?;
                     self.maybe_hand_over(stream).await?;
                 } else {
                     check_message(&data).map_err(|e| framing_error(header.xid, &e, &data))?;
+                    self.txn_changes |= !data.starts_with(SEQUENCE_RECORD);
                     self.bytes += data.len() as u64 + 1;
                     self.chunk.extend_from_slice(&data);
                     self.chunk.extend_from_slice(b"\n");
@@ -701,6 +741,10 @@ fn is_trailer(data: &[u8], end_lsn: Lsn) -> bool {
             .ok()
             .and_then(|line| parse_trailer(line).ok())
             == Some(end_lsn)
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(3600 * 24 * 365)
 }
 
 fn first_line(text: &str) -> &str {

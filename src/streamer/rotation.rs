@@ -1,9 +1,10 @@
-//! Rotations and the hand-over to a new chain, inside the streamer: a rotation waits for the
-//! sequence record and a transaction boundary, then the writer seals `active.sql`; the roles are
-//! dumped beside the sealed diff; a newer complete chain (`--new-chain`) is picked up and the
-//! stream moves to it at its start position.
+//! Rotations and the hand-over to a new chain, inside the streamer: a rotation — asked for by
+//! `--rotate-diff` or due by `--rotate-every` — waits for the sequence record and a transaction
+//! boundary, then the writer seals `active.sql`; the roles are dumped beside the sealed diff; a
+//! newer complete chain (`--new-chain`) is picked up and the stream moves to it at its start
+//! position.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -18,7 +19,75 @@ use crate::storage::control::{self, RotateAnswer};
 use crate::storage::durable;
 use crate::ui;
 
+/// Scheduled seals are at least this far apart: a differential's name is the second it was
+/// sealed in, so faster seals would be named ever further into the future.
+const MIN_SEAL_GAP: Duration = Duration::from_secs(1);
+
+/// `--start --rotate-every`: seal after `interval` since the last seal (or the start), or once
+/// `active.sql` holds `size` bytes, whichever comes first; neither set means only on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RotateEvery {
+    pub interval: Option<Duration>,
+    pub size: Option<u64>,
+}
+
 impl Streamer {
+    /// Whether a scheduled seal may be asked for now: changes to seal (more than sequence
+    /// values), and no rotation or hand-over already on its way (which seals anyway, and
+    /// restarts the schedule).
+    fn may_seal_on_schedule(&self) -> bool {
+        self.active_has_changes
+            && self.rotate_wanted.is_none()
+            && self.rotating.is_none()
+            && self.handing_over.is_none()
+            && self.next_chain.is_none()
+    }
+
+    /// When the next scheduled seal is due: at the interval after the last seal, or — once
+    /// `active.sql` has reached the size — right away, but never within [`MIN_SEAL_GAP`] of the
+    /// last one. None when nothing is to be sealed.
+    pub(super) fn seal_due_at(&self) -> Option<tokio::time::Instant> {
+        if !self.may_seal_on_schedule() {
+            return None;
+        }
+        let every = self.cfg.rotate_every;
+        let by_size = every
+            .size
+            .filter(|size| self.active_len >= *size)
+            .map(|_| self.last_seal + MIN_SEAL_GAP);
+        let by_time = every
+            .interval
+            .map(|interval| self.last_seal + interval.max(MIN_SEAL_GAP));
+        by_size.into_iter().chain(by_time).min()
+    }
+
+    /// `--rotate-every`: once the interval has run out or `active.sql` has reached the size,
+    /// rotate exactly as `--rotate-diff` asks (sequence record, transaction boundary, seal,
+    /// manifest, roles), only without a requester to answer. Never for an `active.sql` without
+    /// a change (empty, or sequence records only): an interval that runs out with nothing
+    /// streamed seals at the next commit that changes something.
+    pub(super) async fn maybe_rotate_on_schedule(
+        &mut self,
+        stream: &mut Option<ReplicationStream>,
+    ) -> Result<()> {
+        match self.seal_due_at() {
+            Some(at) if tokio::time::Instant::now() >= at => {}
+            _ => return Ok(()),
+        }
+        let every = self.cfg.rotate_every;
+        let reason = match (every.size, every.interval) {
+            (Some(size), _) if self.active_len >= size => {
+                format!("active.sql reached {}", ui::size(self.active_len))
+            }
+            (_, Some(interval)) => format!("{} since the last seal", human_duration(interval)),
+            (_, None) => return Ok(()),
+        };
+        ui::say(&format!("Rotation due ({reason})"));
+        self.rotate_wanted = Some(Vec::new());
+        self.record_sequences_for_rotation();
+        self.maybe_rotate(stream).await
+    }
+
     pub(super) async fn maybe_rotate(
         &mut self,
         stream: &mut Option<ReplicationStream>,
@@ -122,6 +191,10 @@ impl Streamer {
             }
         };
         self.rotating = Some(id);
+        // Later transactions go to the fresh active.sql: the schedule starts again here.
+        self.active_len = 0;
+        self.active_has_changes = false;
+        self.last_seal = tokio::time::Instant::now();
         let chain = Box::new(self.cfg.chain.clone());
         self.push(Command::Rotate(chain, name), stream).await
     }
@@ -222,6 +295,10 @@ impl Streamer {
         let (new, start) = self.next_chain.take().expect("checked above");
         let old = std::mem::replace(&mut self.cfg.chain, new.clone());
         self.cfg.chain_start = start;
+        // The hand-over seals the old chain; what it copies into the new one is added when done.
+        self.active_len = 0;
+        self.active_has_changes = false;
+        self.last_seal = tokio::time::Instant::now();
         self.handing_over = Some((
             std::mem::take(&mut self.handover_request),
             old.id.to_string(),
@@ -264,4 +341,17 @@ impl Streamer {
             ui::warning(&format!("could not answer the rotation request: {err}"));
         }
     }
+}
+
+/// `90s`, `15min`, `1h`, `2d`, or the mixed form of odd intervals (`1h30min`).
+fn human_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    if out.is_empty() { "0s".into() } else { out }
 }

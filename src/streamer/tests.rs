@@ -38,6 +38,8 @@ fn streamer(t: &tempfile::TempDir) -> Streamer {
         active_has_data: false,
         status_interval: Duration::from_secs(10),
         fsync_interval: Duration::from_secs(10),
+        rotate_every: RotateEvery::default(),
+        active_len: 0,
         plugin_options: Vec::new(),
         server_major: 15,
     };
@@ -106,4 +108,67 @@ async fn the_flush_position_waits_for_the_hand_over() {
     }
     assert!(s.flush_position() >= start);
     s.writer.close().await;
+}
+
+/// `--rotate-every`: due by size or by interval, a seal is queued like a requested one (the
+/// schedule then restarts); an active.sql of sequence records only is never sealed for it.
+#[tokio::test]
+async fn scheduled_rotations_seal_changes_only() {
+    let t = tempfile::tempdir().unwrap();
+    let mut s = streamer(&t);
+    let mut none = None;
+    s.cfg.rotate_every = RotateEvery {
+        interval: Some(Duration::from_secs(3600)),
+        size: Some(1000),
+    };
+    // Sequence records only: neither the size nor the interval seals.
+    s.active_has_data = true;
+    s.active_len = 5000;
+    s.last_seal = tokio::time::Instant::now() - Duration::from_secs(7200);
+    s.maybe_rotate_on_schedule(&mut none).await.unwrap();
+    assert!(s.rotate_wanted.is_none() && s.seal_due_at().is_none());
+
+    // Changes below the size, within the interval: not yet.
+    s.active_has_changes = true;
+    s.active_len = 999;
+    s.last_seal = tokio::time::Instant::now();
+    s.maybe_rotate_on_schedule(&mut none).await.unwrap();
+    assert!(s.rotate_wanted.is_none());
+    assert!(s.seal_due_at().unwrap() > tokio::time::Instant::now() + Duration::from_secs(3500));
+
+    // The size reached within a second of the last seal: due a second after it.
+    s.active_len = 1000;
+    s.maybe_rotate_on_schedule(&mut none).await.unwrap();
+    assert!(s.rotate_wanted.is_none());
+    assert!(s.seal_due_at().unwrap() <= s.last_seal + Duration::from_secs(1));
+
+    // A second later: a rotation without requester, waiting for the sequence record.
+    s.last_seal = tokio::time::Instant::now() - Duration::from_secs(1);
+    s.maybe_rotate_on_schedule(&mut none).await.unwrap();
+    assert_eq!(s.rotate_wanted, Some(Vec::new()));
+    assert!(matches!(s.barrier, Barrier::Recording(..)));
+    // Once the record has been streamed past, the seal is queued and the schedule restarts.
+    s.barrier = Barrier::At(Lsn(0x20), Instant::now());
+    s.server_end = Lsn(0x20);
+    s.maybe_rotate(&mut none).await.unwrap();
+    assert_eq!(s.rotating, Some(Vec::new()));
+    assert_eq!(s.active_len, 0);
+    assert!(!s.active_has_changes && s.seal_due_at().is_none());
+
+    // The interval run out: due as well.
+    let t2 = tempfile::tempdir().unwrap();
+    let mut s2 = streamer(&t2);
+    s2.cfg.rotate_every = RotateEvery {
+        interval: Some(Duration::from_secs(60)),
+        size: None,
+    };
+    s2.active_has_data = true;
+    s2.active_has_changes = true;
+    s2.active_len = u64::MAX / 2;
+    s2.last_seal = tokio::time::Instant::now() - Duration::from_secs(61);
+    s2.barrier = Barrier::At(Lsn(0x20), Instant::now());
+    s2.maybe_rotate_on_schedule(&mut none).await.unwrap();
+    assert_eq!(s2.rotate_wanted, Some(Vec::new()));
+    s.writer.close().await;
+    s2.writer.close().await;
 }

@@ -179,6 +179,42 @@ const MISUSE: &[(&[&str], &str)] = &[
         &["--start", "--backup-dir", "/b", "-F", "-1"],
         "invalid fsync interval \"-1\"",
     ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", "15"],
+        "invalid --rotate-every value \"15\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", "10m"],
+        "invalid --rotate-every value \"10m\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", "0s"],
+        "invalid --rotate-every value \"0s\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", "0MB"],
+        "invalid --rotate-every value \"0MB\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", "1h,2h"],
+        "invalid --rotate-every value \"1h,2h\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", "1GB,512MB"],
+        "invalid --rotate-every value \"1GB,512MB\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--rotate-every", ""],
+        "invalid --rotate-every value \"\" (expected a duration like 15min or 1h, a size like 256MB, or one of each like 1h,256MB)",
+    ),
+    (
+        &["--rotate-diff", "--backup-dir", "/b", "--rotate-every", "1h"],
+        "option --rotate-every cannot be used with --rotate-diff",
+    ),
+    (
+        &["--new-chain", "--backup-dir", "/b", "--rotate-every", "256MB"],
+        "option --rotate-every cannot be used with --new-chain",
+    ),
     (&["--status", "-p", "0"], "invalid port number: \"0\""),
     (
         &["--status", "-p", "65536"],

@@ -955,3 +955,144 @@ fn a_silent_network_cut_is_noticed_and_survived() {
     assert_eq!(streamer.stop(), Some(0));
     assert_replays_equal(&cluster, &chain, "restored");
 }
+
+/// The sealed differentials of a chain, by name (not their manifests or saved roles).
+fn sealed_diffs(chain: &Path) -> Vec<PathBuf> {
+    crate::harness::chain_diffs(chain, false)
+}
+
+/// Wait until `text` is in a sealed differential of `chain`.
+fn wait_sealed(chain: &Path, text: &str, streamer: &Streamer) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !sealed_diffs(chain)
+        .iter()
+        .any(|d| std::fs::read_to_string(d).is_ok_and(|t| t.contains(text)))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text:?} was never sealed:\n{}",
+            streamer.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `--start --rotate-every`: the streamer seals on its own — at the size right after the
+/// transaction that reached it, at the interval under load — each seal a `--rotate-diff` seal
+/// (manifest, sequence values), never a differential without a change, and an idle database
+/// gets none. The chain restores equal to the source, nothing written twice.
+#[test]
+fn rotate_every_seals_on_its_own_by_size_and_by_time() {
+    let cluster = Cluster::start();
+    source(&cluster);
+    let dir = scratch_dir("rotevery").join("backups");
+    init(&cluster, &dir);
+    let chain = newest_chain(&dir);
+    let mut streamer = Streamer::start(
+        &[
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "-s",
+            "1",
+            "-F",
+            "1",
+            "--rotate-every=3s,16kB",
+        ],
+        &cluster.env("app"),
+        &dir.with_extension("log"),
+    );
+    streamer.wait_log("Writing to:", 30);
+    let rotations = |s: &Streamer| s.log_text().matches("Rotated differential: diff-").count();
+
+    // One transaction past the size: sealed for it.
+    cluster.psql(
+        "app",
+        "INSERT INTO notes (body, price) SELECT repeat('size ', 20) || g, g FROM generate_series(1, 400) g",
+    );
+    streamer.wait_log("Rotation due (active.sql reached", 60);
+    streamer.wait_log("Rotated differential: diff-", 60);
+
+    // Under load: several more seals.
+    let before = rotations(&streamer);
+    let mut load = Command::new(bindir().join("pgbench"))
+        .args(["-n", "-c", "2", "-T", "8"])
+        .envs(cluster.env("app"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while rotations(&streamer) < before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled seals under load:\n{}",
+            streamer.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(load.wait().unwrap().success());
+    ddl_and_dml(&cluster, 1);
+    settle(&cluster, &chain, "after-load");
+    wait_sealed(&chain, "after-load", &streamer);
+
+    // A small change (far below the size) is sealed by the interval alone, with nothing
+    // streaming after it.
+    let log_before = streamer.log_text().len();
+    settle(&cluster, &chain, "last-change");
+    wait_sealed(&chain, "last-change", &streamer);
+    let log = streamer.log_text();
+    assert!(
+        log[log_before..].contains("Rotation due (3s since the last seal)"),
+        "{log}"
+    );
+    assert!(!log.contains("nothing sealed"), "{log}");
+
+    // Idle: more than two intervals pass without a seal.
+    let sealed = sealed_diffs(&chain);
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    assert_eq!(
+        sealed_diffs(&chain),
+        sealed,
+        "sealed while idle:\n{}",
+        streamer.log_text()
+    );
+    assert!(sealed.len() >= 4, "{sealed:?}");
+    // Every differential has a change (not only the sequence record) and a manifest.
+    for diff in &sealed {
+        let text = std::fs::read_to_string(diff).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| !l.starts_with("--") && !l.starts_with("SELECT pg_catalog.setval(")),
+            "{} holds no change:\n{text}",
+            diff.display()
+        );
+        let manifest = PathBuf::from(format!("{}.manifest.json", diff.display()));
+        assert!(manifest.exists(), "{} has no manifest", diff.display());
+    }
+    let out = pg_scribe(&["--verify", "--backup-dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(streamer.stop(), Some(0));
+
+    // Restored from the sealed differentials alone: equal to the source.
+    let out = pg_scribe(
+        &[
+            "--restore",
+            "--backup-dir",
+            dir.to_str().unwrap(),
+            "-d",
+            "restored",
+            "--create",
+        ],
+        &cluster.env("postgres"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        cluster.table_digests("app"),
+        cluster.table_digests("restored")
+    );
+    let txns = chain_transactions(&chain);
+    let mut unique = txns.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), txns.len(), "a transaction was written twice");
+}
