@@ -68,10 +68,15 @@ fn ddl_and_dml(cluster: &Cluster, round: u32) {
              DELETE FROM notes WHERE id % 11 = {m};
              INSERT INTO notes (body, price) VALUES ('round {round}', 'NaN');
              CREATE TABLE IF NOT EXISTS r{round} (k int PRIMARY KEY, v text);
-             INSERT INTO r{round} SELECT g, md5(g::text) FROM generate_series(1, 50) g;
-             BEGIN; INSERT INTO r{round} VALUES (1000, 'rolled back'); ROLLBACK;",
+             INSERT INTO r{round} SELECT g, md5(g::text) FROM generate_series(1, 50) g;",
             m = round % 7
         ),
+    );
+    // On its own: a BEGIN inside one multi-statement query takes the statements before it into
+    // its block, and the ROLLBACK would undo them all.
+    cluster.psql(
+        "app",
+        &format!("BEGIN; INSERT INTO r{round} VALUES (1000, 'rolled back'); ROLLBACK;"),
     );
 }
 
