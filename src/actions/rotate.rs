@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Invocation;
 use crate::error::{Error, Result};
-use crate::storage::backup_dir::{BackupDir, Chain, ChainId, DiffName};
-use crate::storage::compress::{self, Compression, Method};
+use crate::storage::backup_dir::{BackupDir, ChainId};
+use crate::storage::compress::Method;
 use crate::storage::control::{self, RotateAnswer, RotateRequest};
-use crate::storage::durable;
-use crate::storage::manifest;
 use crate::storage::pidfile::{self, Streamer};
+use crate::storage::sealed;
 use crate::ui;
 
 use super::Outcome;
@@ -88,7 +87,9 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
                 }
             };
             let (name, size) = match inv.compress {
-                Some(c) if c.method != Method::None => compress_sealed(&chain, &sealed, c).await?,
+                Some(c) if c.method != Method::None => {
+                    sealed::compress_sealed(&chain, &sealed, c).await?
+                }
                 _ => (sealed, size),
             };
             ui::done(&format!(
@@ -108,30 +109,6 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         ))),
         RotateAnswer::Pending { .. } => unreachable!("pending answers keep the loop waiting"),
     }
-}
-
-/// Replace a sealed diff by its compressed form: write beside it under a temporary name,
-/// make it durable, rename, point its manifest at it, then remove the plain file. A crash in
-/// between leaves the plain file, which is what readers prefer when both exist (verification
-/// then checks the plain file's text against the manifest's content digest).
-async fn compress_sealed(chain: &Chain, sealed: &str, c: Compression) -> Result<(String, u64)> {
-    let chain_dir = &chain.dir;
-    let plain = chain_dir.join(sealed);
-    let name = format!("{sealed}{}", c.extension());
-    let target = chain_dir.join(&name);
-    let temp = durable::fixed_temp_path_for(&target);
-    let _ = std::fs::remove_file(&temp);
-    let mut input = tokio::fs::File::open(&plain)
-        .await
-        .map_err(|e| Error::io(crate::error::Situation::Backup, "open file", &plain, &e))?;
-    let written = compress::write_stream(&mut input, &temp, c).await?;
-    durable::rename_durable(&temp, &target)?;
-    let stored: DiffName = name.parse()?;
-    manifest::record_compressed(chain, stored, c, written.size, &written.sha256)?;
-    std::fs::remove_file(&plain)
-        .map_err(|e| Error::io(crate::error::Situation::Backup, "remove file", &plain, &e))?;
-    durable::fsync_dir(chain_dir)?;
-    Ok((name, written.size))
 }
 
 /// Ask the streamer (verified by the caller) to rotate, and wait for its final answer. With a

@@ -216,6 +216,7 @@ async fn stream(
         status_interval: inv.status_interval,
         fsync_interval: inv.fsync_interval,
         rotate_every: inv.rotate_every,
+        compress: inv.compress,
         active_len: recovery.valid_len,
         server_major: metadata.source.server_major(),
         plugin_options: PLUGIN_OPTIONS

@@ -224,6 +224,11 @@ pub(crate) const TABLE: &[Row] = &[
     ),
     row(
         For(Start),
+        COMPRESS,
+        "compress the differentials sealed on its own\n(gzip, lz4, zstd[:LEVEL])",
+    ),
+    row(
+        For(Start),
         LOG_FORMAT,
         "plain or json: timestamped log lines (default:\nplain when stderr is not a terminal)",
     ),

@@ -13,6 +13,7 @@ pub(crate) mod handover;
 pub mod manifest;
 pub mod metadata;
 pub mod pidfile;
+pub mod sealed;
 pub(crate) mod space;
 pub mod verify;
 pub(crate) mod writer;

@@ -50,6 +50,10 @@ impl Streamer {
                 self.active_has_data = holds_after(self.written, sealed.last_end_lsn);
                 if let Some(diff_name) = diff_name {
                     self.dump_globals_for(diff_name);
+                    // A requester compresses what it asked for (its own --compress).
+                    if self.rotating.as_ref().is_none_or(Vec::is_empty) {
+                        self.compress_in_background(diff_name);
+                    }
                 }
                 // active.sql is empty now: remember where the files end without reading the
                 // sealed diff back (it may be compressed by the time we restart).

@@ -34,6 +34,7 @@ use crate::lsn::Lsn;
 use crate::pg::conninfo::ConnParams;
 use crate::pg::replication::{ReplConn, ReplMessage, ReplicationError, ReplicationStream};
 use crate::storage::backup_dir::{BackupDir, Chain, DiffName};
+use crate::storage::compress::Compression;
 use crate::storage::diff_format::{
     MessageCheck, TRAILER_PREFIX, TxnHeader, check_message, parse_trailer,
 };
@@ -82,6 +83,9 @@ pub struct Config {
     pub fsync_interval: Duration,
     /// `--rotate-every`: seal on a schedule or at a size, besides on request.
     pub rotate_every: RotateEvery,
+    /// `--compress`: how the seals nobody asked for (`--rotate-every`, a bare SIGHUP) are
+    /// compressed; a `--rotate-diff` requester compresses its own.
+    pub compress: Option<Compression>,
     /// The size of `active.sql` when streaming starts (counts toward `--rotate-every`'s size).
     pub active_len: u64,
     pub plugin_options: Vec<(String, String)>,

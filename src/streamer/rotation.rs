@@ -14,7 +14,7 @@ use super::{Barrier, SEQUENCE_WAIT, Streamer, Txn};
 use crate::error::{Error, Result};
 use crate::pg::replication::ReplicationStream;
 use crate::storage::backup_dir::DiffName;
-use crate::storage::compress::Compression;
+use crate::storage::compress::{Compression, Method};
 use crate::storage::control::{self, RotateAnswer};
 use crate::storage::durable;
 use crate::ui;
@@ -239,6 +239,28 @@ impl Streamer {
                     "could not save the roles beside the sealed differential: {}",
                     err.message
                 ));
+            }
+        });
+    }
+
+    /// `--start --compress`: replace a seal nobody asked for by its compressed form, as
+    /// `--rotate-diff --compress` does, beside the stream. Until it is done the plain file is
+    /// the differential; a stop or crash in between leaves it plain, which is still whole.
+    pub(super) fn compress_in_background(&self, sealed: DiffName) {
+        let Some(c) = self.cfg.compress.filter(|c| c.method != Method::None) else {
+            return;
+        };
+        let chain = self.cfg.chain.clone();
+        tokio::spawn(async move {
+            let plain = sealed.to_string();
+            match crate::storage::sealed::compress_sealed(&chain, &plain, c).await {
+                Ok((name, size)) => {
+                    ui::done(&format!("Compressed {plain}: {name} ({})", ui::size(size)))
+                }
+                Err(err) => ui::warning(&format!(
+                    "could not compress the sealed differential {plain}: {}; it stays uncompressed",
+                    err.message
+                )),
             }
         });
     }

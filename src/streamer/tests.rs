@@ -39,6 +39,7 @@ fn streamer(t: &tempfile::TempDir) -> Streamer {
         status_interval: Duration::from_secs(10),
         fsync_interval: Duration::from_secs(10),
         rotate_every: RotateEvery::default(),
+        compress: None,
         active_len: 0,
         plugin_options: Vec::new(),
         server_major: 15,

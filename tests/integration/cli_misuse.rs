@@ -48,8 +48,8 @@ const MISUSE: &[(&[&str], &str)] = &[
         "option --force cannot be used with --start",
     ),
     (
-        &["--start", "--backup-dir", "/b", "--compress", "gzip"],
-        "option --compress cannot be used with --start",
+        &["--start", "--backup-dir", "/b", "--keep-chains", "2"],
+        "option --keep-chains cannot be used with --start",
     ),
     (
         &["--status", "--create"],
