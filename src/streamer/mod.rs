@@ -252,7 +252,7 @@ impl Streamer {
             bytes: 0,
             txn_start_bytes: 0,
             active_len: cfg.active_len,
-            last_seal: tokio::time::Instant::now(),
+            last_seal: rotation::last_seal_of(&cfg.chain),
             txn_changes: false,
             // What a previous run left is not read back; if anything, count it as changes.
             active_has_changes: cfg.active_has_data,

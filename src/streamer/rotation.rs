@@ -31,6 +31,25 @@ pub struct RotateEvery {
     pub size: Option<u64>,
 }
 
+/// When the chain was last sealed, as a point on the monotonic clock: the newest sealed
+/// differential's stamp, else the chain's creation. So `--rotate-every` counts from the last
+/// seal on disk, not from this start: a streamer restarted more often than the interval still
+/// seals on time (right away, at the next change, when the interval has already run out).
+pub(super) fn last_seal_of(chain: &crate::storage::backup_dir::Chain) -> tokio::time::Instant {
+    let newest = chain
+        .sealed_diffs()
+        .ok()
+        .and_then(|diffs| diffs.last().map(|d| d.name.stamp))
+        .unwrap_or(chain.id.0);
+    let age = OffsetDateTime::now_utc() - newest.to_time();
+    let now = tokio::time::Instant::now();
+    // A stamp in the future (a clock stepped back) counts as now.
+    Duration::try_from(age)
+        .ok()
+        .and_then(|age| now.checked_sub(age))
+        .unwrap_or(now)
+}
+
 impl Streamer {
     /// Whether a scheduled seal may be asked for now: changes to seal (more than sequence
     /// values), and no rotation or hand-over already on its way (which seals anyway, and

@@ -173,3 +173,28 @@ async fn scheduled_rotations_seal_changes_only() {
     s.writer.close().await;
     s2.writer.close().await;
 }
+
+/// `--rotate-every` counts from the last seal on disk (else the chain's creation), not from
+/// the streamer's start, so frequent restarts do not postpone the seals.
+#[tokio::test]
+async fn the_schedule_counts_from_the_last_seal_on_disk() {
+    let t = tempfile::tempdir().unwrap();
+    let s = streamer(&t);
+    let now = tokio::time::Instant::now();
+    // The chain was created on 2026-11-26: long before now, and no diff yet.
+    assert!(rotation::last_seal_of(&s.cfg.chain) + Duration::from_secs(3600) < now);
+
+    let two_hours_ago = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
+    let name = DiffName {
+        stamp: crate::storage::backup_dir::Stamp::from_time(two_hours_ago),
+        method: crate::storage::compress::Method::None,
+    };
+    std::fs::write(s.cfg.chain.diff_path(name), b"").unwrap();
+    let at = rotation::last_seal_of(&s.cfg.chain);
+    let age = now.duration_since(at);
+    assert!(
+        age >= Duration::from_secs(7195) && age <= Duration::from_secs(7210),
+        "{age:?}"
+    );
+    s.writer.close().await;
+}
