@@ -12,9 +12,10 @@ CREATE TYPE "My Schema".pair AS (x int, y text);
 CREATE DOMAIN "My Schema".posint AS int CHECK (VALUE > 0);
 SELECT xml_type() AS xml_type \gset
 SELECT multirange_type() AS multirange_type \gset
+SELECT numeric_type() AS numeric_type \gset
 CREATE TABLE "My Schema"."Types Table" (
   id int PRIMARY KEY,
-  f4 real, f8 double precision, num numeric,
+  f4 real, f8 double precision, num :numeric_type,
   b bool, by bytea, bi bit(4), vb varbit,
   d date, ts timestamp, tstz timestamptz, iv interval, t time, ttz timetz,
   arr int[], arr2 text[], mood "My Schema".mood, pair "My Schema".pair,
