@@ -3,10 +3,10 @@
 # server and its headers (for the wal2sql extension), a C toolchain, openssl (test certificates),
 # the Prometheus text-format parser and systemd-analyze (tests of the monitoring output and the
 # unit files), python3 with pip, the system libraries the PyPI builds of the other majors link
-# to, PostgreSQL 13, 14, 16, 17 and 18 (scripts/install-pg.sh) and a Rust toolchain check.
+# to, PostgreSQL 14, 16, 17 and 18 (scripts/install-pg.sh) and a Rust toolchain check.
 # Idempotent: does nothing when everything is there. PG_SCRIBE_EXTRA_PG lists the majors to
-# install besides 15 (default "13 14 16 17 18"; empty for none), PG_SCRIBE_NO_PG<N>=1 leaves
-# major N out (PG_SCRIBE_NO_PG18=1 as before).
+# install besides 15 (default "14 16 17 18", the ones CI tests; 13 may be added; empty for
+# none), PG_SCRIBE_NO_PG<N>=1 leaves major N out (PG_SCRIBE_NO_PG18=1 as before).
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 make gcc openssl python3 iptables
@@ -27,7 +27,7 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
-for major in ${PG_SCRIBE_EXTRA_PG-13 14 16 17 18}; do
+for major in ${PG_SCRIBE_EXTRA_PG-14 16 17 18}; do
     skip=PG_SCRIBE_NO_PG$major
     if [ "${!skip:-0}" != 1 ]; then
         "$(dirname "$0")/install-pg.sh" "$major"

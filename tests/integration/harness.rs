@@ -289,7 +289,7 @@ impl Cluster {
             Some(dir) => Some(Cluster::start_in(&dir, &[])),
             None => {
                 eprintln!(
-                    "skipped {test}: PostgreSQL {major} is not installed (scripts/install-deps.sh installs 13 to 18)"
+                    "skipped {test}: PostgreSQL {major} is not installed (scripts/install-deps.sh installs 14 to 18, scripts/install-pg.sh 13 installs 13)"
                 );
                 None
             }
