@@ -5,8 +5,8 @@
 #                 it runs no package manager
 #   make test     everything: unit, integration (throwaway clusters) and wal2sql regression tests
 #   make demo     init, stream, rotate, restore and verify on a throwaway local cluster
-# PG_VERSION=18 runs them against PostgreSQL 18 (15 by default; doc/testing.md); PG_CONFIG, when
-# given, chooses the server instead.
+# PG_VERSION=N runs them against PostgreSQL N (15 by default; make deps installs 14, 16, 17 and 18;
+# doc/testing.md); PG_CONFIG, when given, chooses the server instead.
 
 PG_VERSION ?= 15
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/$(PG_VERSION)/bin/pg_config) pg_config)

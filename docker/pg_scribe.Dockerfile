@@ -10,8 +10,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 # PostgreSQL 15 headers, make, gcc: make install also builds the extension (unused here).
-# PG_SCRIBE_NO_PG18=1 skips the extra PostgreSQL 18 that install-deps.sh fetches for the tests.
-RUN PG_SCRIBE_NO_PG18=1 ./scripts/install-deps.sh \
+# PG_SCRIBE_EXTRA_PG= skips the other PostgreSQL majors that install-deps.sh fetches for the tests.
+RUN PG_SCRIBE_EXTRA_PG= ./scripts/install-deps.sh \
  && make install DESTDIR=/staging PREFIX=/usr/local PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 
 FROM debian:bookworm-slim

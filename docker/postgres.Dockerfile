@@ -9,12 +9,12 @@
 ARG PG_MAJOR=15
 
 # The Rust image only because install-deps.sh insists on a toolchain; nothing Rust is built here.
-# PG_SCRIBE_NO_PG18=1 skips the extra PostgreSQL 18 that install-deps.sh fetches for the tests.
+# PG_SCRIBE_EXTRA_PG= skips the other PostgreSQL majors that install-deps.sh fetches for the tests.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 ARG PG_MAJOR
-RUN PG_SCRIBE_NO_PG18=1 ./scripts/install-deps.sh \
+RUN PG_SCRIBE_EXTRA_PG= ./scripts/install-deps.sh \
  && make -C wal2sql install DESTDIR=/staging PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
 
 # Debian's and PGDG's builds of one major share the extension ABI and the install paths.

@@ -5,7 +5,8 @@
 # the "postgres" OS user, since PostgreSQL refuses root.
 #
 # Which server: PG_BINDIR, else PG_CONFIG's bindir, else /usr/lib/postgresql/$PG_VERSION/bin
-# (PG_VERSION defaults to 15; scripts/install-pg18.sh provides 18), else pg_config in PATH.
+# (PG_VERSION defaults to 15; scripts/install-pg.sh provides 13, 14, 16, 17, 18), else pg_config
+# in PATH.
 #
 #   cluster_create NAME      temp dir "$cluster_dir" (NAME.XXXXXX under $TMPDIR)
 #   cluster_start [LINE...]  initdb (options: $cluster_initdb_opts, default UTF8 and C.UTF-8),

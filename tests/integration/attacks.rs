@@ -104,10 +104,13 @@ fn schema(cluster: &Cluster, db: &str) -> String {
 fn source(cluster: &Cluster) {
     cluster.create_database("app");
     cluster.psql("postgres", &format!("CREATE ROLE {ATTACKER} LOGIN"));
+    // Public's CREATE for everyone goes as from 15 on: before, the attacker could make a
+    // `pwned` table there as itself, and the check could not tell who ran the attack.
     cluster.psql(
         "app",
         &format!(
-            "CREATE SCHEMA us AUTHORIZATION {ATTACKER};
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             CREATE SCHEMA us AUTHORIZATION {ATTACKER};
              CREATE TABLE public.victim (id int PRIMARY KEY, v text);
              INSERT INTO public.victim SELECT g, 'v' || g FROM generate_series(1, 20) g;
              CREATE TABLE public.marker (label text PRIMARY KEY);"

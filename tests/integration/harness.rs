@@ -44,7 +44,8 @@ pub fn server_major(bindir: &Path) -> u32 {
 }
 
 /// The programs of PostgreSQL `major`: the default server's when it is that version, else
-/// Debian's versioned directory (where scripts/install-pg18.sh links 18); None when not installed.
+/// Debian's versioned directory (where scripts/install-pg.sh links the majors Debian lacks); None
+/// when not installed.
 pub fn bindir_for(major: u32) -> Option<PathBuf> {
     let default = bindir();
     if server_major(&default) == major {
@@ -288,7 +289,7 @@ impl Cluster {
             Some(dir) => Some(Cluster::start_in(&dir, &[])),
             None => {
                 eprintln!(
-                    "skipped {test}: PostgreSQL {major} is not installed (scripts/install-deps.sh installs 15 and 18)"
+                    "skipped {test}: PostgreSQL {major} is not installed (scripts/install-deps.sh installs 14 to 18, scripts/install-pg.sh 13 installs 13)"
                 );
                 None
             }

@@ -613,7 +613,9 @@ async fn create_login_roles(pg: &Cluster) {
     sql_client(pg)
         .await
         .batch_execute(
-            "CREATE ROLE scram_user LOGIN REPLICATION PASSWORD 'scr''am secret';
+            // scram-sha-256 named: it became the default only in 14.
+            "SET password_encryption = 'scram-sha-256';
+             CREATE ROLE scram_user LOGIN REPLICATION PASSWORD 'scr''am secret';
              SET password_encryption = 'md5';
              CREATE ROLE md5_user LOGIN REPLICATION PASSWORD 'md5 secret';
              CREATE ROLE clear_user LOGIN REPLICATION PASSWORD 'clear secret';",

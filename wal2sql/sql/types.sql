@@ -11,13 +11,15 @@ CREATE TYPE "My Schema".mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TYPE "My Schema".pair AS (x int, y text);
 CREATE DOMAIN "My Schema".posint AS int CHECK (VALUE > 0);
 SELECT xml_type() AS xml_type \gset
+SELECT multirange_type() AS multirange_type \gset
+SELECT numeric_type() AS numeric_type \gset
 CREATE TABLE "My Schema"."Types Table" (
   id int PRIMARY KEY,
-  f4 real, f8 double precision, num numeric,
+  f4 real, f8 double precision, num :numeric_type,
   b bool, by bytea, bi bit(4), vb varbit,
   d date, ts timestamp, tstz timestamptz, iv interval, t time, ttz timetz,
   arr int[], arr2 text[], mood "My Schema".mood, pair "My Schema".pair,
-  dom "My Schema".posint, rng int4range, mrng int4multirange,
+  dom "My Schema".posint, rng int4range, mrng :multirange_type,
   js json, jsb jsonb, x :xml_type, pt point, poly polygon, tsv tsvector,
   u uuid, inet inet, m money, rc regclass, "Mixed Case" text, "select" int
 );

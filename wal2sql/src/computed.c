@@ -275,7 +275,7 @@ w2s_queue_source_bound(Node *parsetree)
 	child = RangeVarGetRelid(rv, NoLock, true);
 	if (!OidIsValid(child))
 		return;
-	parent = get_partition_parent(child, true);
+	parent = W2S_PARTITION_PARENT(child);
 	if (!OidIsValid(parent))
 		return;
 	args[0] = ObjectIdGetDatum(child);

@@ -133,6 +133,22 @@ w2s_statement_text(const char *query, int location, int len)
 	return buf.data;
 }
 
+/* Does a generic option list (REINDEX's, from 14 on) ask for CONCURRENTLY? */
+static inline bool
+w2s_options_concurrent(List *options)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *opt = (DefElem *) lfirst(lc);
+
+		if (strcmp(opt->defname, "concurrently") == 0 && defGetBoolean(opt))
+			return true;
+	}
+	return false;
+}
+
 /* Does the statement ask for CONCURRENTLY (which the replay cannot run)? */
 static bool
 w2s_is_concurrent(Node *parsetree)
@@ -146,21 +162,14 @@ w2s_is_concurrent(Node *parsetree)
 		case T_DropStmt:
 			return ((DropStmt *) parsetree)->concurrent;
 		case T_ReindexStmt:
-			foreach(lc, ((ReindexStmt *) parsetree)->params)
-			{
-				DefElem    *opt = (DefElem *) lfirst(lc);
-
-				if (strcmp(opt->defname, "concurrently") == 0 && defGetBoolean(opt))
-					return true;
-			}
-			return false;
+			return W2S_REINDEX_CONCURRENT((ReindexStmt *) parsetree);
 		case T_AlterTableStmt:
 			foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
 			{
 				AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
 
 				if (cmd->subtype == AT_DetachPartition &&
-					((PartitionCmd *) cmd->def)->concurrent)
+					W2S_DETACH_CONCURRENT((PartitionCmd *) cmd->def))
 					return true;
 			}
 			return false;
