@@ -658,6 +658,30 @@ impl Drop for Streamer {
     }
 }
 
+/// A client program run as background load (pgbench): continued and killed when dropped, so a
+/// test that fails while the load is paused (SIGSTOP) leaves no stopped process behind.
+pub struct Background(pub std::process::Child);
+
+impl Background {
+    pub fn pause(&self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGSTOP) };
+    }
+
+    pub fn resume(&self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGCONT) };
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Wait until some file of `chain_dir` contains `text` (a marker a test wrote into the source).
 pub fn wait_for_text(chain_dir: &Path, text: &str, secs: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

@@ -9,7 +9,9 @@ use pg_scribe::storage::backup_dir::{BackupDir, ChainId};
 use pg_scribe::storage::diff_format::{DiffScanner, TxnBounds};
 use pg_scribe::storage::manifest;
 
-use crate::harness::{Cluster, Streamer, bindir, pg_scribe, scratch_dir, stderr, wait_for_text};
+use crate::harness::{
+    Background, Cluster, Streamer, bindir, pg_scribe, scratch_dir, stderr, wait_for_text,
+};
 
 /// `--init` of `db` into a new backup directory; returns (backup dir, chain dir).
 fn init_chain(cluster: &Cluster, db: &str) -> (PathBuf, PathBuf) {
@@ -743,9 +745,8 @@ struct Instant {
     time: String,
 }
 
-fn quiesce_and_snapshot(cluster: &Cluster, load: &std::process::Child) -> Instant {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(load.id() as i32, libc::SIGSTOP) };
+fn quiesce_and_snapshot(cluster: &Cluster, load: &Background) -> Instant {
+    load.pause();
     // A COMMIT pgbench sent before it stopped may still be running in its backend; a backend
     // waiting for a lock held by a stopped client's open transaction commits nothing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -777,7 +778,7 @@ fn quiesce_and_snapshot(cluster: &Cluster, load: &std::process::Child) -> Instan
         lsn: lsn.to_string(),
         time: time.to_string(),
     };
-    unsafe { libc::kill(load.id() as i32, libc::SIGCONT) };
+    load.resume();
     instant
 }
 
@@ -785,13 +786,15 @@ fn quiesce_and_snapshot(cluster: &Cluster, load: &std::process::Child) -> Instan
 fn up_to_restores_the_source_state_at_each_instant() {
     let cluster = Cluster::start();
     let (dir, chain, streamer) = streamed_source(&cluster, "upto-stream");
-    let mut load = std::process::Command::new(bindir().join("pgbench"))
-        .args(["-n", "-c", "2", "-T", "120"])
-        .envs(cluster.env("app"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let load = Background(
+        std::process::Command::new(bindir().join("pgbench"))
+            .args(["-n", "-c", "2", "-T", "120"])
+            .envs(cluster.env("app"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut instants = Vec::new();
     for r in 1..=4 {
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -807,8 +810,7 @@ fn up_to_restores_the_source_state_at_each_instant() {
         }
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let _ = load.kill();
-    let _ = load.wait();
+    drop(load);
     settle(&cluster, &chain, "end");
     rotate(&dir, None);
     assert_eq!(streamer.stop(), Some(0));
