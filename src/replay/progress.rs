@@ -136,6 +136,6 @@ mod tests {
         assert!(line.contains("2,000 transactions"), "{line}");
         assert!(line.contains("(2000 txn/s)"), "{line}");
         assert!(!line.contains("ETA"), "{line}");
-        assert!(summary(3 << 20, Duration::from_secs(3)).contains(" in 3s ("));
+        assert!(summary(3 << 20, Duration::from_secs(3)).contains(" in 3.0s ("));
     }
 }
