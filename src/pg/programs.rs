@@ -273,3 +273,23 @@ pub(crate) async fn dump_globals(
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_bases_are_compressed_by_pg_dump_as_it_can() {
+        let arg = |spec: &str, major| dump_compress_arg(spec.parse().unwrap(), major);
+        assert_eq!(arg("none", 15).unwrap(), "--compress=0");
+        assert_eq!(arg("gzip", 15).unwrap(), "--compress=6");
+        assert_eq!(arg("gzip:1", 15).unwrap(), "--compress=1");
+        assert_eq!(arg("zstd:9", 16).unwrap(), "--compress=zstd:9");
+        assert_eq!(arg("lz4", 18).unwrap(), "--compress=lz4");
+        let refused = arg("zstd", 15).unwrap_err();
+        assert!(
+            refused.starts_with("pg_dump 15 cannot compress"),
+            "{refused}"
+        );
+    }
+}

@@ -729,6 +729,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_directory_base_is_checked_file_by_file() {
+        let (_t, ch) = chain(true);
+        let mut md = ch.read_metadata().unwrap();
+        std::fs::remove_file(ch.dir.join("base.sql")).unwrap();
+        let dir = ch.base_dir_path();
+        std::fs::create_dir(&dir).unwrap();
+        md.base_format = BaseFormat::Directory;
+        md.files.retain(|f| f.name == "globals.sql");
+        for (name, data) in [("toc.dat", &b"toc"[..]), ("3001.dat", b"1\tx\n\\.\n")] {
+            std::fs::write(dir.join(name), data).unwrap();
+            md.files.push(FileRecord {
+                name: format!("base.dir/{name}"),
+                size: data.len() as u64,
+                sha256: compress::hex(&<sha2::Sha256 as sha2::Digest>::digest(data)),
+            });
+        }
+        ch.write_metadata(&md).unwrap();
+        let r = verify_chain(&ch, all()).await;
+        assert!(r.intact, "{:?}", r.problems);
+
+        let problems = |r: ChainReport| -> Vec<String> {
+            r.problems
+                .iter()
+                .map(|p| format!("{}: {}", p.file, p.problem))
+                .collect()
+        };
+        std::fs::write(dir.join("3001.dat"), b"2\tx\n\\.\n").unwrap();
+        std::fs::write(dir.join("9.dat"), b"").unwrap();
+        std::fs::remove_file(dir.join("toc.dat")).unwrap();
+        let found = problems(verify_chain(&ch, all()).await);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("base.dir/3001.dat: content changed")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"base.dir/9.dat: not described in metadata.json".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"base.dir/toc.dat: missing".to_string()),
+            "{found:?}"
+        );
+
+        // A plain base where metadata.json records a directory one.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(ch.dir.join("base.sql"), b"-- dump\n").unwrap();
+        let found = problems(verify_chain(&ch, all()).await);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("records a directory-format (base.dir/) base")),
+            "{found:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn files_sealed_before_manifests_are_checked_for_structure_with_a_warning() {
         let (_t, ch) = chain(false);
         let a = seal(&ch, 13, &txn(1), false);
