@@ -14,11 +14,13 @@
 # restore goes into a new database, which is checked against the source (row
 # count and a hash sum per table) and dropped before the next one, to keep
 # disk use down (peak: the source, one copy, both bases: about 4 x the base).
-# Prints the times and the ratios to psql -f.
+# Prints the times (whole command, and the base phase alone from pg_scribe's
+# summary line) and the ratios.
 #
 # Needs wal2sql installed (make -C wal2sql install).  Not a timed test.
 # Environment: PG_CONFIG or PG_VERSION (scripts/lib/cluster.sh), SCALE (70),
-# WIDE (rows of the wide table, 800000), JOBS (2).  KEEP=1 leaves the server
+# WIDE (rows of the wide table, 800000), JOBS (2), ROUNDS (each way this many
+# times, interleaved; the best time counts: 2).  KEEP=1 leaves the server
 # and the files in place.
 
 set -eu
@@ -27,6 +29,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 SCALE=${SCALE:-70}
 WIDE=${WIDE:-800000}
 JOBS=${JOBS:-2}
+ROUNDS=${ROUNDS:-2}
 export PG_BINDIR="$bindir"
 
 cargo build --release -q --manifest-path "$here/Cargo.toml"
@@ -110,30 +113,63 @@ timed() {
 	python3 -c "print($e - $s)"
 }
 
-"$bindir/createdb" -T template0 r_psql
-r_psql=$(timed psql env PGOPTIONS="-c wal2sql.capture=off" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 \
-	-d r_psql -f "$plain_chain/base.sql")
-check r_psql
-r_plain=$(timed scribe_plain "$scribe" --restore --backup-dir "$tmp/plain" -d r_plain --create)
-check r_plain
-r_dir1=$(timed scribe_dir1 "$scribe" --restore --backup-dir "$tmp/dir" -d r_dir1 --create)
-check r_dir1
-r_dirn=$(timed scribe_dirn "$scribe" --restore --backup-dir "$tmp/dir" -d r_dirn --create --jobs "$JOBS")
-check r_dirn
+# Each way ROUNDS times, interleaved (the machine may be shared): the best time of each counts.
+# base_time LOG: the base phase alone, from pg_scribe's summary line ("  - base…: … in 12.3s (…)").
+base_time() {
+	python3 - "$tmp/$1.log" <<'PY'
+import re, sys
+m = re.search(r"^  - base\.(?:sql|dir)\S*: .* in ([0-9hms. ]+) \(", open(sys.argv[1]).read(), re.M)
+total = 0.0
+for num, unit in re.findall(r"([0-9.]+)([hms])", m.group(1)):
+    total += float(num) * {"h": 3600, "m": 60, "s": 1}[unit]
+print(total)
+PY
+}
+: >"$tmp/times"
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+	"$bindir/createdb" -T template0 r_psql
+	echo "psql $(timed psql env PGOPTIONS="-c wal2sql.capture=off" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 \
+		-d r_psql -f "$plain_chain/base.sql") 0" >>"$tmp/times"
+	check r_psql
+	for way in plain dir1 dirn; do
+		case $way in
+		plain) set -- --backup-dir "$tmp/plain" ;;
+		dir1) set -- --backup-dir "$tmp/dir" ;;
+		dirn) set -- --backup-dir "$tmp/dir" --jobs "$JOBS" ;;
+		esac
+		total=$(timed "scribe_$way" "$scribe" --restore -d "r_$way" --create "$@")
+		echo "$way $total $(base_time "scribe_$way")" >>"$tmp/times"
+		check "r_$way"
+	done
+	round=$((round + 1))
+done
 grep "Restored base backup" "$tmp/scribe_dirn.log"
-echo "row counts and hash sums: source = every restored database ($(wc -l <"$tmp/sum_src") tables)"
+echo "row counts and hash sums: source = every restored database ($(wc -l <"$tmp/sum_src") tables), $ROUNDS rounds"
 
-python3 - "$t0" "$t1" "$t2" "$r_psql" "$r_plain" "$r_dir1" "$r_dirn" "$JOBS" "$base_bytes" <<'PY'
+python3 - "$t0" "$t1" "$t2" "$JOBS" "$base_bytes" "$tmp/times" <<'PY'
 import sys
-t0, t1, t2, psql, plain, dir1, dirn = map(float, sys.argv[1:8])
-jobs, size = int(sys.argv[8]), int(sys.argv[9])
+t0, t1, t2 = map(float, sys.argv[1:4])
+jobs, size = int(sys.argv[4]), int(sys.argv[5])
+best = {}
+for line in open(sys.argv[6]):
+    way, total, base = line.split()
+    t = (float(total), float(base))
+    if way not in best or t[0] < best[way][0]:
+        best[way] = t
 mb = size / 1048576.0
+psql = best["psql"][0]
 print("pg_scribe --init (base.sql):              %7.2fs" % (t1 - t0))
 print("pg_scribe --init --jobs %d (base.dir):     %7.2fs" % (jobs, t2 - t1))
-print("psql -f base.sql:                         %7.2fs (%5.1f MB/s of base.sql)" % (psql, mb / psql))
-print("pg_scribe --restore (base.sql):           %7.2fs" % plain)
-print("pg_scribe --restore (base.dir, 1 job):    %7.2fs" % dir1)
-print("pg_scribe --restore --jobs %d (base.dir):  %7.2fs" % (jobs, dirn))
-print("ratio psql -f / pg_scribe --restore --jobs %d:            %.2fx" % (jobs, psql / dirn))
-print("ratio pg_scribe --restore / pg_scribe --restore --jobs %d: %.2fx" % (jobs, plain / dirn))
+print("                                           whole    base phase")
+print("psql -f base.sql:                         %7.2fs  %7.2fs (%5.1f MB/s)" % (psql, psql, mb / psql))
+for way, label in [("plain", "pg_scribe --restore (base.sql):          "),
+                   ("dir1", "pg_scribe --restore (base.dir, 1 job):   "),
+                   ("dirn", "pg_scribe --restore --jobs %d (base.dir): " % jobs)]:
+    total, base = best[way]
+    print("%s %7.2fs  %7.2fs (%5.1f MB/s)" % (label, total, base, mb / base))
+dirn = best["dirn"][0]
+print("ratio psql -f / pg_scribe --restore --jobs %d:            %.2fx (base phase %.2fx)" % (jobs, psql / dirn, psql / best["dirn"][1]))
+print("ratio pg_scribe --restore / pg_scribe --restore --jobs %d: %.2fx (base phase %.2fx)" % (jobs, best["plain"][0] / dirn, best["plain"][1] / best["dirn"][1]))
+print("ratio pg_scribe --restore (base.dir) 1 job / %d jobs:     %.2fx (base phase %.2fx)" % (jobs, best["dir1"][0] / dirn, best["dir1"][1] / best["dirn"][1]))
 PY
