@@ -99,10 +99,12 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     let reading = ChainReader::hold(&chain)?;
     let metadata = chain.read_metadata()?;
     let missing = |what: &str| Error::backup(format!("chain {} has no {what}", chain.id));
-    let base = chain.find_base()?.ok_or_else(|| match metadata.base_format {
-        BaseFormat::Plain => missing("base.sql file"),
-        BaseFormat::Directory => missing("base.dir directory"),
-    })?;
+    let base = chain
+        .find_base()?
+        .ok_or_else(|| match metadata.base_format {
+            BaseFormat::Plain => missing("base.sql file"),
+            BaseFormat::Directory => missing("base.dir directory"),
+        })?;
     let globals = chain
         .find_globals()?
         .ok_or_else(|| missing("globals.sql file"))?;

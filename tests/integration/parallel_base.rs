@@ -279,6 +279,53 @@ fn a_damaged_missing_or_stray_file_of_a_directory_base_is_found() {
 
     let out = pg_scribe(&["--verify", "--backup-dir", d], &[]);
     assert_eq!(out.status.code(), Some(0), "repaired: {}", stderr(&out));
+
+    // A base that is whole but that the server refuses (a row that is not an integer, with
+    // metadata.json rewritten to match): pg_restore fails, exit 4, and the parallel restore's
+    // partial work is dropped with --create, or named in the hint without it.
+    let mut bad = b"not a number\tx\n".to_vec();
+    bad.extend_from_slice(&original);
+    std::fs::write(&data, &bad).unwrap();
+    let md_path = chain.join("metadata.json");
+    let mut md: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&md_path).unwrap()).unwrap();
+    for f in md["files"].as_array_mut().unwrap() {
+        if f["name"] == data_name.as_str() {
+            f["size"] = bad.len().into();
+            f["sha256"] =
+                pg_scribe::storage::compress::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bad))
+                    .into();
+        }
+    }
+    std::fs::write(&md_path, md.to_string()).unwrap();
+    let out = restore(&cluster, &dir, "r_refused", &["--jobs", "2"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("restoring the base backup"), "{err}");
+    assert!(
+        err.contains("invalid input syntax for type integer"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Dropped the partially restored database \"r_refused\""),
+        "{err}"
+    );
+    cluster.create_database("r_existing");
+    let out = pg_scribe(
+        &[
+            "--restore",
+            "--backup-dir",
+            d,
+            "-d",
+            "r_existing",
+            "--jobs",
+            "2",
+        ],
+        &cluster.env("postgres"),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("now holds part of the base"), "{err}");
 }
 
 #[test]
