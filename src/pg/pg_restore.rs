@@ -2,7 +2,9 @@
 //! `pg_restore`: with one job in a single transaction, like psql restores `base.sql`; with N
 //! jobs in parallel, which pg_restore cannot do in one transaction (doc/restore.md). The rows
 //! restored are counted from the dump's table data files — COPY text, one row per line up to
-//! the `\.` line — the same count psql's run gives for a plain base.
+//! the `\.` line — the same count psql's run gives for a plain base. On a terminal, progress is
+//! the data files of the tables pg_restore reports done plus, from PostgreSQL 14 on, the bytes
+//! its COPYs in flight have sent (`pg_stat_progress_copy`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -210,6 +212,21 @@ pub async fn run(params: &ConnParams, major: u32, dir: &Path, jobs: u32) -> Resu
         Some(total),
         Some(tables.len() as u64),
     );
+    // Only for the display: without it (an older server, no connection) tables count whole.
+    let watcher = if progress.enabled() {
+        crate::pg::session::connect(params).await.ok()
+    } else {
+        None
+    };
+    let in_flight = || async {
+        let client = &watcher.as_ref()?.client;
+        let sql = "SELECT coalesce(sum(bytes_processed), 0)::int8 FROM pg_catalog.pg_stat_progress_copy WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()";
+        let row = tokio::time::timeout(Duration::from_millis(500), client.query_one(sql, &[]))
+            .await
+            .ok()?
+            .ok()?;
+        u64::try_from(row.get::<_, i64>(0)).ok()
+    };
     let mut kept = String::new();
     let (mut done_bytes, mut done_tables, mut started) = (0u64, 0u64, 0usize);
     let size_of = |id: u32| tables.iter().find(|t| t.id == id).map_or(0, |t| t.size);
@@ -218,7 +235,8 @@ pub async fn run(params: &ConnParams, major: u32, dir: &Path, jobs: u32) -> Resu
         let line = tokio::select! {
             l = lines.next_line() => l,
             _ = ticker.tick() => {
-                progress.tick(done_bytes, done_tables);
+                let copying = if progress.enabled() { in_flight().await.unwrap_or(0) } else { 0 };
+                progress.tick((done_bytes + copying).min(total), done_tables);
                 continue;
             }
         };

@@ -48,6 +48,11 @@ impl Progress {
         }
     }
 
+    /// Whether the line is shown (stderr is a terminal): callers skip work only it needs.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub fn tick(&mut self, bytes: u64, count: u64) {
         if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
             return;
@@ -81,15 +86,23 @@ impl Progress {
             .count_total
             .map(|t| format!(" of {}", ui::thousands(t)))
             .unwrap_or_default();
+        // Tables finish too unevenly for a rate of them to mean anything.
+        let count_rate = if self.count_total.is_some() {
+            String::new()
+        } else {
+            format!(
+                " ({} {}/s)",
+                ui::thousands((count as f64 / secs) as u64),
+                short_unit(self.unit)
+            )
+        };
         format!(
-            "  {}: {}{of}, {}{count_of} {}, {}/s ({:.0} {}/s){eta}",
+            "  {}: {}{of}, {}{count_of} {}, {}/s{count_rate}{eta}",
             self.label,
             ui::size(bytes),
             ui::thousands(count),
             self.unit,
             ui::size(rate as u64),
-            count as f64 / secs,
-            short_unit(self.unit),
         )
     }
 
@@ -134,7 +147,7 @@ mod tests {
         let d = Progress::new(None);
         let line = d.line(1000, 2000, Duration::from_secs(1));
         assert!(line.contains("2,000 transactions"), "{line}");
-        assert!(line.contains("(2000 txn/s)"), "{line}");
+        assert!(line.contains("(2,000 txn/s)"), "{line}");
         assert!(!line.contains("ETA"), "{line}");
         assert!(summary(3 << 20, Duration::from_secs(3)).contains(" in 3.0s ("));
     }
