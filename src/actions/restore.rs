@@ -519,18 +519,23 @@ async fn restore_base(
             base.path.display()
         ))
         .with_detail(psql::tail(&run.stderr, 20));
+        let mut hints = Vec::new();
         // SQL written by a newer pg_dump may use what an older server lacks (doc/restore.md).
         let source_major = plan.metadata.source.server_version_num / 10000;
         if source_major > major {
-            error = error.with_hint(format!(
+            hints.push(format!(
                 "The chain was taken from PostgreSQL {source_major}; its base backup may use SQL that this PostgreSQL {major} server does not understand. Restore into PostgreSQL {source_major} or later."
             ));
-        } else if base.format == BaseFormat::Directory && jobs > 1 && !inv.create {
+        }
+        if base.format == BaseFormat::Directory && jobs > 1 && !inv.create {
             // Parallel jobs commit separately: what they did stays in the target.
-            error = error.with_hint(format!(
+            hints.push(format!(
                 "pg_restore ran {jobs} parallel jobs, which cannot share one transaction: database \"{}\" now holds part of the base. Drop and recreate it before restoring again, or restore with --create, which drops the database it created when the restore fails.",
                 params.dbname
             ));
+        }
+        if !hints.is_empty() {
+            error = error.with_hint(hints.join(" "));
         }
         return Err(error);
     }
