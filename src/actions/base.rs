@@ -1,5 +1,6 @@
-//! A chain's base, taken at an exported snapshot: `pg_dump` into `base.sql`, `pg_dumpall
-//! --globals-only` into `globals.sql`, the facts `--restore` needs into `metadata.json`, and the
+//! A chain's base, taken at an exported snapshot: `pg_dump` into `base.sql` (or, with
+//! `--jobs`, in pg_dump's directory format into `base.dir/`), `pg_dumpall --globals-only` into
+//! `globals.sql`, the facts `--restore` needs into `metadata.json`, and the
 //! completion marker last, so a chain is either whole or recognisably unfinished. Shared by
 //! `--init` and `--new-chain`.
 
@@ -14,9 +15,10 @@ use crate::pg::replication::{
     CreatedSlot, DEFAULT_PLUGIN, ReplConn, ReplicationError, SystemIdentification,
 };
 use crate::pg::session::query_error;
+use crate::storage::backup_dir::BASE_DIR_NAME;
 use crate::storage::backup_dir::{BackupDir, Chain};
 use crate::storage::compress::{Compression, WrittenFile};
-use crate::storage::metadata::{Extension, FileRecord, Metadata, Source};
+use crate::storage::metadata::{BaseFormat, Extension, FileRecord, Metadata, Source};
 use crate::ui;
 
 /// What the server says about the database being backed up, as `metadata.json` keeps it.
@@ -117,15 +119,44 @@ pub struct BaseRequest<'a> {
     /// The backup's slot, which streams the chain (not a temporary one that lent the snapshot).
     pub slot: &'a str,
     pub compression: Compression,
+    /// `--jobs`: a directory-format base taken with this many pg_dump workers.
+    pub jobs: Option<u32>,
 }
 
-fn record(file: &WrittenFile) -> FileRecord {
+impl BaseRequest<'_> {
+    fn format(&self) -> BaseFormat {
+        match self.jobs {
+            Some(_) => BaseFormat::Directory,
+            None => BaseFormat::Plain,
+        }
+    }
+}
+
+/// Refuses, before anything is created, a `--compress` that pg_dump cannot apply to a
+/// directory-format base (lz4 and zstd before pg_dump 16).
+pub fn check_request(jobs: Option<u32>, compression: Compression, server_major: u32) -> Result<()> {
+    if jobs.is_some() {
+        programs::dump_compress_arg(compression, server_major).map_err(|reason| {
+            Error::validation(reason)
+                .with_hint("Use --compress=gzip (or none) with --jobs, or leave out --jobs for a plain base.sql.")
+        })?;
+    }
+    Ok(())
+}
+
+/// A file's record in metadata.json: its name inside the chain directory (`prefix/` for a
+/// file inside the directory base).
+fn record(file: &WrittenFile, prefix: Option<&str>) -> FileRecord {
+    let name = file
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     FileRecord {
-        name: file
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        name: match prefix {
+            Some(p) => format!("{p}/{name}"),
+            None => name,
+        },
         size: file.size,
         sha256: file.sha256.clone(),
     }
@@ -134,19 +165,46 @@ fn record(file: &WrittenFile) -> FileRecord {
 /// Fill `chain` with a complete base. On error the caller removes the chain directory.
 async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> Result<Metadata> {
     let major = request.source.server_major();
-    let base = programs::dump_base(
-        request.params,
-        major,
-        snapshot.name(),
-        &chain.base_path(request.compression),
-        request.compression,
-    )
-    .await?;
-    ui::done(&format!(
-        "Base backup written: {} ({})",
-        base.path.display(),
-        ui::size(base.size)
-    ));
+    let mut files = Vec::new();
+    match request.jobs {
+        None => {
+            let base = programs::dump_base(
+                request.params,
+                major,
+                snapshot.name(),
+                &chain.base_path(request.compression),
+                request.compression,
+            )
+            .await?;
+            ui::done(&format!(
+                "Base backup written: {} ({})",
+                base.path.display(),
+                ui::size(base.size)
+            ));
+            files.push(record(&base, None));
+        }
+        Some(jobs) => {
+            let path = chain.base_dir_path();
+            let written = programs::dump_base_dir(
+                request.params,
+                major,
+                snapshot.name(),
+                &path,
+                jobs,
+                request.compression,
+            )
+            .await?;
+            let size: u64 = written.iter().map(|f| f.size).sum();
+            ui::done(&format!(
+                "Base backup written: {}/ ({}, {} files, {jobs} parallel job{})",
+                path.display(),
+                ui::size(size),
+                written.len(),
+                if jobs == 1 { "" } else { "s" }
+            ));
+            files.extend(written.iter().map(|f| record(f, Some(BASE_DIR_NAME))));
+        }
+    }
     let globals = programs::dump_globals(
         request.params,
         major,
@@ -155,9 +213,10 @@ async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> 
     )
     .await?;
     ui::done(&format!("Globals written: {}", globals.path.display()));
+    files.push(record(&globals, None));
 
     let metadata = Metadata {
-        format: crate::storage::metadata::FORMAT_VERSION,
+        format: request.format().metadata_format(),
         pg_scribe_version: crate::cli::VERSION.to_string(),
         chain_id: chain.id.to_string(),
         source: request.source.clone(),
@@ -166,7 +225,8 @@ async fn take(chain: &Chain, snapshot: &Snapshot, request: &BaseRequest<'_>) -> 
         system_identifier: snapshot.system.systemid.clone(),
         timeline: snapshot.system.timeline,
         compression: request.compression,
-        files: vec![record(&base), record(&globals)],
+        base_format: request.format(),
+        files,
         manifests: true,
         created_at: OffsetDateTime::now_utc(),
     };

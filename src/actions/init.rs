@@ -82,6 +82,11 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     ));
 
     let source = base::read_source(client).await?;
+    base::check_request(
+        inv.jobs,
+        inv.compress.unwrap_or(Compression::NONE),
+        source.server_major(),
+    )?;
     let narrowed = session.params(params);
     let created_root = !root.exists();
     dir.create_root()?;
@@ -108,6 +113,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
         source: &source,
         slot: &inv.slot,
         compression: inv.compress.unwrap_or(Compression::NONE),
+        jobs: inv.jobs,
     };
     let result = snapshot.take_chain(&dir, &request, "initialization").await;
 

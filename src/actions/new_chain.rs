@@ -50,6 +50,11 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
     } = open_latest_chain(inv).await?;
     refuse_lost_slot(&session.client, &old_meta.slot).await?;
     let source = base::read_source(&session.client).await?;
+    base::check_request(
+        inv.jobs,
+        inv.compress.unwrap_or(Compression::NONE),
+        source.server_major(),
+    )?;
     let narrowed = session.params(&params);
 
     ui::say("Taking new base backup...");
@@ -62,6 +67,7 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
         source: &source,
         slot: &old_meta.slot,
         compression: inv.compress.unwrap_or(Compression::NONE),
+        jobs: inv.jobs,
     };
     let (chain, metadata) = snapshot.take_chain(&dir, &request, "new chain").await?;
     let size: u64 = metadata.files.iter().map(|f| f.size).sum();

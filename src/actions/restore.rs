@@ -1,4 +1,5 @@
-//! `--restore`: a chain's globals and base through psql, then its differentials through the
+//! `--restore`: a chain's globals and base through psql (a directory-format base through
+//! pg_restore, with `--jobs` in parallel), then its differentials through the
 //! in-process replay engine (`crate::replay`), then the sequences; see `doc/restore.md`.
 //!
 //! Order: choose the chain and check its files (before touching the server), check or create
@@ -15,18 +16,19 @@ use crate::cli::Invocation;
 use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
 use crate::pg::session::{self, Session, one_text, query_error, rows_text};
-use crate::storage::backup_dir::{BackupDir, Chain};
+use crate::storage::backup_dir::{BackupDir, BaseLocation, Chain};
 use crate::storage::compress::Method;
 use crate::storage::diff_format::{StopAt, format_commit_time};
 use crate::storage::expire::ChainReader;
-use crate::storage::metadata::Metadata;
+use crate::storage::metadata::{BaseFormat, Metadata};
 use crate::storage::verify;
 use crate::ui;
 
-use crate::pg::psql;
 use crate::pg::quote;
+use crate::pg::{pg_restore, psql};
 use crate::replay::engine::{DiffFile, Engine, Limits};
 use crate::replay::guard::Guard;
+use crate::replay::progress::{self, Progress};
 use crate::replay::{engine, sequences};
 
 /// Everything read from the backup directory before the server is touched.
@@ -35,7 +37,7 @@ struct Plan {
     /// What verification found in `active.sql` (to say what a restore without it leaves out).
     active: Option<verify::ActiveReport>,
     metadata: Metadata,
-    base: PathBuf,
+    base: BaseLocation,
     /// `globals.sql` of the base, then the `globals-<stamp>.sql` the streamer saved at each
     /// rotation (roles created since the base), oldest first.
     globals: Vec<PathBuf>,
@@ -96,11 +98,16 @@ async fn plan(inv: &Invocation) -> Result<Plan> {
     };
     let reading = ChainReader::hold(&chain)?;
     let metadata = chain.read_metadata()?;
-    let missing = |what: &str| Error::backup(format!("chain {} has no {what} file", chain.id));
-    let base = chain.find_base()?.ok_or_else(|| missing("base.sql"))?;
+    let missing = |what: &str| Error::backup(format!("chain {} has no {what}", chain.id));
+    let base = chain
+        .find_base()?
+        .ok_or_else(|| match metadata.base_format {
+            BaseFormat::Plain => missing("base.sql file"),
+            BaseFormat::Directory => missing("base.dir directory"),
+        })?;
     let globals = chain
         .find_globals()?
-        .ok_or_else(|| missing("globals.sql"))?;
+        .ok_or_else(|| missing("globals.sql file"))?;
     let report = verify::verify_chain(
         &chain,
         verify::Scope {
@@ -453,7 +460,7 @@ async fn restore_globals(
     file: &std::path::Path,
     note_existing: bool,
 ) -> Result<()> {
-    let (ok, run) = psql::run(params, major, file, false, false).await?;
+    let (ok, run) = psql::run(params, major, file, false, false, None).await?;
     if !ok {
         // Without ON_ERROR_STOP, psql fails only when it could not run the script at all.
         return Err(
@@ -477,6 +484,78 @@ async fn restore_globals(
     Ok(())
 }
 
+/// The base: psql with a plain `base.sql` (one transaction), pg_restore with `base.dir/` (one
+/// transaction with one job, else `--jobs` parallel jobs that cannot share one).
+async fn restore_base(
+    inv: &Invocation,
+    plan: &Plan,
+    params: &ConnParams,
+    major: u32,
+) -> Result<()> {
+    let base = &plan.base;
+    let jobs = inv.jobs.unwrap_or(1);
+    let started = Instant::now();
+    if base.format == BaseFormat::Plain && jobs > 1 {
+        ui::say(&format!(
+            "{}: note: {} is one SQL script, restored in one stream: --jobs applies to directory-format bases (taken with --jobs)",
+            ui::PROGNAME,
+            base.name()
+        ));
+    }
+    let (ok, run) = match base.format {
+        BaseFormat::Plain => {
+            let total = (Method::from_file_name(&base.name()) == Method::None).then(|| base.size());
+            let mut progress = Progress::phase("restoring base", "rows", total, None);
+            let result =
+                psql::run(params, major, &base.path, true, true, Some(&mut progress)).await;
+            progress.clear();
+            result?
+        }
+        BaseFormat::Directory => pg_restore::run(params, major, &base.path, jobs).await?,
+    };
+    if !ok {
+        let mut error = Error::backup(format!(
+            "restoring the base backup \"{}\" failed",
+            base.path.display()
+        ))
+        .with_detail(psql::tail(&run.stderr, 20));
+        let mut hints = Vec::new();
+        // SQL written by a newer pg_dump may use what an older server lacks (doc/restore.md).
+        let source_major = plan.metadata.source.server_version_num / 10000;
+        if source_major > major {
+            hints.push(format!(
+                "The chain was taken from PostgreSQL {source_major}; its base backup may use SQL that this PostgreSQL {major} server does not understand. Restore into PostgreSQL {source_major} or later."
+            ));
+        }
+        if base.format == BaseFormat::Directory && jobs > 1 && !inv.create {
+            // Parallel jobs commit separately: what they did stays in the target.
+            hints.push(format!(
+                "pg_restore ran {jobs} parallel jobs, which cannot share one transaction: database \"{}\" now holds part of the base. Drop and recreate it before restoring again, or restore with --create, which drops the database it created when the restore fails.",
+                params.dbname
+            ));
+        }
+        if !hints.is_empty() {
+            error = error.with_hint(hints.join(" "));
+        }
+        return Err(error);
+    }
+    ui::done(&format!(
+        "Restored base backup ({} rows)",
+        ui::thousands(run.rows)
+    ));
+    let how = match base.format {
+        BaseFormat::Plain => "psql, one transaction".to_string(),
+        BaseFormat::Directory if jobs > 1 => format!("pg_restore, {jobs} parallel jobs"),
+        BaseFormat::Directory => "pg_restore, one transaction".to_string(),
+    };
+    ui::say(&format!(
+        "  - {}: {} ({how})",
+        base.name(),
+        progress::summary(run.bytes, started.elapsed())
+    ));
+    Ok(())
+}
+
 async fn restore_into(
     inv: &Invocation,
     plan: &Plan,
@@ -492,27 +571,7 @@ async fn restore_into(
     }
     ui::done("Restored globals (roles and tablespaces)");
 
-    // Base: one transaction, stop at the first error.
-    let (ok, run) = psql::run(params, major, &plan.base, true, true).await?;
-    if !ok {
-        let mut error = Error::backup(format!(
-            "restoring the base backup \"{}\" failed",
-            plan.base.display()
-        ))
-        .with_detail(psql::tail(&run.stderr, 20));
-        // SQL written by a newer pg_dump may use what an older server lacks (doc/restore.md).
-        let source_major = plan.metadata.source.server_version_num / 10000;
-        if source_major > major {
-            error = error.with_hint(format!(
-                "The chain was taken from PostgreSQL {source_major}; its base backup may use SQL that this PostgreSQL {major} server does not understand. Restore into PostgreSQL {source_major} or later."
-            ));
-        }
-        return Err(error);
-    }
-    ui::done(&format!(
-        "Restored base backup ({} rows)",
-        ui::thousands(run.rows)
-    ));
+    restore_base(inv, plan, params, major).await?;
 
     // Differentials, in-process.
     let session = session::connect(params).await?;

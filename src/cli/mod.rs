@@ -33,7 +33,7 @@ pub(crate) use table::DEFAULT_SLOT;
 pub(crate) use values::{check_slot_name, parse_duration, parse_size, parse_up_to};
 
 use table::{Opt, Takes};
-use values::{check_port, parse_chain_id, parse_free, parse_rotate_every, seconds};
+use values::{check_port, parse_chain_id, parse_free, parse_jobs, parse_rotate_every, seconds};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -84,6 +84,9 @@ pub struct Invocation {
     pub dry_run: bool,
     /// `--log-format`; `None` lets the action choose ([`Invocation::effective_log_format`]).
     pub log_format: Option<LogFormat>,
+    /// `--jobs`: `--init`/`--new-chain` take a directory-format base with this many pg_dump
+    /// jobs; `--restore` restores a directory base with this many pg_restore jobs.
+    pub jobs: Option<u32>,
 }
 
 /// How `--status` prints its report.
@@ -398,6 +401,7 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
             "no number of chains to keep specified (--keep-chains)",
         ));
     }
+    let jobs = text(m, JOBS).as_deref().map(parse_jobs).transpose()?;
     let log_format = match text(m, LOG_FORMAT).as_deref() {
         None => None,
         Some("plain") => Some(LogFormat::Plain),
@@ -440,5 +444,6 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         keep_chains,
         dry_run: flag(m, DRY_RUN),
         log_format,
+        jobs,
     })))
 }

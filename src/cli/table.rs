@@ -92,6 +92,7 @@ pub(crate) const FORMAT: Opt = valued("--format", None, "FORMAT");
 pub(crate) const KEEP_CHAINS: Opt = valued("--keep-chains", None, "N");
 pub(crate) const DRY_RUN: Opt = switch("--dry-run", None);
 pub(crate) const LOG_FORMAT: Opt = valued("--log-format", None, "FORMAT");
+pub(crate) const JOBS: Opt = valued("--jobs", Some('j'), "N");
 
 pub(crate) const DBNAME: Opt = valued("--dbname", Some('d'), "DBNAME");
 pub(crate) const HOST: Opt = valued("--host", Some('h'), "HOSTNAME");
@@ -204,6 +205,11 @@ pub(crate) const TABLE: &[Row] = &[
         COMPRESS,
         "compress base backups: gzip, lz4, zstd or none",
     ),
+    row(
+        For(Init),
+        JOBS,
+        "take the base with N parallel pg_dump jobs, in\npg_dump's directory format (base.dir/)",
+    ),
     //
     row(For(Start), BACKUP_DIR, "backup directory (required)"),
     row(For(Start), SLOT, SLOT_HELP),
@@ -249,6 +255,11 @@ pub(crate) const TABLE: &[Row] = &[
     row(For(NewChain), COMPRESS, "compress the new base backup"),
     row(
         For(NewChain),
+        JOBS,
+        "take the base with N parallel pg_dump jobs, in\npg_dump's directory format (base.dir/)",
+    ),
+    row(
+        For(NewChain),
         KEEP_CHAINS,
         "then remove the oldest chains beyond N (as --expire)",
     ),
@@ -280,6 +291,11 @@ pub(crate) const TABLE: &[Row] = &[
         For(Restore),
         NO_SYNC_SEQUENCES,
         "do not set sequences at the end",
+    ),
+    row(
+        For(Restore),
+        JOBS,
+        "restore a directory base (base.dir/) with N parallel\npg_restore jobs (default: 1, in one transaction)",
     ),
     row(
         For(Restore),

@@ -43,6 +43,20 @@ pub(crate) fn check_port(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The most parallel jobs accepted: each is a server connection (pg_dump and pg_restore add
+/// one of their own), so more than this is a typo rather than a plan.
+pub(crate) const MAX_JOBS: u32 = 1024;
+
+/// `--jobs`: a whole number of parallel pg_dump or pg_restore jobs, 1 to [`MAX_JOBS`].
+pub(crate) fn parse_jobs(text: &str) -> Result<u32> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        _ => Err(Error::usage(format!(
+            "invalid --jobs value \"{text}\" (expected a whole number from 1 to {MAX_JOBS})"
+        ))),
+    }
+}
+
 pub(crate) fn seconds(what: &str, text: Option<&str>, default: u64) -> Result<Duration> {
     match text {
         None => Ok(Duration::from_secs(default)),

@@ -10,6 +10,7 @@ use tokio::process::Command;
 use crate::error::{Error, Result};
 use crate::pg::conninfo::ConnParams;
 use crate::pg::programs::find_program;
+use crate::replay::progress::Progress;
 use crate::storage::compress;
 
 /// Session settings for psql children: DDL is not captured again by wal2sql in the target.
@@ -20,15 +21,13 @@ pub(crate) const PSQL_OPTIONS: &str = "-c wal2sql.capture=off -c client_min_mess
 pub struct Run {
     /// Rows in the COPY blocks sent (pg_dump's plain format: one row per line).
     pub rows: u64,
+    /// Bytes of SQL sent (decompressed).
+    pub bytes: u64,
     pub stderr: String,
 }
 
 fn command(params: &ConnParams, major: u32, stop_on_error: bool, single: bool) -> Command {
-    let mut p = params.clone();
-    p.options = Some(match &params.options {
-        Some(o) if !o.trim().is_empty() => format!("{o} {PSQL_OPTIONS}"),
-        _ => PSQL_OPTIONS.to_string(),
-    });
+    let p = restore_params(params);
     let mut cmd = Command::new(find_program("psql", major));
     p.configure_command(&mut cmd);
     cmd.args(["-X", "-q", "-w", "-v", "VERBOSITY=verbose", "-v"]);
@@ -48,13 +47,25 @@ fn command(params: &ConnParams, major: u32, stop_on_error: bool, single: bool) -
     cmd
 }
 
+/// The settings every restoring child gets on top of the user's `options`.
+pub(crate) fn restore_params(params: &ConnParams) -> ConnParams {
+    let mut p = params.clone();
+    p.options = Some(match &params.options {
+        Some(o) if !o.trim().is_empty() => format!("{o} {PSQL_OPTIONS}"),
+        _ => PSQL_OPTIONS.to_string(),
+    });
+    p
+}
+
 /// Feeds `file` (decompressed) to psql. Returns psql's stderr and whether it succeeded.
+/// `progress` is told the bytes fed and the rows counted so far.
 pub async fn run(
     params: &ConnParams,
     major: u32,
     file: &Path,
     stop_on_error: bool,
     single: bool,
+    mut progress: Option<&mut Progress>,
 ) -> Result<(bool, Run)> {
     let mut cmd = command(params, major, stop_on_error, single);
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
@@ -76,6 +87,7 @@ pub async fn run(
     let mut line = Vec::with_capacity(64 * 1024);
     let (mut rows, mut in_copy) = (0u64, false);
     let mut broken_pipe = false;
+    let mut fed = 0u64;
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line).await.map_err(|e| {
@@ -87,6 +99,13 @@ pub async fn run(
         })?;
         if n == 0 {
             break;
+        }
+        fed += n as u64;
+        // Once per MiB fed: a clock read per line would cost more than the line.
+        if (fed >> 20) != ((fed - n as u64) >> 20)
+            && let Some(p) = progress.as_deref_mut()
+        {
+            p.tick(fed, rows);
         }
         if in_copy {
             if line == b"\\.\n" {
@@ -112,7 +131,14 @@ pub async fn run(
         .await
         .map_err(|e| Error::backup(format!("could not wait for psql: {e}")))?;
     let stderr = errors.await.unwrap_or_default();
-    Ok((status.success() && !broken_pipe, Run { rows, stderr }))
+    Ok((
+        status.success() && !broken_pipe,
+        Run {
+            rows,
+            bytes: fed,
+            stderr,
+        },
+    ))
 }
 
 /// One `ERROR:` of psql's verbose output: its SQLSTATE and message.

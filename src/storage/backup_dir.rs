@@ -3,7 +3,8 @@
 //! ```text
 //! {backup-dir}/.pg_scribe.pid           streamer pidfile (see `pidfile`)
 //! {backup-dir}/chain-20231215T120000Z/  one chain; ID = UTC time of its creation
-//!     base.sql[.gz|.lz4|.zst]           pg_dump from the slot's exported snapshot
+//!     base.sql[.gz|.lz4|.zst]           pg_dump from the slot's exported snapshot, or
+//!     base.dir/                         the same in pg_dump's directory format (--jobs)
 //!     globals.sql[...]                  pg_dumpall --globals-only
 //!     metadata.json                     see `metadata`
 //!     COMPLETE                          written last: the chain is usable
@@ -39,13 +40,15 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use crate::storage::compress::{Compression, Method};
 use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
-use crate::storage::metadata::Metadata;
+use crate::storage::metadata::{BaseFormat, Metadata};
 
 pub(crate) const PIDFILE_NAME: &str = ".pg_scribe.pid";
 pub(crate) const ACTIVE_NAME: &str = "active.sql";
 pub(crate) const COMPLETE_NAME: &str = "COMPLETE";
 pub(crate) const METADATA_NAME: &str = "metadata.json";
 pub(crate) const BASE_STEM: &str = "base.sql";
+/// A directory-format base (`--jobs`): pg_dump's `toc.dat` and one data file per table.
+pub(crate) const BASE_DIR_NAME: &str = "base.dir";
 pub(crate) const GLOBALS_STEM: &str = "globals.sql";
 pub(crate) const CHAIN_PREFIX: &str = "chain-";
 pub(crate) const DIFF_PREFIX: &str = "diff-";
@@ -189,6 +192,39 @@ pub struct SealedDiff {
     pub size: u64,
 }
 
+/// A chain's base as found on disk: `base.sql[.ext]` or the directory `base.dir/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseLocation {
+    pub path: PathBuf,
+    pub format: BaseFormat,
+}
+
+impl BaseLocation {
+    /// Its name in the chain directory (`base.sql.zst`, `base.dir`).
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Bytes on disk: the file's size, or the sum of the directory's files.
+    pub fn size(&self) -> u64 {
+        match self.format {
+            BaseFormat::Plain => std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+            BaseFormat::Directory => std::fs::read_dir(&self.path)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .filter_map(|e| e.metadata().ok())
+                        .filter(|m| m.is_file())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// One `chain-<ID>` directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
@@ -212,6 +248,11 @@ impl Chain {
     /// Where a new base is written with compression `c`.
     pub(crate) fn base_path(&self, c: Compression) -> PathBuf {
         self.dir.join(format!("{BASE_STEM}{}", c.extension()))
+    }
+
+    /// Where a directory-format base is written.
+    pub(crate) fn base_dir_path(&self) -> PathBuf {
+        self.dir.join(BASE_DIR_NAME)
     }
 
     pub(crate) fn globals_path(&self, c: Compression) -> PathBuf {
@@ -246,9 +287,25 @@ impl Chain {
         m.write(&self.metadata_path())
     }
 
-    /// The existing base file, whatever its compression.
-    pub(crate) fn find_base(&self) -> Result<Option<PathBuf>> {
-        self.find_stem(BASE_STEM)
+    /// The existing base, whatever its compression or format; more than one is an error.
+    pub(crate) fn find_base(&self) -> Result<Option<BaseLocation>> {
+        let plain = self.find_stem(BASE_STEM)?;
+        let dir = self.base_dir_path();
+        match (plain, dir.is_dir()) {
+            (Some(_), true) => Err(ChainError::Usage(format!(
+                "chain directory \"{}\" holds both a \"{BASE_STEM}\" file and a \"{BASE_DIR_NAME}\" directory",
+                self.dir.display()
+            ))),
+            (Some(path), false) => Ok(Some(BaseLocation {
+                path,
+                format: BaseFormat::Plain,
+            })),
+            (None, true) => Ok(Some(BaseLocation {
+                path: dir,
+                format: BaseFormat::Directory,
+            })),
+            (None, false) => Ok(None),
+        }
     }
 
     pub(crate) fn find_globals(&self) -> Result<Option<PathBuf>> {
@@ -569,9 +626,22 @@ mod tests {
         assert_eq!(ch.find_base().unwrap(), None);
         let zstd: Compression = "zstd:3".parse().unwrap();
         touch(&ch.base_path(zstd), b"x");
-        assert_eq!(ch.find_base().unwrap(), Some(ch.dir.join("base.sql.zst")));
+        assert_eq!(
+            ch.find_base().unwrap().map(|b| b.path),
+            Some(ch.dir.join("base.sql.zst"))
+        );
         touch(&ch.base_path(Compression::NONE), b"x");
         assert!(ch.find_base().is_err());
+        std::fs::remove_file(ch.base_path(Compression::NONE)).unwrap();
+        // A directory base beside a plain one is as ambiguous; alone it is found with its size.
+        std::fs::create_dir(ch.base_dir_path()).unwrap();
+        assert!(ch.find_base().is_err());
+        std::fs::remove_file(ch.base_path(zstd)).unwrap();
+        touch(&ch.base_dir_path().join("toc.dat"), b"abc");
+        touch(&ch.base_dir_path().join("3001.dat"), b"12345");
+        let base = ch.find_base().unwrap().unwrap();
+        assert_eq!(base.format, BaseFormat::Directory);
+        assert_eq!((base.name().as_str(), base.size()), ("base.dir", 8));
         touch(&ch.globals_path(Compression::NONE), b"x");
         assert_eq!(ch.find_globals().unwrap(), Some(ch.dir.join("globals.sql")));
 

@@ -12,8 +12,33 @@ use crate::storage::compress::Compression;
 use crate::storage::durable;
 use crate::storage::error::{ChainError, Result};
 
-/// Bumped when a field changes meaning; readers refuse a newer format.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Bumped when a field changes meaning; readers refuse a newer format. Format 2 added
+/// directory-format bases (`base_format`); a chain with a plain base is still written as format
+/// 1, so older pg_scribe versions keep reading it, while they refuse a directory base instead of
+/// missing its `base.sql`.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// How the chain's base was taken (doc/file-handling.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseFormat {
+    /// `base.sql[.ext]`: one plain SQL script from `pg_dump --format=plain`.
+    #[default]
+    Plain,
+    /// `base.dir/`: `pg_dump --format=directory`, taken and restored with parallel jobs; each
+    /// of its files is listed in `files` as `base.dir/<name>`.
+    Directory,
+}
+
+impl BaseFormat {
+    /// The metadata format a chain with this base is written in (see [`FORMAT_VERSION`]).
+    pub fn metadata_format(self) -> u32 {
+        match self {
+            BaseFormat::Plain => 1,
+            BaseFormat::Directory => 2,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
@@ -73,6 +98,9 @@ pub struct Metadata {
     pub system_identifier: String,
     pub timeline: u32,
     pub compression: Compression,
+    /// Absent in files written before directory bases existed: plain.
+    #[serde(default, skip_serializing_if = "is_plain")]
+    pub base_format: BaseFormat,
     pub files: Vec<FileRecord>,
     /// Every differential of this chain is sealed with a manifest (see `manifest`); false for
     /// chains created before manifests existed, whose older differentials have none.
@@ -80,6 +108,10 @@ pub struct Metadata {
     pub manifests: bool,
     #[serde(with = "rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+fn is_plain(f: &BaseFormat) -> bool {
+    *f == BaseFormat::Plain
 }
 
 impl Metadata {
@@ -139,7 +171,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> Metadata {
         Metadata {
-            format: FORMAT_VERSION,
+            format: 1,
             pg_scribe_version: "0.1.0".into(),
             chain_id: "20231215T120000Z".into(),
             source: Source {
@@ -167,6 +199,7 @@ pub(crate) mod tests {
             system_identifier: "7312345678901234567".into(),
             timeline: 1,
             compression: "zstd:9".parse().unwrap(),
+            base_format: BaseFormat::Plain,
             files: vec![FileRecord {
                 name: "base.sql.zst".into(),
                 size: 42,
@@ -200,6 +233,14 @@ pub(crate) mod tests {
         // The source facts stay top-level fields, as files written before the grouping have them.
         assert_eq!(v["database"], "mydb");
         assert!(v.get("source").is_none());
+        // A plain base keeps format 1's shape, which older versions read.
+        assert!(v.get("base_format").is_none());
+        let mut dir = sample();
+        dir.base_format = BaseFormat::Directory;
+        dir.format = BaseFormat::Directory.metadata_format();
+        let v: serde_json::Value = serde_json::from_str(&dir.to_json()).unwrap();
+        assert_eq!(v["base_format"], "directory");
+        assert_eq!(v["format"], 2);
     }
 
     #[test]

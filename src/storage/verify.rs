@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::lsn::Lsn;
-use crate::storage::backup_dir::{ACTIVE_NAME, Chain, SealedDiff};
+use crate::storage::backup_dir::{ACTIVE_NAME, BASE_DIR_NAME, Chain, SealedDiff};
 use crate::storage::compress::{self, Method};
 use crate::storage::diff_format::StopAt;
 use crate::storage::durable;
@@ -20,7 +20,7 @@ use crate::storage::error::{ChainError, Result};
 use crate::storage::manifest::{
     self, ContentScan, MANIFEST_SUFFIX, Manifest, Marker, Summary, TxnPoint, plain_name,
 };
-use crate::storage::metadata::Metadata;
+use crate::storage::metadata::{BaseFormat, Metadata};
 
 /// Where the last `--verify` of a chain left its result.
 pub const RESULT_NAME: &str = "verify.json";
@@ -173,46 +173,107 @@ fn describe(e: &ChainError) -> String {
     e.to_string()
 }
 
+/// One file against its record in metadata.json.
+async fn check_recorded(path: &Path, name: &str, md: &Metadata, r: &mut ChainReport) {
+    let Some(record) = md.file(name) else {
+        r.problem(name, "not described in metadata.json");
+        return;
+    };
+    match compress::file_digest(path).await {
+        Ok((size, _)) if size != record.size => r.problem(
+            name,
+            format!(
+                "is {size} bytes, metadata.json records {} (cut short or grown)",
+                record.size
+            ),
+        ),
+        Ok((_, sha)) if sha != record.sha256 => r.problem(
+            name,
+            format!(
+                "content changed: SHA-256 {sha}, metadata.json records {}",
+                record.sha256
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => r.problem(name, describe(&e)),
+    }
+}
+
+/// A directory-format base: every file metadata.json lists under `base.dir/` is there and
+/// unchanged, and nothing else is (pg_restore would read a stray data file as the table's).
+async fn check_base_dir(dir: &Path, md: &Metadata, r: &mut ChainReport) {
+    let prefix = format!("{BASE_DIR_NAME}/");
+    let mut on_disk: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) => {
+            r.problem(BASE_DIR_NAME, describe(&ChainError::dir("open", dir, e)));
+            return;
+        }
+    };
+    on_disk.sort();
+    for name in &on_disk {
+        check_recorded(&dir.join(name), &format!("{prefix}{name}"), md, r).await;
+    }
+    let recorded: Vec<&str> = md
+        .files
+        .iter()
+        .filter_map(|f| f.name.strip_prefix(&prefix))
+        .collect();
+    for name in &recorded {
+        if !on_disk.iter().any(|n| n == name) {
+            r.problem(&format!("{prefix}{name}"), "missing");
+        }
+    }
+    if !recorded.contains(&"toc.dat") {
+        r.problem(
+            &format!("{prefix}toc.dat"),
+            "not described in metadata.json (a directory base without its table of contents)",
+        );
+    }
+}
+
 /// Base and globals against metadata.json.
 async fn check_base(chain: &Chain, md: &Metadata, r: &mut ChainReport) {
-    for (what, found) in [
-        ("base.sql", chain.find_base()),
-        ("globals.sql", chain.find_globals()),
-    ] {
-        let path = match found {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                r.problem(what, "missing");
-                continue;
+    match chain.find_base() {
+        Ok(Some(base)) => {
+            if base.format != md.base_format {
+                r.problem(
+                    &base.name(),
+                    format!(
+                        "metadata.json records a {} base, but the chain holds {}",
+                        format_name(md.base_format),
+                        base.name()
+                    ),
+                );
+            } else if base.format == BaseFormat::Directory {
+                check_base_dir(&base.path, md, r).await;
+            } else {
+                check_recorded(&base.path, &base.name(), md, r).await;
             }
-            Err(e) => {
-                r.problem(what, describe(&e));
-                continue;
-            }
-        };
-        let name = file_name(&path);
-        let Some(record) = md.file(&name) else {
-            r.problem(&name, "not described in metadata.json");
-            continue;
-        };
-        match compress::file_digest(&path).await {
-            Ok((size, _)) if size != record.size => r.problem(
-                &name,
-                format!(
-                    "is {size} bytes, metadata.json records {} (cut short or grown)",
-                    record.size
-                ),
-            ),
-            Ok((_, sha)) if sha != record.sha256 => r.problem(
-                &name,
-                format!(
-                    "content changed: SHA-256 {sha}, metadata.json records {}",
-                    record.sha256
-                ),
-            ),
-            Ok(_) => {}
-            Err(e) => r.problem(&name, describe(&e)),
         }
+        Ok(None) => r.problem(
+            match md.base_format {
+                BaseFormat::Plain => "base.sql",
+                BaseFormat::Directory => BASE_DIR_NAME,
+            },
+            "missing",
+        ),
+        Err(e) => r.problem("base.sql", describe(&e)),
+    }
+    match chain.find_globals() {
+        Ok(Some(path)) => check_recorded(&path, &file_name(&path), md, r).await,
+        Ok(None) => r.problem("globals.sql", "missing"),
+        Err(e) => r.problem("globals.sql", describe(&e)),
+    }
+}
+
+fn format_name(f: BaseFormat) -> &'static str {
+    match f {
+        BaseFormat::Plain => "plain (base.sql)",
+        BaseFormat::Directory => "directory-format (base.dir/)",
     }
 }
 
@@ -665,6 +726,64 @@ mod tests {
         std::fs::remove_file(ch.diff_path(c)).unwrap();
         std::fs::remove_file(manifest::manifest_path(&ch, c)).unwrap();
         assert!(verify_chain(&ch, all()).await.intact);
+    }
+
+    #[tokio::test]
+    async fn a_directory_base_is_checked_file_by_file() {
+        let (_t, ch) = chain(true);
+        let mut md = ch.read_metadata().unwrap();
+        std::fs::remove_file(ch.dir.join("base.sql")).unwrap();
+        let dir = ch.base_dir_path();
+        std::fs::create_dir(&dir).unwrap();
+        md.base_format = BaseFormat::Directory;
+        md.files.retain(|f| f.name == "globals.sql");
+        for (name, data) in [("toc.dat", &b"toc"[..]), ("3001.dat", b"1\tx\n\\.\n")] {
+            std::fs::write(dir.join(name), data).unwrap();
+            md.files.push(FileRecord {
+                name: format!("base.dir/{name}"),
+                size: data.len() as u64,
+                sha256: compress::hex(&<sha2::Sha256 as sha2::Digest>::digest(data)),
+            });
+        }
+        ch.write_metadata(&md).unwrap();
+        let r = verify_chain(&ch, all()).await;
+        assert!(r.intact, "{:?}", r.problems);
+
+        let problems = |r: ChainReport| -> Vec<String> {
+            r.problems
+                .iter()
+                .map(|p| format!("{}: {}", p.file, p.problem))
+                .collect()
+        };
+        std::fs::write(dir.join("3001.dat"), b"2\tx\n\\.\n").unwrap();
+        std::fs::write(dir.join("9.dat"), b"").unwrap();
+        std::fs::remove_file(dir.join("toc.dat")).unwrap();
+        let found = problems(verify_chain(&ch, all()).await);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("base.dir/3001.dat: content changed")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"base.dir/9.dat: not described in metadata.json".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"base.dir/toc.dat: missing".to_string()),
+            "{found:?}"
+        );
+
+        // A plain base where metadata.json records a directory one.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(ch.dir.join("base.sql"), b"-- dump\n").unwrap();
+        let found = problems(verify_chain(&ch, all()).await);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("records a directory-format (base.dir/) base")),
+            "{found:?}"
+        );
     }
 
     #[tokio::test]

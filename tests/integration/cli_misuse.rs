@@ -249,4 +249,25 @@ const MISUSE: &[(&[&str], &str)] = &[
         &["--status", "-d", "host='unterminated"],
         "unterminated quoted string in connection info string",
     ),
+    (
+        &["--init", "--backup-dir", "/b", "--jobs", "0"],
+        "invalid --jobs value \"0\" (expected a whole number from 1 to 1024)",
+    ),
+    (
+        &["--new-chain", "--backup-dir", "/b", "-j", "two"],
+        "invalid --jobs value \"two\" (expected a whole number from 1 to 1024)",
+    ),
+    (
+        &["--restore", "--backup-dir", "/b", "-d", "x", "--jobs=-1"],
+        "invalid --jobs value \"-1\" (expected a whole number from 1 to 1024)",
+    ),
+    (
+        &["--restore", "--backup-dir", "/b", "-d", "x", "--jobs", "1025"],
+        "invalid --jobs value \"1025\" (expected a whole number from 1 to 1024)",
+    ),
+    (
+        &["--start", "--backup-dir", "/b", "--jobs", "2"],
+        "option --jobs cannot be used with --start",
+    ),
+    (&["--init", "--backup-dir", "/b", "-j"], "option --jobs requires an argument"),
 ];

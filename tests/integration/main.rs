@@ -12,6 +12,7 @@ mod init;
 mod install;
 mod new_chain;
 mod ops;
+mod parallel_base;
 mod replication;
 mod restore;
 mod roundtrip;

@@ -469,11 +469,8 @@ fn chain_facts(info: &ChainInfo) -> Result<ChainFacts> {
             .unwrap_or_else(|| chain.id.0.to_time()),
         slot: metadata.as_ref().map(|m| m.slot.clone()),
         start_lsn: metadata.as_ref().map(|m| m.start_lsn),
-        base_file: base
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned()),
-        base_bytes: base.as_deref().and_then(file_size),
+        base_file: base.as_ref().map(|b| b.name()),
+        base_bytes: base.as_ref().map(|b| b.size()),
         diff_count: diffs.len(),
         diff_bytes: diffs.iter().map(|d| d.size).sum(),
         last_sealed_at: diffs.last().map(|d| d.name.stamp.to_time()),

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::Report;
 use super::facts::{ChainFacts, DirFacts, ServerFacts, SlotFacts};
-use crate::storage::backup_dir::CHAIN_PREFIX;
+use crate::storage::backup_dir::{BASE_DIR_NAME, CHAIN_PREFIX};
 use crate::ui;
 
 /// `2 minutes ago`; a time in the future (clock skew) is `just now`.
@@ -164,6 +164,10 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
     };
     let _ = writeln!(out, "{CHAIN_PREFIX}{}{tag}", c.id);
     let base = match c.base_bytes {
+        // A directory-format base (--jobs) says so; a plain one keeps the usual line.
+        Some(b) if c.base_file.as_deref() == Some(BASE_DIR_NAME) => {
+            format!("{} ({}, directory format)", when(c.created_at), ui::size(b))
+        }
         Some(b) => format!("{} ({})", when(c.created_at), ui::size(b)),
         None => format!("{} (no base file)", when(c.created_at)),
     };
