@@ -172,6 +172,8 @@ pub struct Engine<'a> {
     session_sql: String,
     /// `--keep-going`: a transaction that fails is rolled back, recorded and skipped.
     pub keep_going: bool,
+    /// Replaying the transactions of a failed group one by one: nothing is merged by key.
+    as_written: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -202,6 +204,7 @@ impl<'a> Engine<'a> {
             progress: Progress::new(total),
             session_sql: session_settings(encoding),
             keep_going: false,
+            as_written: false,
         }
     }
 

@@ -177,9 +177,16 @@ impl Engine<'_> {
     async fn replay_one_by_one(&mut self, txns: Vec<Txn>) -> Result<()> {
         let count = txns.len();
         let skipped = self.report.skipped.len();
+        self.as_written = true;
+        let mut result = Ok(());
         for mut t in txns {
-            self.apply_alone(&mut t).await?;
+            result = self.apply_alone(&mut t).await;
+            if result.is_err() {
+                break;
+            }
         }
+        self.as_written = false;
+        result?;
         if self.report.skipped.len() > skipped {
             return Ok(());
         }

@@ -153,7 +153,8 @@ impl Engine<'_> {
     }
 
     /// Sends `t.stmts[i..j]` as one message and checks the row count of each (DELETEs and
-    /// UPDATEs merged by key, see [`Self::send_merged`]).
+    /// UPDATEs merged by key, see [`Self::send_merged`], except when the transactions of a
+    /// failed group are replayed one by one).
     pub(super) async fn send_message(&mut self, t: &Txn, i: usize, j: usize) -> Result<()> {
         let from = t.stmts[i].start;
         let to = t.stmts[j - 1].end;
@@ -168,7 +169,14 @@ impl Engine<'_> {
             .collect();
         let mut text = String::with_capacity(body.len() + 64);
         let mut pieces = Vec::with_capacity(stmts.len());
-        let merged = build_message(body, &stmts, &mut text, &mut pieces, true, self.skip_setval);
+        let merged = build_message(
+            body,
+            &stmts,
+            &mut text,
+            &mut pieces,
+            !self.as_written,
+            self.skip_setval,
+        );
         if merged {
             if self.send_merged(t, &text, &pieces).await? {
                 return Ok(());
