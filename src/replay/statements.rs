@@ -465,6 +465,58 @@ fn is_recorded_setval(stmt: &str) -> bool {
     n > 0 && matches!(&digits[n..], ", true);" | ", false);")
 }
 
+/// The table a row change of wal2sql's applies to (INSERT, UPDATE or DELETE, by key or not), as
+/// written (`schema.table`, quoted where needed); None for anything else.
+fn row_change_table(stmt: &str) -> Option<&str> {
+    let head = ["INSERT INTO ", "UPDATE ONLY ", "DELETE FROM ONLY "]
+        .into_iter()
+        .find(|h| stmt.starts_with(h))?;
+    let end = table_end(stmt.as_bytes(), head.len())?;
+    let rest = &stmt.as_bytes()[end..];
+    (rest.starts_with(b" ") || rest == b";").then(|| &stmt[head.len()..end])
+}
+
+/// Orders the row changes of a group table by table: between two statements that are not row
+/// changes (TRUNCATE, `setval`, markers), the changes of each table keep their order, and the
+/// tables come in the order of their first change. Consecutive changes of one table can then be
+/// merged. Exact inside one transaction of the target when no trigger or rule fires during row
+/// changes (the replay's invariant, see `replay::guard`): a row change reads and writes its own
+/// table only (foreign keys are not checked under `session_replication_role = replica`, values
+/// are literals), so changes of different tables commute, with the same row counts.
+pub fn order_by_table(body: &str, stmts: &mut [Stmt]) {
+    let mut from = 0;
+    while from < stmts.len() {
+        let mut to = from;
+        let mut tables: Vec<&str> = Vec::new();
+        let mut rank = Vec::new();
+        while to < stmts.len() {
+            let s = &stmts[to];
+            let Some(table) = (s.kind == Kind::Dml)
+                .then(|| row_change_table(&body[s.start..s.end]))
+                .flatten()
+            else {
+                break;
+            };
+            let r = match tables.iter().position(|t| *t == table) {
+                Some(r) => r,
+                None => {
+                    tables.push(table);
+                    tables.len() - 1
+                }
+            };
+            rank.push(r);
+            to += 1;
+        }
+        if tables.len() > 1 {
+            let mut order: Vec<usize> = (0..to - from).collect();
+            order.sort_by_key(|i| rank[*i]);
+            let sorted: Vec<Stmt> = order.iter().map(|i| stmts[from + i]).collect();
+            stmts[from..to].copy_from_slice(&sorted);
+        }
+        from = to.max(from + 1);
+    }
+}
+
 /// The text of a message holding `stmts` (offsets in `body`), one statement per line, with
 /// consecutive INSERTs into the same table and columns merged into one multi-row INSERT
 /// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements)
@@ -861,6 +913,44 @@ COMMIT;\n";
             false
         ));
         assert_eq!(text, body);
+    }
+
+    #[test]
+    fn row_changes_are_ordered_table_by_table_between_other_statements() {
+        let body = "BEGIN;\n\
+UPDATE ONLY public.a SET v = '1' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+UPDATE ONLY public.b SET v = '1' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+INSERT INTO public.h (v) VALUES ('1');\n\
+UPDATE ONLY public.a SET v = '2' WHERE id OPERATOR(pg_catalog.=) '2';\n\
+UPDATE ONLY public.b SET v = '2' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+INSERT INTO public.h (v) VALUES ('2');\n\
+SELECT pg_catalog.setval('public.s', 5, true);\n\
+DELETE FROM ONLY public.b WHERE id OPERATOR(pg_catalog.=) '1';\n\
+DELETE FROM ONLY \"x.y\".\"a b\";\n\
+DELETE FROM ONLY public.a WHERE id OPERATOR(pg_catalog.=) '1';\n\
+TRUNCATE ONLY public.a;\n\
+INSERT INTO public.a (v) VALUES ('3');\n\
+COMMIT;\n";
+        let mut stmts = statements(body.as_bytes());
+        order_by_table(body, &mut stmts);
+        let order: Vec<usize> = stmts
+            .iter()
+            .map(|s| {
+                statements(body.as_bytes())
+                    .iter()
+                    .position(|t| t == s)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(order, vec![0, 1, 4, 2, 5, 3, 6, 7, 8, 9, 10, 11, 12, 13]);
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, true, false);
+        assert!(
+            text.starts_with("BEGIN;\nUPDATE ONLY public.a AS pg_scribe_t SET v = pg_scribe_v.s1 FROM (VALUES ((NULL::public.a).id, (NULL::public.a).v), ('1', '1'), ('2', '2'))"),
+            "{text}"
+        );
+        // The repeated key of b closes its batch; h's INSERTs are merged.
+        assert!(text.contains("\nUPDATE ONLY public.b SET v = '1' WHERE id OPERATOR(pg_catalog.=) '1';\nUPDATE ONLY public.b SET v = '2' WHERE id OPERATOR(pg_catalog.=) '1';\nINSERT INTO public.h (v) VALUES ('1'), ('2');\n"), "{text}");
     }
 
     #[test]

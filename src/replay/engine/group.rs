@@ -8,7 +8,7 @@
 use super::{Engine, InFlight, Txn};
 use crate::error::Result;
 use crate::replay::failure::{Drained, Failure, drain};
-use crate::replay::statements::{Kind, Stmt, build_message};
+use crate::replay::statements::{Kind, Stmt, build_message, order_by_table};
 use crate::ui;
 
 impl Engine<'_> {
@@ -47,6 +47,8 @@ impl Engine<'_> {
                 body.push('\n');
             }
         }
+        // One transaction of the target: its row changes may go table by table, and merge.
+        order_by_table(&body, &mut stmts);
         const COMMIT_BEFORE: &str = "COMMIT;\n";
         let mut text = String::with_capacity(body.len() + COMMIT_BEFORE.len());
         text.push_str(COMMIT_BEFORE);
