@@ -269,8 +269,14 @@ fn keeps_its_key(u: &KeyedUpdate) -> bool {
         .all(|(k, lit)| u.set.iter().filter(|(c, _)| c == k).all(|(_, v)| v == lit))
 }
 
-/// At most this many rows per merged UPDATE.
-const UPDATE_MERGE_ROWS: usize = 1000;
+/// At most this many rows per merged UPDATE or DELETE: the planner joins more rows with a table
+/// of ~100k rows by hashing the whole table (a scan of it for each statement), fewer by its key
+/// index; a whole-table scan of a smaller table costs little. Measured in doc/benchmarks.md.
+const UPDATE_MERGE_ROWS: usize = 250;
+
+/// At least this many UPDATEs are merged: a join costs more to plan than a single UPDATE, so
+/// two rows in one statement took longer than two statements.
+const UPDATE_MERGE_MIN: usize = 3;
 
 /// Writes UPDATEs of one shape (each keeping its key, keys distinct) as one
 /// `UPDATE ONLY t AS pg_scribe_t SET c = pg_scribe_v.sN, … FROM (VALUES …) AS pg_scribe_v(kN…,
@@ -365,8 +371,9 @@ fn push_update_batch(out: &mut String, batch: &[KeyedUpdate]) {
     out.push(';');
 }
 
-/// At most this many rows per merged DELETE.
-const DELETE_MERGE_ROWS: usize = 1000;
+/// At most this many rows per merged DELETE (see `UPDATE_MERGE_ROWS`: with more, the planner
+/// scans a table of ~100k rows whole rather than look the keys up).
+const DELETE_MERGE_ROWS: usize = 250;
 
 /// The index just past a quoted identifier (`"…"`, quotes doubled) starting at `b[0]`.
 fn quoted_ident_end(b: &[u8]) -> Option<usize> {
@@ -573,7 +580,7 @@ pub fn build_message(
                 batch.push(v);
                 j += 1;
             }
-            if batch.len() > 1 {
+            if batch.len() >= UPDATE_MERGE_MIN {
                 push_update_batch(out, &batch);
                 pieces.push(Piece {
                     start,
@@ -850,14 +857,17 @@ mod tests {
         let body = "BEGIN;\n\
 UPDATE ONLY public.t SET id = '1', a = 'x', b = NULL WHERE id OPERATOR(pg_catalog.=) '1';\n\
 UPDATE ONLY public.t SET id = '2', a = E'\\\\', b = '3' WHERE id OPERATOR(pg_catalog.=) '2';\n\
+UPDATE ONLY public.t SET id = '3', a = 'x', b = '3' WHERE id OPERATOR(pg_catalog.=) '3';\n\
 UPDATE ONLY public.t SET id = '1', a = 'y', b = '4' WHERE id OPERATOR(pg_catalog.=) '1';\n\
-UPDATE ONLY public.t SET id = '3', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '3';\n\
-UPDATE ONLY public.t SET id = '9', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '4';\n\
+UPDATE ONLY public.t SET id = '4', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '4';\n\
+UPDATE ONLY public.t SET id = '5', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '5';\n\
+UPDATE ONLY public.t SET id = '9', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '6';\n\
 UPDATE ONLY public.t SET id = '9', a = 'w', b = '6' WHERE id OPERATOR(pg_catalog.=) '9';\n\
-UPDATE ONLY public.t SET id = '5', a = 'v' WHERE id OPERATOR(pg_catalog.=) '5';\n\
-UPDATE ONLY public.t SET id = '6', a = 'u' WHERE id OPERATOR(pg_catalog.=) '6';\n\
+UPDATE ONLY public.t SET id = '7', a = 'v' WHERE id OPERATOR(pg_catalog.=) '7';\n\
+UPDATE ONLY public.t SET id = '8', a = 'u' WHERE id OPERATOR(pg_catalog.=) '8';\n\
 UPDATE ONLY public.u SET a = 'u' WHERE id OPERATOR(pg_catalog.=) '7' AND k OPERATOR(pg_catalog.=) '8';\n\
 UPDATE ONLY public.u SET a = 'v' WHERE id OPERATOR(pg_catalog.=) '7' AND k OPERATOR(pg_catalog.=) '9';\n\
+UPDATE ONLY public.u SET a = NULL WHERE id OPERATOR(pg_catalog.=) '8' AND k OPERATOR(pg_catalog.=) '9';\n\
 COMMIT;\n";
         let stmts = statements(body.as_bytes());
         let (mut text, mut pieces) = (String::new(), Vec::new());
@@ -875,14 +885,16 @@ COMMIT;\n";
             vec![
                 "BEGIN;",
                 // Key 1 again closes the first batch.
-                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2, b = pg_scribe_v.s3 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a, (NULL::public.t).b), ('1', 'x', NULL), ('2', E'\\\\', '3')) AS pg_scribe_v(k1, s2, s3) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
-                // The key change (4 to 9) closes the second and goes alone.
-                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2, b = pg_scribe_v.s3 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a, (NULL::public.t).b), ('1', 'y', '4'), ('3', 'z', '5')) AS pg_scribe_v(k1, s2, s3) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
-                "UPDATE ONLY public.t SET id = '9', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '4';",
+                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2, b = pg_scribe_v.s3 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a, (NULL::public.t).b), ('1', 'x', NULL), ('2', E'\\\\', '3'), ('3', 'x', '3')) AS pg_scribe_v(k1, s2, s3) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
+                // The key change (6 to 9) closes the second and goes alone.
+                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2, b = pg_scribe_v.s3 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a, (NULL::public.t).b), ('1', 'y', '4'), ('4', 'z', '5'), ('5', 'z', '5')) AS pg_scribe_v(k1, s2, s3) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
+                "UPDATE ONLY public.t SET id = '9', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '6';",
                 // Alone: the next has other SET columns.
                 "UPDATE ONLY public.t SET id = '9', a = 'w', b = '6' WHERE id OPERATOR(pg_catalog.=) '9';",
-                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a), ('5', 'v'), ('6', 'u')) AS pg_scribe_v(k1, s2) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
-                "UPDATE ONLY public.u AS pg_scribe_t SET a = pg_scribe_v.s1 FROM (VALUES ((NULL::public.u).id, (NULL::public.u).k, (NULL::public.u).a), ('7', '8', 'u'), ('7', '9', 'v')) AS pg_scribe_v(k1, k2, s1) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1 AND pg_scribe_t.k OPERATOR(pg_catalog.=) pg_scribe_v.k2;",
+                // Two are not worth a join.
+                "UPDATE ONLY public.t SET id = '7', a = 'v' WHERE id OPERATOR(pg_catalog.=) '7';",
+                "UPDATE ONLY public.t SET id = '8', a = 'u' WHERE id OPERATOR(pg_catalog.=) '8';",
+                "UPDATE ONLY public.u AS pg_scribe_t SET a = pg_scribe_v.s1 FROM (VALUES ((NULL::public.u).id, (NULL::public.u).k, (NULL::public.u).a), ('7', '8', 'u'), ('7', '9', 'v'), ('8', '9', NULL)) AS pg_scribe_v(k1, k2, s1) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1 AND pg_scribe_t.k OPERATOR(pg_catalog.=) pg_scribe_v.k2;",
                 "COMMIT;",
             ]
         );
@@ -893,13 +905,14 @@ COMMIT;\n";
                 .collect::<Vec<_>>(),
             vec![
                 (0, 0, None),
-                (1, 2, Some(2)),
-                (3, 4, Some(2)),
-                (5, 5, Some(1)),
-                (6, 6, Some(1)),
-                (7, 8, Some(2)),
-                (9, 10, Some(2)),
-                (11, 11, None)
+                (1, 3, Some(3)),
+                (4, 6, Some(3)),
+                (7, 7, Some(1)),
+                (8, 8, Some(1)),
+                (9, 9, Some(1)),
+                (10, 10, Some(1)),
+                (11, 13, Some(3)),
+                (14, 14, None)
             ]
         );
         // Not when replaying exactly.
@@ -924,6 +937,7 @@ INSERT INTO public.h (v) VALUES ('1');\n\
 UPDATE ONLY public.a SET v = '2' WHERE id OPERATOR(pg_catalog.=) '2';\n\
 UPDATE ONLY public.b SET v = '2' WHERE id OPERATOR(pg_catalog.=) '1';\n\
 INSERT INTO public.h (v) VALUES ('2');\n\
+UPDATE ONLY public.a SET v = '3' WHERE id OPERATOR(pg_catalog.=) '3';\n\
 SELECT pg_catalog.setval('public.s', 5, true);\n\
 DELETE FROM ONLY public.b WHERE id OPERATOR(pg_catalog.=) '1';\n\
 DELETE FROM ONLY \"x.y\".\"a b\";\n\
@@ -942,11 +956,14 @@ COMMIT;\n";
                     .unwrap()
             })
             .collect();
-        assert_eq!(order, vec![0, 1, 4, 2, 5, 3, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(
+            order,
+            vec![0, 1, 4, 7, 2, 5, 3, 6, 8, 9, 10, 11, 12, 13, 14]
+        );
         let (mut text, mut pieces) = (String::new(), Vec::new());
         build_message(body, &stmts, &mut text, &mut pieces, true, false);
         assert!(
-            text.starts_with("BEGIN;\nUPDATE ONLY public.a AS pg_scribe_t SET v = pg_scribe_v.s1 FROM (VALUES ((NULL::public.a).id, (NULL::public.a).v), ('1', '1'), ('2', '2'))"),
+            text.starts_with("BEGIN;\nUPDATE ONLY public.a AS pg_scribe_t SET v = pg_scribe_v.s1 FROM (VALUES ((NULL::public.a).id, (NULL::public.a).v), ('1', '1'), ('2', '2'), ('3', '3'))"),
             "{text}"
         );
         // The repeated key of b closes its batch; h's INSERTs are merged.
