@@ -2,8 +2,9 @@
 //! changes; one round trip and one commit each would make a restore wait on latency, so they
 //! go as one transaction of the target, and the next group is built while the server applies
 //! this one. A group is committed only once its row counts are read (a commit cannot be taken
-//! back), and a failed group is replayed one transaction at a time so the error names the
-//! exact transaction and the ones before it still commit.
+//! back), and a failed group is replayed one transaction at a time, as written, so the error
+//! names the exact transaction and the ones before it still commit. Inside the group, row
+//! changes go table by table so that those of interleaved transactions merge.
 
 use super::{Engine, InFlight, Txn};
 use crate::error::Result;
