@@ -25,8 +25,9 @@
 #   BULK (rows in each of 3 bulk INSERT transactions, 100000), SMALL_UPD
 #   (10-row UPDATE transactions, 10000), BIG_UPD (rows of one UPDATE
 #   transaction, 100000), SMALL_DEL (5-row DELETE transactions, 20000),
-#   BIG_DEL (rows of one DELETE transaction, 100000).  KEEP=1 leaves the server
-#   and the files in place.
+#   BIG_DEL (rows of one DELETE transaction, 100000).  BEFORE_BIN=<a pg_scribe
+#   binary> also times that build's restore in the same run (before/after
+#   figures).  KEEP=1 leaves the server and the files in place.
 
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,6 +62,10 @@ cluster_start "shared_preload_libraries = 'wal2sql'" "max_wal_size = 4GB" "fsync
 	"logical_decoding_work_mem = 256MB"
 
 now() { python3 -c 'import time; print(time.time())'; }
+# Row changes so far on the source's own tables (flushed by the sessions that ended).
+changes() {
+	psql -d src -At -c "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables WHERE schemaname <> 'wal2sql'"
+}
 
 "$bindir/createdb" src
 # The extension first: pgbench_history (no primary key) then gets REPLICA IDENTITY FULL.
@@ -73,6 +78,7 @@ psql -d src -c "CREATE TABLE single (id int PRIMARY KEY, a text, b float8)" \
 chain=$(ls -d "$tmp"/backups/chain-*)
 "$scribe" --start -d src --backup-dir "$tmp/backups" 2>"$tmp/streamer.log" &
 streamer=$!
+changes0=$(changes)
 
 # Wait until the streamer has written everything up to now, then seal active.sql.
 settle_and_rotate() {
@@ -121,6 +127,7 @@ settle_and_rotate phase3
 kill -TERM "$streamer"
 wait "$streamer" || true
 streamer=
+nchanges=$(($(changes) - changes0))
 
 set -- "$chain"/diff-*.sql
 ndiffs=$#
@@ -157,19 +164,29 @@ v1=$(now)
 	exit 1
 }
 v2=$(now)
-engine=$(python3 - "$tmp/restore.log" <<'PY'
+# The time of the diff phase in a restore's log (its "Applied ..." line).
+apply_time() {
+	python3 - "$1" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 m = re.search(r"Applied .* in ([0-9hms. ]+)\)", text)
 if not m:
     sys.exit(1)
-t = m.group(1)
 total = 0.0
-for num, unit in re.findall(r"([0-9.]+)([hms])", t):
+for num, unit in re.findall(r"([0-9.]+)([hms])", m.group(1)):
     total += float(num) * {"h": 3600, "m": 60, "s": 1}[unit]
 print(total)
 PY
-) || { cat "$tmp/restore.log"; echo "could not read the apply time"; exit 1; }
+}
+engine=$(apply_time "$tmp/restore.log") || { cat "$tmp/restore.log"; echo "could not read the apply time"; exit 1; }
+before=0
+if [ -n "${BEFORE_BIN:-}" ]; then
+	"$BEFORE_BIN" --restore --backup-dir "$tmp/backups" -d r_before --create >"$tmp/before.log" 2>&1 || {
+		cat "$tmp/before.log"
+		exit 1
+	}
+	before=$(apply_time "$tmp/before.log") || { cat "$tmp/before.log"; exit 1; }
+fi
 
 # psql of the same diffs onto the same base.
 prepare_target() {
@@ -191,7 +208,9 @@ t2=$(now)
 PGOPTIONS="$replay_opts" psql -d r_psqlf $files >/dev/null
 t3=$(now)
 
-for db in r_scribe r_psql1 r_psqlf; do
+dbs="r_scribe r_psql1 r_psqlf"
+[ -z "${BEFORE_BIN:-}" ] || dbs="$dbs r_before"
+for db in $dbs; do
 	digest "$db" >"$tmp/d_$db"
 	cmp -s "$tmp/d_src" "$tmp/d_$db" || {
 		echo "$db differs from the source:"
@@ -201,7 +220,7 @@ for db in r_scribe r_psql1 r_psqlf; do
 done
 echo "row digests: source = pg_scribe --restore = psql -1 -f = psql -f ($(wc -l <"$tmp/d_src") tables)"
 
-python3 - "$engine" "$t0" "$t1" "$t2" "$t3" "$txns" "$v0" "$v1" "$v2" <<'PY'
+python3 - "$engine" "$t0" "$t1" "$t2" "$t3" "$txns" "$v0" "$v1" "$v2" "$nchanges" "$before" <<'PY'
 import sys
 engine = float(sys.argv[1])
 verify = float(sys.argv[8]) - float(sys.argv[7])
@@ -209,10 +228,16 @@ restore = float(sys.argv[9]) - float(sys.argv[8])
 print("pg_scribe --verify:               %7.2fs (%.1f%% of the whole restore, %7.2fs; target < 5%%)" % (verify, 100 * verify / restore, restore))
 p1 = float(sys.argv[3]) - float(sys.argv[2])
 pf = float(sys.argv[5]) - float(sys.argv[4])
-txns = int(sys.argv[6])
-print("pg_scribe --restore (diff phase): %7.2fs (%6.0f txn/s)" % (engine, txns / engine))
-print("psql -1 -f:                       %7.2fs (%6.0f txn/s)" % (p1, txns / p1))
-print("psql -f:                          %7.2fs (%6.0f txn/s)" % (pf, txns / pf))
-print("ratio psql -1 -f / pg_scribe: %.2fx (target >= 4x)" % (p1 / engine))
+txns, changes = int(sys.argv[6]), int(sys.argv[10])
+print("row changes: %d" % changes)
+rows = [("pg_scribe --restore (diff phase)", engine), ("psql -1 -f", p1), ("psql -f", pf)]
+before = float(sys.argv[-1])
+if before > 0:
+    rows.insert(1, ("BEFORE_BIN --restore (diff phase)", before))
+for name, t in rows:
+    print("%-33s %7.2fs (%7.0f changes/s, %6.0f txn/s)" % (name + ":", t, changes / t, txns / t))
+print("ratio psql -1 -f / pg_scribe: %.2fx (target >= 10x)" % (p1 / engine))
 print("ratio psql -f    / pg_scribe: %.2fx" % (pf / engine))
+if before > 0:
+    print("ratio BEFORE_BIN / pg_scribe: %.2fx" % (before / engine))
 PY

@@ -6,9 +6,11 @@
 //!   `BEGIN; … COMMIT;`), not one round trip per statement.
 //! - Consecutive transactions without DDL are applied **together**, several in one transaction
 //!   of the target (atomic: a failure never leaves part of a source transaction applied; a
-//!   failed group is replayed one transaction at a time to report the exact one), with
-//!   consecutive INSERTs into a table merged into one multi-row INSERT and consecutive DELETEs
-//!   by a one-column key into one `DELETE … WHERE key IN (…)`.
+//!   failed group is replayed one transaction at a time to report the exact one), its row
+//!   changes table by table (each table's in order; see `statements::order_by_table`), with
+//!   consecutive INSERTs into a table merged into one multi-row INSERT, consecutive DELETEs by a
+//!   one-column key into one `DELETE … WHERE key IN (…)` and consecutive UPDATEs by key into one
+//!   `UPDATE … FROM (VALUES …)`.
 //! - **Row counts are checked**: every INSERT must insert its rows, every UPDATE and DELETE that
 //!   names its row (by key, or by `ctid = (SELECT ctid … LIMIT 1)`) must change exactly one (a
 //!   merged `DELETE … IN (n keys)` n), read from the statements' CommandComplete tags. Anything
@@ -172,6 +174,8 @@ pub struct Engine<'a> {
     session_sql: String,
     /// `--keep-going`: a transaction that fails is rolled back, recorded and skipped.
     pub keep_going: bool,
+    /// Replaying the transactions of a failed group one by one: nothing is merged by key.
+    as_written: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -202,6 +206,7 @@ impl<'a> Engine<'a> {
             progress: Progress::new(total),
             session_sql: session_settings(encoding),
             keep_going: false,
+            as_written: false,
         }
     }
 

@@ -133,42 +133,12 @@ fn delete_split(stmt: &str) -> Option<usize> {
     if !stmt.starts_with("DELETE FROM ONLY ") || !stmt.ends_with(';') {
         return None;
     }
-    // The table: a qualified name, each part a plain or a quoted identifier.
-    let mut i = "DELETE FROM ONLY ".len();
-    let ident = |i: &mut usize| -> bool {
-        if b.get(*i) == Some(&b'"') {
-            *i += 1;
-            while *i < b.len() {
-                if b[*i] == b'"' {
-                    if b.get(*i + 1) == Some(&b'"') {
-                        *i += 2;
-                        continue;
-                    }
-                    *i += 1;
-                    return true;
-                }
-                *i += 1;
-            }
-            false
-        } else {
-            let from = *i;
-            while *i < b.len()
-                && (b[*i].is_ascii_lowercase() || b[*i].is_ascii_digit() || b[*i] == b'_')
-            {
-                *i += 1;
-            }
-            *i > from
-        }
-    };
-    if !ident(&mut i) || b.get(i) != Some(&b'.') {
+    let mut i = table_end(b, "DELETE FROM ONLY ".len())?;
+    if !b[i..].starts_with(b" WHERE ") {
         return None;
     }
-    i += 1;
-    if !ident(&mut i) || !b[i..].starts_with(b" WHERE ") {
-        return None;
-    }
-    i += " WHERE ".len();
-    if !ident(&mut i) || !b[i..].starts_with(EQ.as_bytes()) {
+    i = ident_end(b, i + " WHERE ".len())?;
+    if !b[i..].starts_with(EQ.as_bytes()) {
         return None;
     }
     i += EQ.len();
@@ -176,8 +146,234 @@ fn delete_split(stmt: &str) -> Option<usize> {
     (i + end + 1 == b.len()).then_some(i)
 }
 
-/// At most this many rows per merged DELETE.
-const DELETE_MERGE_ROWS: usize = 1000;
+/// The index just past an identifier as wal2sql writes it (`quote_identifier`: plain
+/// lowercase, digits and `_`, or quoted) starting at `b[i]`.
+fn ident_end(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) == Some(&b'"') {
+        return Some(i + quoted_ident_end(&b[i..])?);
+    }
+    let n = b[i..]
+        .iter()
+        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || **c == b'_')
+        .count();
+    (n > 0).then_some(i + n)
+}
+
+/// The index just past a qualified table name (`schema.table`) starting at `b[i]`.
+fn table_end(b: &[u8], i: usize) -> Option<usize> {
+    let i = ident_end(b, i)?;
+    if b.get(i) != Some(&b'.') {
+        return None;
+    }
+    ident_end(b, i + 1)
+}
+
+/// The index just past a value as wal2sql writes it (`NULL` or a literal) at `b[i]`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    if b[i..].starts_with(b"NULL") {
+        return Some(i + 4);
+    }
+    Some(i + literal_end(&b[i..])?)
+}
+
+/// A wal2sql UPDATE naming its row by key columns compared with pg_catalog's `=`:
+/// `UPDATE ONLY <table> SET <col> = <value>, … WHERE <key> OPERATOR(pg_catalog.=) <literal>[ AND …];`
+/// (values `NULL` or literals). `REPLICA IDENTITY FULL`'s `ctid = (SELECT …)`, `IS NULL`,
+/// `::pg_catalog.text` and `OPERATOR(…)` comparisons, a domain key's cast after its literal
+/// and the rewrite form without WHERE are not of this form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyedUpdate<'a> {
+    table: &'a str,
+    /// The SET list: column and value text, in order.
+    set: Vec<(&'a str, &'a str)>,
+    /// The key: column and literal text, in order.
+    key: Vec<(&'a str, &'a str)>,
+    /// The text after ` WHERE ` without the `;`: the key's values, told apart by text.
+    key_text: &'a str,
+}
+
+impl KeyedUpdate<'_> {
+    /// Merged with `other` into one `UPDATE … FROM (VALUES …)`: the same table, SET columns
+    /// and key columns.
+    fn same_shape(&self, other: &KeyedUpdate) -> bool {
+        self.table == other.table
+            && self.set.len() == other.set.len()
+            && self.key.len() == other.key.len()
+            && self.set.iter().zip(&other.set).all(|(a, b)| a.0 == b.0)
+            && self.key.iter().zip(&other.key).all(|(a, b)| a.0 == b.0)
+    }
+}
+
+fn keyed_update(stmt: &str) -> Option<KeyedUpdate<'_>> {
+    const HEAD: &str = "UPDATE ONLY ";
+    let b = stmt.as_bytes();
+    if !stmt.starts_with(HEAD) || !stmt.ends_with(';') {
+        return None;
+    }
+    let mut i = table_end(b, HEAD.len())?;
+    let table = &stmt[HEAD.len()..i];
+    if !b[i..].starts_with(b" SET ") {
+        return None;
+    }
+    i += " SET ".len();
+    let mut set = Vec::new();
+    loop {
+        let c = ident_end(b, i)?;
+        if !b[c..].starts_with(b" = ") {
+            return None;
+        }
+        let v = value_end(b, c + 3)?;
+        set.push((&stmt[i..c], &stmt[c + 3..v]));
+        if b[v..].starts_with(b", ") {
+            i = v + 2;
+        } else if b[v..].starts_with(b" WHERE ") {
+            i = v + " WHERE ".len();
+            break;
+        } else {
+            return None;
+        }
+    }
+    let where_at = i;
+    let mut key = Vec::new();
+    loop {
+        let c = ident_end(b, i)?;
+        if !b[c..].starts_with(EQ.as_bytes()) {
+            return None;
+        }
+        let l = c + EQ.len();
+        let v = l + literal_end(&b[l..])?;
+        key.push((&stmt[i..c], &stmt[l..v]));
+        if v + 1 == b.len() {
+            break;
+        } else if b[v..].starts_with(b" AND ") {
+            i = v + " AND ".len();
+        } else {
+            return None;
+        }
+    }
+    Some(KeyedUpdate {
+        table,
+        set,
+        key,
+        key_text: &stmt[where_at..stmt.len() - 1],
+    })
+}
+
+/// An UPDATE that changes a key column (its SET value differs, as text, from the key's
+/// literal) is never merged: later UPDATEs may name the row by its new key, and a join reads
+/// the keys as they were before the statement. A key column SET to the very same text gets
+/// the very same value as the row it names.
+fn keeps_its_key(u: &KeyedUpdate) -> bool {
+    u.key
+        .iter()
+        .all(|(k, lit)| u.set.iter().filter(|(c, _)| c == k).all(|(_, v)| v == lit))
+}
+
+/// At most this many rows per merged UPDATE or DELETE: the planner joins more rows with a table
+/// of ~100k rows by hashing the whole table (a scan of it for each statement), fewer by its key
+/// index; a whole-table scan of a smaller table costs little. Measured in doc/benchmarks.md.
+const UPDATE_MERGE_ROWS: usize = 250;
+
+/// At least this many UPDATEs are merged: a join costs more to plan than a single UPDATE, so
+/// two rows in one statement took longer than two statements.
+const UPDATE_MERGE_MIN: usize = 3;
+
+/// Writes UPDATEs of one shape (each keeping its key, keys distinct) as one
+/// `UPDATE ONLY t AS pg_scribe_t SET c = pg_scribe_v.sN, … FROM (VALUES …) AS pg_scribe_v(kN…,
+/// sN…) WHERE pg_scribe_t.key OPERATOR(pg_catalog.=) pg_scribe_v.kN AND …;`.
+///
+/// The VALUES list starts with a row of typed NULLs (`(NULL::t).col`, the column's type read
+/// from the table itself, whatever it is: domain, array, composite, with its typmod): the
+/// literals after it are read with that type's input function, as the literals of the UPDATEs
+/// were, and the length or precision of the column (`varchar(n)`, `numeric(p,s)` …) is applied
+/// by the assignment, as it was (the only type whose input reads its typmod, `interval`, is
+/// written by wal2sql in forms its typmod does not change: hours, minutes and seconds always
+/// together, every other field with its unit). That first row matches no row of the table
+/// (NULL is not equal to anything). A key column in SET is set from the key's own literal.
+fn push_update_batch(out: &mut String, batch: &[KeyedUpdate]) {
+    let u = &batch[0];
+    // Which VALUES column each SET column takes its value from: a key's, or its own.
+    let from: Vec<String> = u
+        .set
+        .iter()
+        .enumerate()
+        .map(|(n, (c, _))| match u.key.iter().position(|(k, _)| k == c) {
+            Some(k) => format!("k{}", k + 1),
+            None => format!("s{}", n + 1),
+        })
+        .collect();
+    let own: Vec<usize> = (0..u.set.len())
+        .filter(|n| from[*n].starts_with('s'))
+        .collect();
+    out.push_str("UPDATE ONLY ");
+    out.push_str(u.table);
+    out.push_str(" AS pg_scribe_t SET ");
+    for (n, (c, _)) in u.set.iter().enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(c);
+        out.push_str(" = pg_scribe_v.");
+        out.push_str(&from[n]);
+    }
+    out.push_str(" FROM (VALUES (");
+    let typed = u
+        .key
+        .iter()
+        .map(|(k, _)| k)
+        .chain(own.iter().map(|n| &u.set[*n].0));
+    for (n, c) in typed.enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("(NULL::");
+        out.push_str(u.table);
+        out.push_str(").");
+        out.push_str(c);
+    }
+    out.push(')');
+    for r in batch {
+        out.push_str(", (");
+        let values = r
+            .key
+            .iter()
+            .map(|(_, v)| v)
+            .chain(own.iter().map(|n| &r.set[*n].1));
+        for (n, v) in values.enumerate() {
+            if n > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(v);
+        }
+        out.push(')');
+    }
+    out.push_str(") AS pg_scribe_v(");
+    let names = (1..=u.key.len())
+        .map(|k| format!("k{k}"))
+        .chain(own.iter().map(|n| format!("s{}", n + 1)));
+    for (n, name) in names.enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&name);
+    }
+    out.push_str(") WHERE ");
+    for (n, (k, _)) in u.key.iter().enumerate() {
+        if n > 0 {
+            out.push_str(" AND ");
+        }
+        out.push_str("pg_scribe_t.");
+        out.push_str(k);
+        out.push_str(EQ);
+        out.push_str("pg_scribe_v.k");
+        out.push_str(&(n + 1).to_string());
+    }
+    out.push(';');
+}
+
+/// At most this many rows per merged DELETE (see `UPDATE_MERGE_ROWS`: with more, the planner
+/// scans a table of ~100k rows whole rather than look the keys up).
+const DELETE_MERGE_ROWS: usize = 250;
 
 /// The index just past a quoted identifier (`"…"`, quotes doubled) starting at `b[0]`.
 fn quoted_ident_end(b: &[u8]) -> Option<usize> {
@@ -276,22 +472,80 @@ fn is_recorded_setval(stmt: &str) -> bool {
     n > 0 && matches!(&digits[n..], ", true);" | ", false);")
 }
 
+/// The table a row change of wal2sql's applies to (INSERT, UPDATE or DELETE, by key or not), as
+/// written (`schema.table`, quoted where needed); None for anything else.
+fn row_change_table(stmt: &str) -> Option<&str> {
+    let head = ["INSERT INTO ", "UPDATE ONLY ", "DELETE FROM ONLY "]
+        .into_iter()
+        .find(|h| stmt.starts_with(h))?;
+    let end = table_end(stmt.as_bytes(), head.len())?;
+    let rest = &stmt.as_bytes()[end..];
+    (rest.starts_with(b" ") || rest == b";").then(|| &stmt[head.len()..end])
+}
+
+/// Orders the row changes of a group table by table: between two statements that are not row
+/// changes (TRUNCATE, `setval`, markers), the changes of each table keep their order, and the
+/// tables come in the order of their first change. Consecutive changes of one table can then be
+/// merged. Exact inside one transaction of the target when no trigger or rule fires during row
+/// changes (the replay's invariant, see `replay::guard`): a row change reads and writes its own
+/// table only (foreign keys are not checked under `session_replication_role = replica`, values
+/// are literals), so changes of different tables commute, with the same row counts.
+pub fn order_by_table(body: &str, stmts: &mut [Stmt]) {
+    let mut from = 0;
+    while from < stmts.len() {
+        let mut to = from;
+        let mut tables: Vec<&str> = Vec::new();
+        let mut rank = Vec::new();
+        while to < stmts.len() {
+            let s = &stmts[to];
+            let Some(table) = (s.kind == Kind::Dml)
+                .then(|| row_change_table(&body[s.start..s.end]))
+                .flatten()
+            else {
+                break;
+            };
+            let r = match tables.iter().position(|t| *t == table) {
+                Some(r) => r,
+                None => {
+                    tables.push(table);
+                    tables.len() - 1
+                }
+            };
+            rank.push(r);
+            to += 1;
+        }
+        if tables.len() > 1 {
+            let mut order: Vec<usize> = (0..to - from).collect();
+            order.sort_by_key(|i| rank[*i]);
+            let sorted: Vec<Stmt> = order.iter().map(|i| stmts[from + i]).collect();
+            stmts[from..to].copy_from_slice(&sorted);
+        }
+        from = to.max(from + 1);
+    }
+}
+
 /// The text of a message holding `stmts` (offsets in `body`), one statement per line, with
 /// consecutive INSERTs into the same table and columns merged into one multi-row INSERT
 /// (as wal2sql's `batch-inserts` does: the same rows, in the same order, fewer statements)
 /// and, when `group_deletes`, consecutive DELETEs by a one-column key of the same table merged
-/// into one `DELETE … WHERE key IN (…)` (the same rows go, nothing happens in between).
+/// into one `DELETE … WHERE key IN (…)` (the same rows go, nothing happens in between), and
+/// consecutive UPDATEs of one table by key, of the same SET columns, each keeping its key,
+/// with distinct keys, into one `UPDATE … FROM (VALUES …)` (see `push_update_batch`).
 /// Each piece carries the rows it must affect: a merged INSERT the sum of its rows, a merged
-/// DELETE one per key. With `skip_setval` (`--no-sync-sequences`), the sequence values recorded
-/// by `wal2sql.snapshot_sequences()` are left out.
+/// DELETE or UPDATE one per key. With `skip_setval` (`--no-sync-sequences`), the sequence
+/// values recorded by `wal2sql.snapshot_sequences()` are left out. Returns whether DELETEs or
+/// UPDATEs were merged.
 pub fn build_message(
     body: &str,
     stmts: &[Stmt],
     out: &mut String,
     pieces: &mut Vec<Piece>,
-    group_deletes: bool,
+    merge_by_key: bool,
     skip_setval: bool,
-) {
+) -> bool {
+    let mut merged = false;
+    let mut keys = std::collections::HashSet::new();
+    let mut batch = Vec::new();
     let mut i = 0;
     while i < stmts.len() {
         let s = &body[stmts[i].start..stmts[i].end];
@@ -300,7 +554,48 @@ pub fn build_message(
             continue;
         }
         let start = out.len();
-        if group_deletes
+        if merge_by_key
+            && stmts[i].kind == Kind::Dml
+            && s.starts_with("UPDATE ONLY ")
+            && i + 1 < stmts.len()
+            && let Some(u) = keyed_update(s).filter(keeps_its_key)
+        {
+            // The next ones of its shape, each keeping its key, keys distinct.
+            keys.clear();
+            keys.insert(u.key_text);
+            let mut size = s.len();
+            batch.clear();
+            batch.push(u);
+            let mut j = i + 1;
+            while j < stmts.len() && j - i < UPDATE_MERGE_ROWS {
+                let t = &body[stmts[j].start..stmts[j].end];
+                size += t.len();
+                if stmts[j].kind != Kind::Dml || size > MERGE_MAX {
+                    break;
+                }
+                let Some(v) = keyed_update(t) else { break };
+                if !v.same_shape(&batch[0]) || !keeps_its_key(&v) || !keys.insert(v.key_text) {
+                    break;
+                }
+                batch.push(v);
+                j += 1;
+            }
+            if batch.len() >= UPDATE_MERGE_MIN {
+                push_update_batch(out, &batch);
+                pieces.push(Piece {
+                    start,
+                    end: out.len(),
+                    first: i,
+                    last: j - 1,
+                    rows: Some(batch.len() as u64),
+                });
+                out.push('\n');
+                merged = true;
+                i = j;
+                continue;
+            }
+        }
+        if merge_by_key
             && stmts[i].kind == Kind::Dml
             && let Some(k) = delete_split(s)
             && i + 1 < stmts.len()
@@ -340,6 +635,7 @@ pub fn build_message(
                 rows: Some((j - i) as u64),
             });
             out.push('\n');
+            merged = true;
             i = j;
             continue;
         }
@@ -389,6 +685,7 @@ pub fn build_message(
         }
         out.push('\n');
     }
+    merged
 }
 
 #[cfg(test)]
@@ -504,6 +801,173 @@ mod tests {
         let (mut text, mut pieces) = (String::new(), Vec::new());
         build_message(body, &stmts, &mut text, &mut pieces, false, false);
         assert_eq!(text, body);
+    }
+
+    #[test]
+    fn updates_by_key_are_recognised() {
+        let u = keyed_update(
+            "UPDATE ONLY \"My s\".t SET id = '1', \"a b\" = NULL, c = E'x\\\\'' WHERE ' WHERE id OPERATOR(pg_catalog.=) '1' AND k OPERATOR(pg_catalog.=) 'it''s';",
+        )
+        .expect("an update by key");
+        assert_eq!(u.table, "\"My s\".t");
+        assert_eq!(
+            u.set,
+            vec![
+                ("id", "'1'"),
+                ("\"a b\"", "NULL"),
+                ("c", "E'x\\\\'' WHERE '")
+            ]
+        );
+        assert_eq!(u.key, vec![("id", "'1'"), ("k", "'it''s'")]);
+        assert_eq!(
+            u.key_text,
+            "id OPERATOR(pg_catalog.=) '1' AND k OPERATOR(pg_catalog.=) 'it''s'"
+        );
+        assert!(keeps_its_key(&u));
+        for stmt in [
+            "UPDATE ONLY public.t SET a = '1' WHERE ctid OPERATOR(pg_catalog.=) (SELECT ctid FROM ONLY public.t WHERE a OPERATOR(pg_catalog.=) '2' LIMIT 1);",
+            "UPDATE ONLY public.t SET a = '1' WHERE k IS NULL;",
+            "UPDATE ONLY public.t SET a = '1' WHERE k::pg_catalog.text OPERATOR(pg_catalog.=) '2';",
+            "UPDATE ONLY public.t SET a = '1' WHERE k OPERATOR(public.=) '2';",
+            "UPDATE ONLY public.t SET a = '1' WHERE k OPERATOR(pg_catalog.=) '2'::public.d;",
+            "UPDATE ONLY public.t SET a = '1';",
+            "UPDATE ONLY public.t SET a = '1' WHERE k OPERATOR(pg_catalog.=) '2'",
+            "UPDATE ONLY public.t SET a = '1' WHERE k OPERATOR(pg_catalog.=) '2' ;",
+            "UPDATE ONLY public.t SET a = 1 WHERE k OPERATOR(pg_catalog.=) '2';",
+            "UPDATE ONLY public.t SET a = '1' WHERE k OPERATOR(pg_catalog.=) '2' OR true;",
+            "UPDATE ONLY t SET a = '1' WHERE k OPERATOR(pg_catalog.=) '2';",
+        ] {
+            assert_eq!(keyed_update(stmt), None, "{stmt}");
+        }
+        // A key column set to another value changes the key.
+        let moved = keyed_update(
+            "UPDATE ONLY public.t SET id = '2', a = 'x' WHERE id OPERATOR(pg_catalog.=) '1';",
+        )
+        .expect("an update by key");
+        assert!(!keeps_its_key(&moved));
+        // A key column left out of SET (an unchanged TOASTed value) keeps its value.
+        let kept =
+            keyed_update("UPDATE ONLY public.t SET a = 'x' WHERE id OPERATOR(pg_catalog.=) '1';")
+                .expect("an update by key");
+        assert!(keeps_its_key(&kept));
+    }
+
+    #[test]
+    fn consecutive_updates_by_key_are_merged() {
+        let body = "BEGIN;\n\
+UPDATE ONLY public.t SET id = '1', a = 'x', b = NULL WHERE id OPERATOR(pg_catalog.=) '1';\n\
+UPDATE ONLY public.t SET id = '2', a = E'\\\\', b = '3' WHERE id OPERATOR(pg_catalog.=) '2';\n\
+UPDATE ONLY public.t SET id = '3', a = 'x', b = '3' WHERE id OPERATOR(pg_catalog.=) '3';\n\
+UPDATE ONLY public.t SET id = '1', a = 'y', b = '4' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+UPDATE ONLY public.t SET id = '4', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '4';\n\
+UPDATE ONLY public.t SET id = '5', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '5';\n\
+UPDATE ONLY public.t SET id = '9', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '6';\n\
+UPDATE ONLY public.t SET id = '9', a = 'w', b = '6' WHERE id OPERATOR(pg_catalog.=) '9';\n\
+UPDATE ONLY public.t SET id = '7', a = 'v' WHERE id OPERATOR(pg_catalog.=) '7';\n\
+UPDATE ONLY public.t SET id = '8', a = 'u' WHERE id OPERATOR(pg_catalog.=) '8';\n\
+UPDATE ONLY public.u SET a = 'u' WHERE id OPERATOR(pg_catalog.=) '7' AND k OPERATOR(pg_catalog.=) '8';\n\
+UPDATE ONLY public.u SET a = 'v' WHERE id OPERATOR(pg_catalog.=) '7' AND k OPERATOR(pg_catalog.=) '9';\n\
+UPDATE ONLY public.u SET a = NULL WHERE id OPERATOR(pg_catalog.=) '8' AND k OPERATOR(pg_catalog.=) '9';\n\
+COMMIT;\n";
+        let stmts = statements(body.as_bytes());
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        assert!(build_message(
+            body,
+            &stmts,
+            &mut text,
+            &mut pieces,
+            true,
+            false
+        ));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "BEGIN;",
+                // Key 1 again closes the first batch.
+                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2, b = pg_scribe_v.s3 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a, (NULL::public.t).b), ('1', 'x', NULL), ('2', E'\\\\', '3'), ('3', 'x', '3')) AS pg_scribe_v(k1, s2, s3) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
+                // The key change (6 to 9) closes the second and goes alone.
+                "UPDATE ONLY public.t AS pg_scribe_t SET id = pg_scribe_v.k1, a = pg_scribe_v.s2, b = pg_scribe_v.s3 FROM (VALUES ((NULL::public.t).id, (NULL::public.t).a, (NULL::public.t).b), ('1', 'y', '4'), ('4', 'z', '5'), ('5', 'z', '5')) AS pg_scribe_v(k1, s2, s3) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1;",
+                "UPDATE ONLY public.t SET id = '9', a = 'z', b = '5' WHERE id OPERATOR(pg_catalog.=) '6';",
+                // Alone: the next has other SET columns.
+                "UPDATE ONLY public.t SET id = '9', a = 'w', b = '6' WHERE id OPERATOR(pg_catalog.=) '9';",
+                // Two are not worth a join.
+                "UPDATE ONLY public.t SET id = '7', a = 'v' WHERE id OPERATOR(pg_catalog.=) '7';",
+                "UPDATE ONLY public.t SET id = '8', a = 'u' WHERE id OPERATOR(pg_catalog.=) '8';",
+                "UPDATE ONLY public.u AS pg_scribe_t SET a = pg_scribe_v.s1 FROM (VALUES ((NULL::public.u).id, (NULL::public.u).k, (NULL::public.u).a), ('7', '8', 'u'), ('7', '9', 'v'), ('8', '9', NULL)) AS pg_scribe_v(k1, k2, s1) WHERE pg_scribe_t.id OPERATOR(pg_catalog.=) pg_scribe_v.k1 AND pg_scribe_t.k OPERATOR(pg_catalog.=) pg_scribe_v.k2;",
+                "COMMIT;",
+            ]
+        );
+        assert_eq!(
+            pieces
+                .iter()
+                .map(|p| (p.first, p.last, p.rows))
+                .collect::<Vec<_>>(),
+            vec![
+                (0, 0, None),
+                (1, 3, Some(3)),
+                (4, 6, Some(3)),
+                (7, 7, Some(1)),
+                (8, 8, Some(1)),
+                (9, 9, Some(1)),
+                (10, 10, Some(1)),
+                (11, 13, Some(3)),
+                (14, 14, None)
+            ]
+        );
+        // Not when replaying exactly.
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        assert!(!build_message(
+            body,
+            &stmts,
+            &mut text,
+            &mut pieces,
+            false,
+            false
+        ));
+        assert_eq!(text, body);
+    }
+
+    #[test]
+    fn row_changes_are_ordered_table_by_table_between_other_statements() {
+        let body = "BEGIN;\n\
+UPDATE ONLY public.a SET v = '1' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+UPDATE ONLY public.b SET v = '1' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+INSERT INTO public.h (v) VALUES ('1');\n\
+UPDATE ONLY public.a SET v = '2' WHERE id OPERATOR(pg_catalog.=) '2';\n\
+UPDATE ONLY public.b SET v = '2' WHERE id OPERATOR(pg_catalog.=) '1';\n\
+INSERT INTO public.h (v) VALUES ('2');\n\
+UPDATE ONLY public.a SET v = '3' WHERE id OPERATOR(pg_catalog.=) '3';\n\
+SELECT pg_catalog.setval('public.s', 5, true);\n\
+DELETE FROM ONLY public.b WHERE id OPERATOR(pg_catalog.=) '1';\n\
+DELETE FROM ONLY \"x.y\".\"a b\";\n\
+DELETE FROM ONLY public.a WHERE id OPERATOR(pg_catalog.=) '1';\n\
+TRUNCATE ONLY public.a;\n\
+INSERT INTO public.a (v) VALUES ('3');\n\
+COMMIT;\n";
+        let mut stmts = statements(body.as_bytes());
+        order_by_table(body, &mut stmts);
+        let order: Vec<usize> = stmts
+            .iter()
+            .map(|s| {
+                statements(body.as_bytes())
+                    .iter()
+                    .position(|t| t == s)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![0, 1, 4, 7, 2, 5, 3, 6, 8, 9, 10, 11, 12, 13, 14]
+        );
+        let (mut text, mut pieces) = (String::new(), Vec::new());
+        build_message(body, &stmts, &mut text, &mut pieces, true, false);
+        assert!(
+            text.starts_with("BEGIN;\nUPDATE ONLY public.a AS pg_scribe_t SET v = pg_scribe_v.s1 FROM (VALUES ((NULL::public.a).id, (NULL::public.a).v), ('1', '1'), ('2', '2'), ('3', '3'))"),
+            "{text}"
+        );
+        // The repeated key of b closes its batch; h's INSERTs are merged.
+        assert!(text.contains("\nUPDATE ONLY public.b SET v = '1' WHERE id OPERATOR(pg_catalog.=) '1';\nUPDATE ONLY public.b SET v = '2' WHERE id OPERATOR(pg_catalog.=) '1';\nINSERT INTO public.h (v) VALUES ('1'), ('2');\n"), "{text}");
     }
 
     #[test]
@@ -692,6 +1156,27 @@ mod property {
                 w2s_literal(&rng.text())
             );
             assert_eq!(expected_rows(&update), Some(1), "{update}");
+            let u = keyed_update(&update).expect("an update by key");
+            assert_eq!((u.table, u.key.len(), u.set.len()), (table.as_str(), 1, 1));
+            assert_eq!(u.key[0], (col.as_str(), key.as_str()), "{update}");
+            let value = if rng.next(4) == 0 {
+                "NULL".to_string()
+            } else {
+                w2s_literal(&rng.text())
+            };
+            let two_keys = format!(
+                "UPDATE ONLY {table} SET {col} = {value}, b = {key} WHERE b{EQ}{key} AND {col}{EQ}{key};"
+            );
+            let u = keyed_update(&two_keys).expect("an update by key");
+            assert_eq!(
+                u.set,
+                vec![(col.as_str(), value.as_str()), ("b", key.as_str())]
+            );
+            assert_eq!(
+                u.key,
+                vec![("b", key.as_str()), (col.as_str(), key.as_str())]
+            );
+            assert_eq!(keeps_its_key(&u), value == key, "{two_keys}");
             let rewrite = format!(
                 "UPDATE ONLY {table} SET {col} = {};",
                 w2s_literal(&rng.text())

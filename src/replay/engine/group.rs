@@ -2,13 +2,14 @@
 //! changes; one round trip and one commit each would make a restore wait on latency, so they
 //! go as one transaction of the target, and the next group is built while the server applies
 //! this one. A group is committed only once its row counts are read (a commit cannot be taken
-//! back), and a failed group is replayed one transaction at a time so the error names the
-//! exact transaction and the ones before it still commit.
+//! back), and a failed group is replayed one transaction at a time, as written, so the error
+//! names the exact transaction and the ones before it still commit. Inside the group, row
+//! changes go table by table so that those of interleaved transactions merge.
 
 use super::{Engine, InFlight, Txn};
 use crate::error::Result;
 use crate::replay::failure::{Drained, Failure, drain};
-use crate::replay::statements::{Kind, Stmt, build_message};
+use crate::replay::statements::{Kind, Stmt, build_message, order_by_table};
 use crate::ui;
 
 impl Engine<'_> {
@@ -47,6 +48,8 @@ impl Engine<'_> {
                 body.push('\n');
             }
         }
+        // One transaction of the target: its row changes may go table by table, and merge.
+        order_by_table(&body, &mut stmts);
         const COMMIT_BEFORE: &str = "COMMIT;\n";
         let mut text = String::with_capacity(body.len() + COMMIT_BEFORE.len());
         text.push_str(COMMIT_BEFORE);
@@ -177,9 +180,16 @@ impl Engine<'_> {
     async fn replay_one_by_one(&mut self, txns: Vec<Txn>) -> Result<()> {
         let count = txns.len();
         let skipped = self.report.skipped.len();
+        self.as_written = true;
+        let mut result = Ok(());
         for mut t in txns {
-            self.apply_alone(&mut t).await?;
+            result = self.apply_alone(&mut t).await;
+            if result.is_err() {
+                break;
+            }
         }
+        self.as_written = false;
+        result?;
         if self.report.skipped.len() > skipped {
             return Ok(());
         }

@@ -114,7 +114,47 @@ impl Engine<'_> {
             .map_err(|e| self.own_error(t, "restoring trigger states before DDL", e))
     }
 
-    /// Sends `t.stmts[i..j]` as one message and checks the row count of each.
+    /// Sends a message whose DELETEs or UPDATEs were merged by key inside a savepoint, and
+    /// checks its row counts. Returns false when it failed (a statement or a row count): it is
+    /// then rolled back to the savepoint, for the caller to send the statements again as
+    /// written, so that the failing one is reported exactly.
+    async fn send_merged(&self, t: &Txn, text: &str, pieces: &[Piece]) -> Result<bool> {
+        const SAVEPOINT: &str = "SAVEPOINT pg_scribe_merge;\n";
+        let mut message = String::with_capacity(SAVEPOINT.len() + text.len());
+        message.push_str(SAVEPOINT);
+        message.push_str(text);
+        let mut expect = Vec::with_capacity(pieces.len() + 1);
+        expect.push(None);
+        expect.extend(pieces.iter().map(|p| p.rows));
+        let result = match self.client.simple_query_raw(&message).await {
+            Ok(stream) => drain(&mut Box::pin(stream), &expect).await,
+            Err(err) => Err(Drained::Server { completed: 0, err }),
+        };
+        let back = match result {
+            Ok(()) => "RELEASE SAVEPOINT pg_scribe_merge",
+            Err(Drained::Server { err, .. }) if err.as_db_error().is_none() => {
+                return Err(self.txn_error(
+                    t.file,
+                    &t.header,
+                    Failure {
+                        number: None,
+                        excerpt: None,
+                        err,
+                    },
+                ));
+            }
+            Err(_) => "ROLLBACK TO SAVEPOINT pg_scribe_merge; RELEASE SAVEPOINT pg_scribe_merge",
+        };
+        self.client
+            .batch_execute(back)
+            .await
+            .map_err(|e| self.own_error(t, "ending the savepoint of merged row changes", e))?;
+        Ok(back.starts_with("RELEASE"))
+    }
+
+    /// Sends `t.stmts[i..j]` as one message and checks the row count of each (DELETEs and
+    /// UPDATEs merged by key, see [`Self::send_merged`], except when the transactions of a
+    /// failed group are replayed one by one).
     pub(super) async fn send_message(&mut self, t: &Txn, i: usize, j: usize) -> Result<()> {
         let from = t.stmts[i].start;
         let to = t.stmts[j - 1].end;
@@ -129,14 +169,29 @@ impl Engine<'_> {
             .collect();
         let mut text = String::with_capacity(body.len() + 64);
         let mut pieces = Vec::with_capacity(stmts.len());
-        build_message(
+        let merged = build_message(
             body,
             &stmts,
             &mut text,
             &mut pieces,
-            false,
+            !self.as_written,
             self.skip_setval,
         );
+        if merged {
+            if self.send_merged(t, &text, &pieces).await? {
+                return Ok(());
+            }
+            text.clear();
+            pieces.clear();
+            build_message(
+                body,
+                &stmts,
+                &mut text,
+                &mut pieces,
+                false,
+                self.skip_setval,
+            );
+        }
         if pieces.is_empty() {
             // Only recorded sequence values, left out.
             return Ok(());
