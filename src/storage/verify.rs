@@ -151,7 +151,9 @@ fn file_name(path: &Path) -> String {
 /// Scans the text of `path`, decompressing by extension.
 async fn scan(path: &Path, stop: Option<StopAt>) -> Result<Summary> {
     use tokio::io::AsyncReadExt;
-    if Method::from_file_name(&file_name(path)) == Method::None {
+    if Method::from_file_name(&file_name(path)) == Method::None
+        && crate::storage::object::view::lookup(path).is_none()
+    {
         return manifest::scan_plain(path, stop);
     }
     let mut r = compress::open_decompressed(path).await?;
