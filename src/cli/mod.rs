@@ -55,6 +55,11 @@ pub struct Invocation {
     pub conn: ConnOptions,
     pub verbose: u8,
     pub backup_dir: Option<PathBuf>,
+    /// `--spool-dir`: the local spool of an `s3://` backup directory.
+    pub spool_dir: Option<PathBuf>,
+    /// The `s3://` URL when `backup_dir` was rewritten to its spool or view (never parsed:
+    /// set by the object-storage wrapper for messages).
+    pub remote_url: Option<String>,
     pub slot: String,
     /// Whether `--slot` was given (actions that find the slot in a chain check it agrees;
     /// `--status` otherwise takes the slot from the newest chain's metadata).
@@ -413,6 +418,8 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         },
         verbose: m.get_count(VERBOSE.id()),
         backup_dir,
+        spool_dir: m.get_one::<OsString>(SPOOL_DIR.id()).map(PathBuf::from),
+        remote_url: None,
         slot,
         slot_explicit,
         force: flag(m, FORCE),

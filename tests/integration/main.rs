@@ -15,6 +15,7 @@ mod ops;
 mod replication;
 mod restore;
 mod roundtrip;
+mod s3;
 mod status;
 mod stream;
 mod verify;
