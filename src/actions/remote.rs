@@ -91,6 +91,16 @@ pub(super) async fn run(mut inv: Invocation, url: String) -> Result<Outcome> {
                 Err(e) => (None, Some(e.message)),
             };
             inv.backup_dir = view.as_ref().map(|v| v.dir().to_path_buf());
+            if view.is_none() && !inv.slot_explicit {
+                // The slot is then known from the spool's copy of the newest metadata.json.
+                let spool = BackupDir::new(inv.spool_dir.as_deref().expect("set above"));
+                if let Ok(Some(chain)) = spool.latest_complete_chain()
+                    && let Ok(md) = chain.read_metadata()
+                {
+                    inv.slot = md.slot;
+                    inv.slot_explicit = true;
+                }
+            }
             let env = crate::pg::conninfo::Environment::from_process();
             let params = super::common::resolve_params(&inv.conn, &env)?;
             let out = super::status::run_with(&inv, &params, &env, store_error).await;

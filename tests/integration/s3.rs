@@ -512,22 +512,32 @@ fn an_unreachable_store_and_kill_9_lose_and_double_nothing() {
     settle(&cluster, &spool, "two");
     rotate(&store, &cluster, &spool);
     streamer.wait_log("will retry", 120);
+    // --status says so, and what waits in the spool, rather than failing.
     let out = run(
         &store,
         &cluster,
         &[
             "--status",
             "--backup-dir",
-            &spool.to_string_lossy(),
-            "--slot",
-            "s",
+            &store.url,
+            &spool_arg(&spool),
+            "--json",
         ],
     );
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["upload"]["store_error"].is_string(), "{report}");
     assert!(
-        matches!(out.status.code(), Some(0) | Some(10)),
-        "{}",
-        stderr(&out)
+        report["upload"]["backlog_files"].as_u64().unwrap() >= 1,
+        "{report}"
     );
+    let codes: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"store_unreachable"), "{codes:?}");
     store.proxy.set(FORWARD);
     wait_uploads(&mut streamer, 2, 180);
 
