@@ -12,9 +12,11 @@ use crate::cli::{Action, Invocation};
 use crate::error::{Error, Result};
 use crate::storage::backup_dir::{BackupDir, COMPLETE_NAME, ChainId, METADATA_NAME};
 use crate::storage::expire::{self, ChainUsage, KeepReason};
+use crate::storage::object::lock::{self, Lock};
 use crate::storage::object::spool;
 use crate::storage::object::view::View;
 use crate::storage::object::{self, Location, Remote};
+use crate::storage::pidfile::{self, Streamer};
 use crate::ui;
 
 use super::{Outcome, dispatch};
@@ -221,11 +223,28 @@ async fn start(mut inv: Invocation, remote: &Remote) -> Result<Outcome> {
         return Err(err);
     }
     inv.backup_dir = Some(spool.clone());
+    // A streamer on this spool already: it holds the lock; --start refuses as for a local
+    // directory, without touching the lock.
+    if matches!(pidfile::probe(&dir)?, Streamer::Running(_)) {
+        return dispatch(&inv).await;
+    }
+    let (lock, previous) = Lock::acquire(remote, &spool).await?;
+    if let Some(h) =
+        previous.filter(|h| h.host != lock.holder().host || h.spool != lock.holder().spool)
+    {
+        ui::warning(&format!(
+            "took over the lock of \"{}\" from host \"{}\" (PID {}), whose lease ran out at {}",
+            remote.url(),
+            h.host,
+            h.pid,
+            h.expires_at
+        ));
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let uploader = tokio::spawn(upload_loop(remote.clone(), dir.clone(), stopped));
+    let uploader = tokio::spawn(upload_loop(remote.clone(), dir.clone(), lock, stopped));
     let out = dispatch(&inv).await;
     let _ = stop.send(true);
-    let _ = uploader.await;
+    let lock = uploader.await.ok();
     // What was sealed last, before the process ends.
     match tokio::time::timeout(FINAL_UPLOAD, spool::sync(remote, &dir)).await {
         Ok(Ok(report)) => say_uploaded(&report),
@@ -234,6 +253,11 @@ async fn start(mut inv: Invocation, remote: &Remote) -> Result<Outcome> {
             e.message
         )),
         Err(_) => ui::warning("gave up uploading after 30 s; the next --start uploads the rest"),
+    }
+    if let Some(lock) = lock
+        && let Err(e) = lock.release().await
+    {
+        ui::warning(&format!("could not remove the lock object: {}", e.message));
     }
     out
 }
@@ -246,10 +270,24 @@ fn say_uploaded(report: &spool::Report) {
 
 /// Uploads what the spool holds, at start and then every few seconds, while the streamer runs.
 /// Failures are retried with a growing pause, each new error said once.
-async fn upload_loop(remote: Remote, dir: BackupDir, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn upload_loop(
+    remote: Remote,
+    dir: BackupDir,
+    mut lock: Lock,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Lock {
     let mut pause = UPLOAD_EVERY;
     let mut last_error: Option<String> = None;
+    let mut renewed = std::time::Instant::now();
     loop {
+        if renewed.elapsed() >= lock::RENEW_EVERY {
+            // Retried a minute later either way: an unreachable store lets the lease run out,
+            // which is what a lease is for.
+            if let Err(e) = lock.renew().await {
+                ui::error(&e);
+            }
+            renewed = std::time::Instant::now();
+        }
         match spool::sync(&remote, &dir).await {
             Ok(report) => {
                 say_uploaded(&report);
@@ -272,7 +310,7 @@ async fn upload_loop(remote: Remote, dir: BackupDir, mut stop: tokio::sync::watc
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return lock,
         }
     }
 }

@@ -414,6 +414,27 @@ fn init_stream_rotate_new_chain_restore_verify_expire_through_the_store() {
     );
 
     let mut streamer = start(&store, &cluster, &spool, &scratch.join("stream.log"));
+    // A second streamer elsewhere (another spool, here a copy) is kept off the prefix.
+    let other = scratch.join("other-spool");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&spool)
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::remove_file(other.join(".pg_scribe.pid")).unwrap();
+    let out = run(
+        &store,
+        &cluster,
+        &["--start", "--backup-dir", &store.url, &spool_arg(&other)],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is locked by the streamer on host"),
+        "{}",
+        stderr(&out)
+    );
     workload(&cluster, 1);
     settle(&cluster, &spool, "one");
     rotate(&store, &cluster, &spool);

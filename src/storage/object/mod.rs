@@ -17,6 +17,7 @@
 //!   machine's loopback (a local MinIO or test server): nothing then leaves the host.
 
 mod credentials;
+pub mod lock;
 pub mod spool;
 pub mod view;
 
