@@ -91,9 +91,11 @@ pub struct UploadFacts {
     pub spool: String,
     pub backlog_files: u64,
     pub backlog_bytes: u64,
-    /// When the oldest file waiting was written (RFC 3339).
-    pub oldest_pending_at: Option<String>,
-    pub last_upload_at: Option<String>,
+    /// When the oldest file waiting was written.
+    #[serde(with = "rfc3339::option")]
+    pub oldest_pending_at: Option<OffsetDateTime>,
+    #[serde(with = "rfc3339::option")]
+    pub last_upload_at: Option<OffsetDateTime>,
     /// The streamer's last failed upload, cleared by its next success.
     pub last_error: Option<String>,
     /// Why the store could not be listed by this check, if it could not.
@@ -111,10 +113,10 @@ fn upload_facts(url: &str, spool: &std::path::Path, store_error: Option<String>)
         spool: spool.display().to_string(),
         backlog_files: b.files,
         backlog_bytes: b.bytes,
-        oldest_pending_at: b
-            .oldest
-            .map(|t| crate::storage::diff_format::format_commit_time(OffsetDateTime::from(t))),
-        last_upload_at: b.last_upload,
+        oldest_pending_at: b.oldest.map(OffsetDateTime::from),
+        last_upload_at: b
+            .last_upload
+            .and_then(|t| crate::storage::diff_format::parse_commit_time(&t).ok()),
         last_error: b.last_error,
         store_error,
     }
@@ -135,11 +137,7 @@ fn upload_warnings(u: &UploadFacts, now: OffsetDateTime, out: &mut Vec<Warning>)
             format!("the store \"{}\" could not be read: {e}", u.url),
         );
     }
-    let oldest = u
-        .oldest_pending_at
-        .as_deref()
-        .and_then(|t| crate::storage::diff_format::parse_commit_time(t).ok());
-    if let Some(t) = oldest
+    if let Some(t) = u.oldest_pending_at
         && (now - t).whole_seconds() > UPLOAD_AGE_WARN.as_secs() as i64
     {
         warn(

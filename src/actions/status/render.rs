@@ -225,11 +225,11 @@ fn upload_section(out: &mut String, u: &super::UploadFacts) {
             "  Upload backlog: {} file(s), {}, oldest written {}",
             u.backlog_files,
             ui::size(u.backlog_bytes),
-            u.oldest_pending_at.as_deref().unwrap_or("-")
+            u.oldest_pending_at.map_or("-".into(), when)
         );
     }
-    if let Some(t) = &u.last_upload_at {
-        let _ = writeln!(out, "  Last upload: {t}");
+    if let Some(t) = u.last_upload_at {
+        let _ = writeln!(out, "  Last upload: {}", when(t));
     }
     if let Some(e) = &u.last_error {
         let _ = writeln!(out, "  Last upload error: {e}");

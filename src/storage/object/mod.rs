@@ -207,6 +207,15 @@ impl Remote {
         })
     }
 
+    /// A store given directly (object_store's in-memory one, in tests).
+    #[cfg(test)]
+    pub(crate) fn over(store: Arc<dyn ObjectStore>, location: &Location) -> Remote {
+        Remote {
+            store,
+            location: location.clone(),
+        }
+    }
+
     pub fn location(&self) -> &Location {
         &self.location
     }

@@ -128,6 +128,8 @@ async fn upload_checked(
 ) -> Result<()> {
     let (sent, digest) = remote.upload(path, name).await?;
     if sent != size || digest != sha256 {
+        // Not left in the store for a restore to find.
+        let _ = remote.delete(name).await;
         return Err(Error::backup(format!(
             "file \"{}\" changed since it was written: {sent} byte(s) with SHA-256 {digest} uploaded, {size} byte(s) with SHA-256 {sha256} recorded",
             path.display()
@@ -334,4 +336,142 @@ pub fn backlog(spool: &Path) -> Result<Backlog> {
         }
     }
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::object::Location;
+    use crate::storage::object::view::View;
+    use crate::storage::verify::tests::{chain, seal, txn};
+
+    fn remote() -> Remote {
+        let location = Location::parse("s3://b/app").unwrap();
+        Remote::over(
+            std::sync::Arc::new(object_store::memory::InMemory::new()),
+            &location,
+        )
+    }
+
+    async fn names(r: &Remote) -> Vec<String> {
+        r.list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sync_uploads_checks_and_keeps_only_what_the_streamer_needs() {
+        let (t, ch) = chain(true);
+        let spool = BackupDir::new(t.path());
+        let r = remote();
+        let a = seal(&ch, 13, &txn(1), true);
+        let b = seal(&ch, 14, &txn(2), true);
+        std::fs::write(ch.active_path(), txn(3)).unwrap();
+        let report = sync(&r, &spool).await.unwrap();
+        let id = ch.id.dir_name();
+        let stored = names(&r).await;
+        for f in ["base.sql", "globals.sql", "metadata.json", "COMPLETE"] {
+            assert!(stored.contains(&format!("{id}/{f}")), "{f}: {stored:?}");
+        }
+        for d in [a, b] {
+            assert!(stored.contains(&format!("{id}/{d}")));
+            assert!(stored.contains(&format!("{id}/{d}.manifest.json")));
+        }
+        assert!(!stored.iter().any(|n| n.ends_with("active.sql")));
+        assert_eq!(report.uploaded.len(), 6);
+        // Local: the base went, the older diff went, the newest diff and active.sql stay.
+        assert!(!ch.dir.join("base.sql").exists() && ch.metadata_path().exists());
+        assert!(!ch.diff_path(a).exists() && ch.diff_path(b).exists());
+        assert!(ch.active_path().exists());
+        assert_eq!(backlog(t.path()).unwrap().files, 0);
+        // Nothing new: no upload.
+        assert!(sync(&r, &spool).await.unwrap().uploaded.is_empty());
+
+        // A file changed after its manifest was written is refused, and kept.
+        let c = seal(&ch, 15, &txn(4), true);
+        std::fs::write(ch.diff_path(c), txn(5)).unwrap();
+        let err = sync(&r, &spool).await.unwrap_err();
+        assert!(
+            err.message.contains("changed since it was written"),
+            "{}",
+            err.message
+        );
+        // b is safe in the store and no longer the newest: it went; c waits.
+        assert!(ch.diff_path(c).exists() && !ch.diff_path(b).exists());
+        assert!(!names(&r).await.contains(&format!("{id}/{c}")));
+        let b_log = backlog(t.path()).unwrap();
+        assert_eq!(b_log.files, 1);
+        assert!(b_log.last_error.is_some());
+
+        // The view reads the store's files in place, digests and all.
+        std::fs::write(ch.diff_path(c), txn(4)).unwrap();
+        sync(&r, &spool).await.unwrap();
+        let view = View::open(&r).await.unwrap();
+        let vdir = BackupDir::new(view.dir());
+        let vchain = vdir.latest_complete_chain().unwrap().unwrap();
+        assert_eq!(vchain.sealed_diffs().unwrap().len(), 3);
+        let report = crate::storage::verify::verify_chain(
+            &vchain,
+            crate::storage::verify::Scope {
+                stop: None,
+                read_active: false,
+            },
+        )
+        .await;
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let dir = view.dir().to_path_buf();
+        drop(view);
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_keeps_every_differential_of_the_old_chain() {
+        let (t, ch) = chain(true);
+        let spool = BackupDir::new(t.path());
+        let r = remote();
+        let a = seal(&ch, 13, &txn(1), true);
+        let _b = seal(&ch, 14, &txn(2), true);
+        std::fs::write(ch.active_path(), txn(3)).unwrap();
+        // A newer chain exists (a --new-chain): the hand-over may read them all back.
+        spool
+            .create_chain(time::macros::datetime!(2026-11-27 12:00:00 UTC))
+            .unwrap();
+        sync(&r, &spool).await.unwrap();
+        assert!(ch.diff_path(a).exists());
+        assert!(
+            names(&r)
+                .await
+                .contains(&format!("{}/{a}", ch.id.dir_name()))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_lock_keeps_a_second_spool_out() {
+        use crate::storage::object::lock::Lock;
+        let r = remote();
+        let (mine, _) = Lock::acquire(&r, Path::new("/spool/a")).await.unwrap();
+        let err = Lock::acquire(&r, Path::new("/spool/b"))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("is locked by the streamer on host"),
+            "{}",
+            err.message
+        );
+        // The same place takes it over (a restart after a crash).
+        let (again, previous) = Lock::acquire(&r, Path::new("/spool/a")).await.unwrap();
+        assert!(previous.is_some());
+        again.release().await.unwrap();
+        assert!(
+            r.head(super::super::lock::LOCK_NAME)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop(mine);
+    }
 }
