@@ -41,7 +41,7 @@ use crate::storage::compress::hex;
 pub const SCHEME: &str = "s3://";
 
 /// Files up to this size go up in one request; larger ones in parts of this size.
-const PART_SIZE: usize = 16 * 1024 * 1024;
+pub(crate) const PART_SIZE: usize = 16 * 1024 * 1024;
 /// Parts in flight at once per upload.
 const PARTS_IN_FLIGHT: usize = 4;
 
