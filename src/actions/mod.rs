@@ -51,6 +51,7 @@ pub async fn run(invocation: Invocation) -> Result<Outcome> {
     if let Some(url) = remote::url_of(&invocation) {
         return remote::run(invocation, url).await;
     }
+
     dispatch(&invocation).await
 }
 

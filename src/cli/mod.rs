@@ -318,6 +318,22 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         None => None,
     };
 
+    let spool_dir = m.get_one::<OsString>(SPOOL_DIR.id()).map(PathBuf::from);
+    match backup_dir
+        .as_deref()
+        .filter(|d| crate::storage::object::is_url(d))
+    {
+        Some(url) => {
+            crate::storage::object::Location::parse(&url.to_string_lossy())?;
+        }
+        None if spool_dir.is_some() => {
+            return Err(Error::usage(
+                "option --spool-dir is only for a backup directory on object storage (s3://…)",
+            ));
+        }
+        None => {}
+    }
+
     let dbname = text(m, DBNAME);
     if action == Action::Restore && dbname.is_none() {
         return Err(Error::usage("no target database specified (-d/--dbname)"));
@@ -418,7 +434,7 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         },
         verbose: m.get_count(VERBOSE.id()),
         backup_dir,
-        spool_dir: m.get_one::<OsString>(SPOOL_DIR.id()).map(PathBuf::from),
+        spool_dir,
         remote_url: None,
         slot,
         slot_explicit,

@@ -60,10 +60,7 @@ pub struct Location {
 
 impl Location {
     pub fn parse(url: &str) -> Result<Location> {
-        let bad = |why: &str| {
-            Error::usage(format!("invalid object storage URL \"{url}\": {why}"))
-                .with_hint("Write it as s3://BUCKET/PREFIX.")
-        };
+        let bad = |why: &str| Error::usage(format!("invalid object storage URL \"{url}\": {why}"));
         let rest = url
             .strip_prefix(SCHEME)
             .ok_or_else(|| bad("it does not start with s3://"))?;
