@@ -104,10 +104,19 @@ pub struct Entry {
 }
 
 /// A connected backup directory on object storage.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Remote {
     store: Arc<dyn ObjectStore>,
     location: Location,
+}
+
+/// The URL only: the client's own `Debug` may show its credentials.
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.location.url())
+            .finish()
+    }
 }
 
 /// An object storage error as the user sees it: what was done, on which object, and why.
