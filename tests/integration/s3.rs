@@ -437,6 +437,12 @@ fn init_stream_rotate_new_chain_restore_verify_expire_through_the_store() {
     );
     workload(&cluster, 1);
     settle(&cluster, &spool, "one");
+    // A point to restore to later with --up-to, and the source as it was then.
+    let lsn_one = cluster
+        .psql("app", "SELECT pg_current_wal_lsn()")
+        .trim()
+        .to_string();
+    let digests_one = cluster.table_digests("app");
     rotate(&store, &cluster, &spool);
     workload(&cluster, 2);
     settle(&cluster, &spool, "two");
@@ -474,6 +480,28 @@ fn init_stream_rotate_new_chain_restore_verify_expire_through_the_store() {
     streamer.wait_log("Streaming to new chain", 60);
     wait_uploads(&mut streamer, 3, 120);
     assert_restores_equal(&store, &cluster, "restored2");
+    // --up-to a point of the first chain: that chain is chosen, and read up to there.
+    let out = run(
+        &store,
+        &cluster,
+        &[
+            "--restore",
+            "--backup-dir",
+            &store.url,
+            "-d",
+            "restored_one",
+            "--create",
+            "--up-to",
+            &lsn_one,
+        ],
+    );
+    assert_ok(&out, "restore --up-to");
+    assert_eq!(
+        digests_one,
+        cluster.table_digests("restored_one"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = run(&store, &cluster, &["--verify", "--backup-dir", &store.url]);
     assert_ok(&out, "verify");
