@@ -241,10 +241,13 @@ async fn start(mut inv: Invocation, remote: &Remote) -> Result<Outcome> {
         ));
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let uploader = tokio::spawn(upload_loop(remote.clone(), dir.clone(), lock, stopped));
+    let uploader = tokio::spawn(upload_loop(remote.clone(), dir.clone(), stopped.clone()));
+    // Renewed on its own: a long upload must not let the lease run out.
+    let leaser = tokio::spawn(keep_lease(lock, stopped));
     let out = dispatch(&inv).await;
     let _ = stop.send(true);
-    let lock = uploader.await.ok();
+    let _ = uploader.await;
+    let lock = leaser.await.ok();
     // What was sealed last, before the process ends.
     match tokio::time::timeout(FINAL_UPLOAD, spool::sync(remote, &dir)).await {
         Ok(Ok(report)) => say_uploaded(&report),
@@ -270,25 +273,16 @@ fn say_uploaded(report: &spool::Report) {
 
 /// Uploads what the spool holds, at start and then every few seconds, while the streamer runs.
 /// Failures are retried with a growing pause, each new error said once.
-async fn upload_loop(
-    remote: Remote,
-    dir: BackupDir,
-    mut lock: Lock,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Lock {
+async fn upload_loop(remote: Remote, dir: BackupDir, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut pause = UPLOAD_EVERY;
     let mut last_error: Option<String> = None;
-    let mut renewed = std::time::Instant::now();
     loop {
-        if renewed.elapsed() >= lock::RENEW_EVERY {
-            // Retried a minute later either way: an unreachable store lets the lease run out,
-            // which is what a lease is for.
-            if let Err(e) = lock.renew().await {
-                ui::error(&e);
-            }
-            renewed = std::time::Instant::now();
-        }
-        match spool::sync(&remote, &dir).await {
+        // A stopping streamer does not wait for an upload: the last attempt comes after.
+        let synced = tokio::select! {
+            r = spool::sync(&remote, &dir) => r,
+            _ = stop.changed() => return,
+        };
+        match synced {
             Ok(report) => {
                 say_uploaded(&report);
                 if last_error.take().is_some() {
@@ -310,7 +304,31 @@ async fn upload_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Renews the lock's lease every minute until told to stop, then hands the lock back. A failed
+/// renewal is retried a minute later: an unreachable store lets the lease run out, which is
+/// what a lease is for.
+async fn keep_lease(mut lock: Lock, mut stop: tokio::sync::watch::Receiver<bool>) -> Lock {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(lock::RENEW_EVERY) => {}
             _ = stop.changed() => return lock,
+        }
+        let stopped = tokio::select! {
+            r = lock.renew() => {
+                if let Err(e) = r {
+                    ui::error(&e);
+                }
+                false
+            }
+            _ = stop.changed() => true,
+        };
+        if stopped {
+            return lock;
         }
     }
 }
