@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
+use futures::StreamExt;
+
 use super::{Entry, Remote};
 use crate::error::{Error, Result};
 use crate::storage::backup_dir::{COMPLETE_NAME, ChainId};
@@ -54,9 +56,21 @@ impl View {
             remote: remote.clone(),
         };
         let entries = remote.list("").await?;
+        let mut small = Vec::new();
         for e in &entries {
-            view.place(e).await?;
+            if let Some(path) = view.place(e)? {
+                small.push((path, e));
+            }
         }
+        // A year of hourly seals is thousands of manifests: fetched several at a time.
+        let remote = &view.remote;
+        let mut fetches = futures::stream::iter(small)
+            .map(|(path, e)| async move { fill(remote, &path, e).await })
+            .buffer_unordered(FETCHES_IN_FLIGHT);
+        while let Some(done) = fetches.next().await {
+            done?;
+        }
+        drop(fetches);
         Ok(view)
     }
 
@@ -64,39 +78,33 @@ impl View {
         &self.dir
     }
 
-    async fn place(&self, e: &Entry) -> Result<()> {
+    /// Creates `e`'s file in the view: a registered stand-in, or an empty file whose path is
+    /// returned for [`fill`] to download into.
+    fn place(&self, e: &Entry) -> Result<Option<PathBuf>> {
         // Only `chain-<ID>/<file>`: the lock and anything else at the top are not chains.
         let Some((chain, file)) = e.name.split_once('/') else {
-            return Ok(());
+            return Ok(None);
         };
         if ChainId::from_dir_name(chain).is_none() || file.contains('/') || file.starts_with('.') {
-            return Ok(());
+            return Ok(None);
         }
         let cdir = self.dir.join(chain);
         if !cdir.is_dir() {
             durable::create_private_dir(&cdir)?;
         }
         let path = cdir.join(file);
-        let io = |e: std::io::Error| {
-            Error::backup(format!(
-                "could not write file \"{}\": {}",
-                path.display(),
-                crate::error::io_reason(&e)
-            ))
-        };
         let f: File = durable::create_private_file(&path)?;
         if downloaded(file) {
-            let data = self.remote.read(&e.name).await?.unwrap_or_default();
-            std::io::Write::write_all(&mut &f, &data).map_err(io)?;
-        } else {
-            f.set_len(e.size).map_err(io)?;
-            STAND_INS
-                .lock()
-                .map_err(|_| Error::backup("object view registry poisoned"))?
-                .insert(path.clone(), (self.remote.clone(), e.name.clone()));
+            return Ok(Some(path));
         }
-        f.set_modified(e.modified).map_err(io)?;
-        Ok(())
+        f.set_len(e.size).map_err(|err| write_error(&path, err))?;
+        f.set_modified(e.modified)
+            .map_err(|err| write_error(&path, err))?;
+        STAND_INS
+            .lock()
+            .map_err(|_| Error::backup("object view registry poisoned"))?
+            .insert(path, (self.remote.clone(), e.name.clone()));
+        Ok(None)
     }
 
     /// Uploads a small file the action wrote into the view (`verify.json`) to the store.
@@ -112,6 +120,29 @@ impl View {
         }
         Ok(())
     }
+}
+
+/// Concurrent downloads of small files while a view is laid out.
+const FETCHES_IN_FLIGHT: usize = 16;
+
+fn write_error(path: &Path, e: std::io::Error) -> Error {
+    Error::backup(format!(
+        "could not write file \"{}\": {}",
+        path.display(),
+        crate::error::io_reason(&e)
+    ))
+}
+
+/// Downloads the small object `e` into `path` (created by `View::place`).
+async fn fill(remote: &Remote, path: &Path, e: &Entry) -> Result<()> {
+    let data = remote.read(&e.name).await?.unwrap_or_default();
+    std::fs::write(path, &data).map_err(|err| write_error(path, err))?;
+    let f = File::options()
+        .write(true)
+        .open(path)
+        .map_err(|err| write_error(path, err))?;
+    f.set_modified(e.modified)
+        .map_err(|err| write_error(path, err))
 }
 
 impl Drop for View {
