@@ -120,12 +120,27 @@ pub async fn run(inv: &Invocation, params: &ConnParams) -> Result<Outcome> {
     match result {
         Ok((chain, _metadata)) => {
             ui::done(&format!("Initial chain created: {}", chain.id));
-            ui::say(&format!("Location: {}/", chain.dir.display()));
+            // On object storage the chain is uploaded next, from the spool `root`.
+            let (location, backup_dir, spool) = match &inv.remote_url {
+                Some(url) => (
+                    format!("{url}/{}/", chain.id.dir_name()),
+                    url.clone(),
+                    inv.spool_dir.as_ref().map_or(String::new(), |d| {
+                        format!(" --spool-dir {}", shell_word(&d.display().to_string()))
+                    }),
+                ),
+                None => (
+                    format!("{}/", chain.dir.display()),
+                    root.display().to_string(),
+                    String::new(),
+                ),
+            };
+            ui::say(&format!("Location: {location}"));
             ui::say("\nNext step: Start streaming with:");
             ui::say(&format!(
-                "pg_scribe --start -d {} --backup-dir {}{}",
+                "pg_scribe --start -d {} --backup-dir {}{spool}{}",
                 shell_word(&source.database),
-                shell_word(&root.display().to_string()),
+                shell_word(&backup_dir),
                 if inv.slot == DEFAULT_SLOT {
                     String::new()
                 } else {

@@ -10,6 +10,7 @@ mod common;
 mod expire;
 mod init;
 mod new_chain;
+mod remote;
 mod restore;
 mod rotate;
 mod start;
@@ -47,7 +48,15 @@ impl Outcome {
 }
 
 pub async fn run(invocation: Invocation) -> Result<Outcome> {
-    let inv = &invocation;
+    if let Some(url) = remote::url_of(&invocation) {
+        return remote::run(invocation, url).await;
+    }
+
+    dispatch(&invocation).await
+}
+
+/// Runs the action on a local backup directory (for object storage: the spool or a view).
+async fn dispatch(inv: &Invocation) -> Result<Outcome> {
     // Start, rotate and new-chain take the database from the chain's metadata (rotate needs no
     // server at all); the others resolve the connection first, so a bad connection string is
     // reported before anything else happens.

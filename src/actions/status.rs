@@ -76,8 +76,88 @@ pub struct Report {
     pub server: Option<ServerFacts>,
     pub slot: Option<SlotFacts>,
     pub backup_dir: Option<DirFacts>,
+    /// With an `s3://` backup directory: the store and the spool's upload backlog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadFacts>,
     pub thresholds: ThresholdFacts,
     pub warnings: Vec<Warning>,
+}
+
+/// A backup directory on object storage: what waits in the spool (sealed but not uploaded
+/// files are what the machine's loss would cost; `active.sql` is never uploaded).
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadFacts {
+    pub url: String,
+    pub spool: String,
+    pub backlog_files: u64,
+    pub backlog_bytes: u64,
+    /// When the oldest file waiting was written.
+    #[serde(with = "rfc3339::option")]
+    pub oldest_pending_at: Option<OffsetDateTime>,
+    #[serde(with = "rfc3339::option")]
+    pub last_upload_at: Option<OffsetDateTime>,
+    /// The streamer's last failed upload, cleared by its next success.
+    pub last_error: Option<String>,
+    /// Why the store could not be listed by this check, if it could not.
+    pub store_error: Option<String>,
+}
+
+/// A backlog whose oldest file waits longer than this is a warning: uploads normally follow a
+/// seal within seconds.
+const UPLOAD_AGE_WARN: Duration = Duration::from_secs(15 * 60);
+
+fn upload_facts(url: &str, spool: &std::path::Path, store_error: Option<String>) -> UploadFacts {
+    let b = crate::storage::object::spool::backlog(spool).unwrap_or_default();
+    UploadFacts {
+        url: url.to_string(),
+        spool: spool.display().to_string(),
+        backlog_files: b.files,
+        backlog_bytes: b.bytes,
+        oldest_pending_at: b.oldest.map(OffsetDateTime::from),
+        last_upload_at: b
+            .last_upload
+            .and_then(|t| crate::storage::diff_format::parse_commit_time(&t).ok()),
+        last_error: b.last_error,
+        store_error,
+    }
+}
+
+fn upload_warnings(u: &UploadFacts, now: OffsetDateTime, out: &mut Vec<Warning>) {
+    let mut warn = |code, message: String| {
+        out.push(Warning {
+            code,
+            severity: "warning",
+            message,
+            hint: None,
+        })
+    };
+    if let Some(e) = &u.store_error {
+        warn(
+            "store_unreachable",
+            format!("the store \"{}\" could not be read: {e}", u.url),
+        );
+    }
+    if let Some(t) = u.oldest_pending_at
+        && (now - t).whole_seconds() > UPLOAD_AGE_WARN.as_secs() as i64
+    {
+        warn(
+            "upload_backlog",
+            format!(
+                "{} file(s) ({}) wait in the spool \"{}\" for upload to \"{}\", the oldest since {}",
+                u.backlog_files,
+                ui::size(u.backlog_bytes),
+                u.spool,
+                u.url,
+                render::when(t)
+            ),
+        );
+    }
+    if let Some(e) = u.last_error.as_ref().filter(|_| u.backlog_files > 0) {
+        warn(
+            "upload_failing",
+            format!("uploads to \"{}\" fail: {e}", u.url),
+        );
+    }
 }
 
 /// Whether the command line or the environment names a server to check.
@@ -94,6 +174,17 @@ fn server_named(inv: &Invocation, env: &Environment) -> bool {
 }
 
 pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Result<Outcome> {
+    run_with(inv, params, env, None).await
+}
+
+/// [`run`]; for an `s3://` backup directory (`inv.remote_url`), `inv.backup_dir` is a view of
+/// the store (or `None` when it could not be listed: `store_error`) and `inv.spool_dir` the spool.
+pub(crate) async fn run_with(
+    inv: &Invocation,
+    params: &ConnParams,
+    env: &Environment,
+    store_error: Option<String>,
+) -> Result<Outcome> {
     let checked_at = OffsetDateTime::now_utc();
     // The monitoring formats report a failed check in their own terms (metrics, a CRITICAL
     // line) instead of only as an error on stderr.
@@ -107,7 +198,16 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
         }
         Err(err) => return Err(err),
     };
-    let offline = inv.backup_dir.is_some() && !server_named(inv, env);
+    let upload = inv
+        .remote_url
+        .as_ref()
+        .zip(inv.spool_dir.as_ref())
+        .map(|(url, spool)| upload_facts(url, spool, store_error));
+    let dir = match (dir, &upload) {
+        (Some(d), Some(u)) => Some(facts::as_remote(d, &u.url, std::path::Path::new(&u.spool))?),
+        (d, _) => d,
+    };
+    let offline = (inv.backup_dir.is_some() || upload.is_some()) && !server_named(inv, env);
     let mut slot_name = if inv.slot_explicit {
         inv.slot.clone()
     } else {
@@ -137,7 +237,10 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
     };
 
     let limits: &StatusThresholds = &inv.thresholds;
-    let found = warnings::evaluate(slot.as_ref(), dir.as_ref(), limits, checked_at);
+    let mut found = warnings::evaluate(slot.as_ref(), dir.as_ref(), limits, checked_at);
+    if let Some(u) = &upload {
+        upload_warnings(u, checked_at, &mut found);
+    }
     let outcome = match warnings::exit_code(&found) {
         0 => Outcome::Success,
         10 => Outcome::Warnings,
@@ -161,6 +264,7 @@ pub async fn run(inv: &Invocation, params: &ConnParams, env: &Environment) -> Re
         server,
         slot,
         backup_dir: dir,
+        upload,
         thresholds: ThresholdFacts {
             lag_warn_bytes: limits.lag_bytes,
             retained_warn_bytes: limits.retained_bytes,

@@ -101,7 +101,10 @@ pub async fn run(inv: &Invocation) -> Result<Outcome> {
             format: 1,
             status: if intact { "intact" } else { "damaged" },
             exit_code: outcome.exit_code(),
-            backup_dir: root.display().to_string(),
+            backup_dir: inv
+                .remote_url
+                .clone()
+                .unwrap_or_else(|| root.display().to_string()),
             chains: &reports,
         };
         let mut out = std::io::stdout().lock();

@@ -56,6 +56,11 @@ pub struct Invocation {
     pub conn: ConnOptions,
     pub verbose: u8,
     pub backup_dir: Option<PathBuf>,
+    /// `--spool-dir`: the local spool of an `s3://` backup directory.
+    pub spool_dir: Option<PathBuf>,
+    /// The `s3://` URL when `backup_dir` was rewritten to its spool or view (never parsed:
+    /// set by the object-storage wrapper for messages).
+    pub remote_url: Option<String>,
     pub slot: String,
     /// Whether `--slot` was given (actions that find the slot in a chain check it agrees;
     /// `--status` otherwise takes the slot from the newest chain's metadata).
@@ -319,6 +324,22 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         None => None,
     };
 
+    let spool_dir = m.get_one::<OsString>(SPOOL_DIR.id()).map(PathBuf::from);
+    match backup_dir
+        .as_deref()
+        .filter(|d| crate::storage::object::is_url(d))
+    {
+        Some(url) => {
+            crate::storage::object::Location::parse(&url.to_string_lossy())?;
+        }
+        None if spool_dir.is_some() => {
+            return Err(Error::usage(
+                "option --spool-dir is only for a backup directory on object storage (s3://…)",
+            ));
+        }
+        None => {}
+    }
+
     let dbname = text(m, DBNAME);
     if action == Action::Restore && dbname.is_none() {
         return Err(Error::usage("no target database specified (-d/--dbname)"));
@@ -425,6 +446,8 @@ fn validate(m: &ArgMatches) -> Result<Parsed> {
         },
         verbose: m.get_count(VERBOSE.id()),
         backup_dir,
+        spool_dir,
+        remote_url: None,
         slot,
         slot_explicit,
         force: flag(m, FORCE),

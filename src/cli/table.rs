@@ -71,6 +71,11 @@ pub(crate) const BACKUP_DIR: Opt = Opt {
     short: None,
     takes: Takes::Path("DIRECTORY"),
 };
+pub(crate) const SPOOL_DIR: Opt = Opt {
+    long: "--spool-dir",
+    short: None,
+    takes: Takes::Path("DIRECTORY"),
+};
 pub(crate) const SLOT: Opt = valued("--slot", None, "SLOTNAME");
 pub(crate) const FORCE: Opt = switch("--force", None);
 pub(crate) const COMPRESS: Opt = valued("--compress", None, "METHOD[:LEVEL]");
@@ -197,6 +202,11 @@ pub(crate) const TABLE: &[Row] = &[
     row(For(Init), SLOT, SLOT_HELP),
     row(
         For(Init),
+        SPOOL_DIR,
+        "with an s3:// backup directory: local directory for\nfiles not yet uploaded (default: under ~/.local/state)",
+    ),
+    row(
+        For(Init),
         FORCE,
         "initialize even if validation fails (dangerous)",
     ),
@@ -213,6 +223,11 @@ pub(crate) const TABLE: &[Row] = &[
     //
     row(For(Start), BACKUP_DIR, "backup directory (required)"),
     row(For(Start), SLOT, SLOT_HELP),
+    row(
+        For(Start),
+        SPOOL_DIR,
+        "with an s3:// backup directory: local directory for\nfiles not yet uploaded (default: under ~/.local/state)",
+    ),
     row(
         For(Start),
         STATUS_INTERVAL,
@@ -242,6 +257,11 @@ pub(crate) const TABLE: &[Row] = &[
     row(For(RotateDiff), BACKUP_DIR, "backup directory (required)"),
     row(
         For(RotateDiff),
+        SPOOL_DIR,
+        "with an s3:// backup directory: the spool of --start",
+    ),
+    row(
+        For(RotateDiff),
         COMPRESS,
         "compress the sealed differential",
     ),
@@ -252,6 +272,11 @@ pub(crate) const TABLE: &[Row] = &[
     ),
     //
     row(For(NewChain), BACKUP_DIR, "backup directory (required)"),
+    row(
+        For(NewChain),
+        SPOOL_DIR,
+        "with an s3:// backup directory: the spool of --start",
+    ),
     row(For(NewChain), COMPRESS, "compress the new base backup"),
     row(
         For(NewChain),
@@ -308,6 +333,11 @@ pub(crate) const TABLE: &[Row] = &[
         For(Status),
         BACKUP_DIR,
         "also report on this backup directory",
+    ),
+    row(
+        For(Status),
+        SPOOL_DIR,
+        "with an s3:// backup directory: the spool whose\nupload backlog to report",
     ),
     row(
         For(Status),

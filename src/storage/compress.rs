@@ -330,11 +330,25 @@ pub(crate) async fn write_stream<R: AsyncRead + Unpin>(
     r
 }
 
-/// A reader yielding the decompressed content of `path`, the method chosen by its extension.
-pub async fn open_decompressed(path: &Path) -> Result<Pin<Box<dyn AsyncBufRead + Send>>> {
+/// The stored bytes of `path`: the local file, or for a stand-in of an object store's view
+/// (`storage::object::view`) the object, streamed as it is read.
+pub(crate) async fn open_raw(path: &Path) -> Result<Pin<Box<dyn AsyncRead + Send>>> {
+    if let Some((remote, name)) = crate::storage::object::view::lookup(path) {
+        let r = remote
+            .reader(&name)
+            .await
+            .map_err(|e| ChainError::file("open", path, e))?;
+        return Ok(Box::pin(r));
+    }
     let f = tokio::fs::File::open(path)
         .await
         .map_err(|e| ChainError::file("open", path, e))?;
+    Ok(Box::pin(f))
+}
+
+/// A reader yielding the decompressed content of `path`, the method chosen by its extension.
+pub async fn open_decompressed(path: &Path) -> Result<Pin<Box<dyn AsyncBufRead + Send>>> {
+    let f = open_raw(path).await?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
@@ -364,9 +378,7 @@ pub async fn open_decompressed(path: &Path) -> Result<Pin<Box<dyn AsyncBufRead +
 /// SHA-256 and size of a file on disk, to verify metadata.json's record.
 pub async fn file_digest(path: &Path) -> Result<(u64, String)> {
     use tokio::io::AsyncReadExt;
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| ChainError::file("open", path, e))?;
+    let mut f = open_raw(path).await?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; WRITE_BUF];
     let mut size = 0u64;

@@ -62,7 +62,10 @@ pub(crate) fn hand_over(
     // Newest first: once a diff ends at or before the cut, so do all older ones.
     let mut temps = TempFiles(Vec::new());
     let mut sources: Vec<PathBuf> = Vec::new();
+    let mut reached_cut = false;
+    let mut oldest_read = None;
     for diff in old_chain.sealed_diffs()?.into_iter().rev() {
+        oldest_read = Some(diff.name);
         let plain = if diff.name.method == Method::None {
             diff.path
         } else {
@@ -71,9 +74,13 @@ pub(crate) fn hand_over(
             temp
         };
         if diff_format::last_end_lsn_of_sealed(&plain)?.is_none_or(|end| end <= cut) {
+            reached_cut = true;
             break;
         }
         sources.push(plain);
+    }
+    if !reached_cut && let Some(oldest) = oldest_read {
+        refuse_missing_predecessor(old_chain, oldest, cut)?;
     }
     sources.reverse();
     sources.push(old_chain.active_path());
@@ -101,6 +108,38 @@ pub(crate) fn hand_over(
 
     let (writer, _) = DiffWriter::open(new_chain)?;
     Ok((writer, report))
+}
+
+/// With a backup directory on object storage, the spool keeps a chain's differentials once
+/// uploaded only while a hand-over may read them (doc/object-storage.md). Should one that holds
+/// transactions past the cut be gone all the same, the new chain would miss them: refuse.
+fn refuse_missing_predecessor(
+    old_chain: &Chain,
+    oldest: crate::storage::backup_dir::DiffName,
+    cut: Lsn,
+) -> Result<()> {
+    let path = crate::storage::manifest::manifest_path(old_chain, oldest);
+    let Ok(Some(m)) = crate::storage::manifest::Manifest::read(&path) else {
+        return Ok(());
+    };
+    match m.previous {
+        Some(p)
+            if !Method::ALL.iter().any(|m| {
+                old_chain
+                    .dir
+                    .join(format!("{}{}", p.name, m.extension()))
+                    .exists()
+            }) && p.end_lsn.is_none_or(|e| e > cut) =>
+        {
+            Err(ChainError::Usage(format!(
+                "cannot hand chain {} over: differential \"{}\", which may hold transactions past the new chain's start {cut}, is no longer in \"{}\"",
+                old_chain.id,
+                p.name,
+                old_chain.dir.display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Temporary plain copies of compressed diffs, removed however the hand-over ends.

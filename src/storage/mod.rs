@@ -12,6 +12,7 @@ pub mod expire;
 pub(crate) mod handover;
 pub mod manifest;
 pub mod metadata;
+pub mod object;
 pub mod pidfile;
 pub mod sealed;
 pub(crate) mod space;

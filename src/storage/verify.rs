@@ -151,7 +151,9 @@ fn file_name(path: &Path) -> String {
 /// Scans the text of `path`, decompressing by extension.
 async fn scan(path: &Path, stop: Option<StopAt>) -> Result<Summary> {
     use tokio::io::AsyncReadExt;
-    if Method::from_file_name(&file_name(path)) == Method::None {
+    if Method::from_file_name(&file_name(path)) == Method::None
+        && crate::storage::object::view::lookup(path).is_none()
+    {
         return manifest::scan_plain(path, stop);
     }
     let mut r = compress::open_decompressed(path).await?;
@@ -619,7 +621,7 @@ fn check_active(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::storage::backup_dir::{BackupDir, DiffName};
     use crate::storage::compress::Compression;
@@ -627,7 +629,7 @@ mod tests {
     use crate::storage::metadata::FileRecord;
     use time::macros::datetime;
 
-    fn txn(n: u64) -> String {
+    pub(crate) fn txn(n: u64) -> String {
         let h = TxnHeader {
             xid: 700 + n as u32,
             commit_lsn: Lsn(0x1000 + n * 0x100),
@@ -638,7 +640,7 @@ mod tests {
     }
 
     /// A complete chain with base and globals; `manifests` as in its metadata.json.
-    fn chain(manifests: bool) -> (tempfile::TempDir, Chain) {
+    pub(crate) fn chain(manifests: bool) -> (tempfile::TempDir, Chain) {
         let t = tempfile::tempdir().unwrap();
         let ch = BackupDir::new(t.path())
             .create_chain(datetime!(2026-11-26 12:00:00 UTC))
@@ -663,7 +665,7 @@ mod tests {
         (t, ch)
     }
 
-    fn seal(ch: &Chain, hour: u8, body: &str, with_manifest: bool) -> DiffName {
+    pub(crate) fn seal(ch: &Chain, hour: u8, body: &str, with_manifest: bool) -> DiffName {
         let t = datetime!(2026-11-26 00:00:00 UTC) + time::Duration::hours(hour.into());
         let name = ch.next_diff_name(t, Compression::NONE).unwrap();
         std::fs::write(ch.diff_path(name), body).unwrap();

@@ -22,6 +22,14 @@ const MISUSE: &[(&[&str], &str)] = &[
         "too many command-line arguments (first is \"stray\")",
     ),
     (&["--init"], "no backup directory specified (--backup-dir)"),
+    (
+        &["--start", "--backup-dir", "/b", "--spool-dir", "/s"],
+        "option --spool-dir is only for a backup directory on object storage (s3://…)",
+    ),
+    (
+        &["--verify", "--backup-dir", "s3://bucket/../x"],
+        "invalid object storage URL \"s3://bucket/../x\": \".\" and \"..\" are not allowed in the prefix",
+    ),
     (&["--start"], "no backup directory specified (--backup-dir)"),
     (
         &["--rotate-diff"],

@@ -16,6 +16,7 @@ mod parallel_base;
 mod replication;
 mod restore;
 mod roundtrip;
+mod s3;
 mod s3_server;
 mod status;
 mod stream;

@@ -513,6 +513,35 @@ pub fn directory(root: &Path) -> Result<DirFacts> {
     })
 }
 
+/// The facts of a view of an `s3://` backup directory, made true of the backup: the store's URL
+/// for paths, the streamer and `active.sql` from the spool (neither is ever in the store), the
+/// spool's file system (the one that fills up while the store cannot be reached).
+pub fn as_remote(mut d: DirFacts, url: &str, spool: &Path) -> Result<DirFacts> {
+    let local = BackupDir::new(spool);
+    d.path = url.to_string();
+    if spool.is_dir() {
+        d.streamer = streamer(&local)?;
+        d.filesystem = space::of(spool).ok();
+    } else {
+        d.filesystem = None;
+    }
+    let running = d.streamer.is_running();
+    let active = d.active_chain.clone();
+    for c in &mut d.chains {
+        let Ok(id) = c.id.parse::<crate::storage::backup_dir::ChainId>() else {
+            continue;
+        };
+        let chain = local.chain(id);
+        c.path = format!("{url}/{}", id.dir_name());
+        c.active_sql_bytes = file_size(&chain.active_path());
+        if c.active_sql_bytes.is_some() {
+            c.last_activity_at = c.last_activity_at.max(mtime(&chain.active_path()));
+        }
+        c.streaming = running && active.as_deref() == Some(c.id.as_str());
+    }
+    Ok(d)
+}
+
 /// The slot the newest chain with a readable `metadata.json` streams from.
 pub(crate) fn slot_from_metadata(dir: &DirFacts) -> Option<String> {
     dir.chains.iter().rev().find_map(|c| c.slot.clone())

@@ -80,6 +80,7 @@ pub fn report() -> Report {
                 available_bytes: 400,
             }),
         }),
+        upload: None,
         thresholds: ThresholdFacts {
             lag_warn_bytes: 1 << 30,
             retained_warn_bytes: 10 << 30,

@@ -163,6 +163,29 @@ pub fn render(r: &Report, failure: Option<&Error>, slot_name: &str, dir_path: &s
         );
     }
 
+    if let Some(u) = &r.upload {
+        o.gauge(
+            "pg_scribe_upload_backlog_files",
+            "Sealed files and bases in the spool not yet uploaded to object storage.",
+            Some(u.backlog_files as f64),
+        );
+        o.gauge(
+            "pg_scribe_upload_backlog_bytes",
+            "Bytes of the files waiting in the spool for upload.",
+            Some(u.backlog_bytes as f64),
+        );
+        o.gauge(
+            "pg_scribe_upload_backlog_oldest_age_seconds",
+            "Seconds since the oldest file waiting for upload was written (no sample when none waits).",
+            u.oldest_pending_at
+                .map(|t| (r.checked_at - t).whole_seconds().max(0) as f64),
+        );
+        o.gauge(
+            "pg_scribe_store_up",
+            "Whether the object store could be listed.",
+            Some(flag(u.store_error.is_none())),
+        );
+    }
     if let Some(d) = &r.backup_dir {
         o.gauge(
             "pg_scribe_streamer_up",
@@ -343,6 +366,36 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!(",{c}}} 1704110400\n")), "{text}");
+    }
+
+    #[test]
+    fn the_upload_backlog_of_an_object_store() {
+        let mut r = super::super::fixtures::report();
+        r.upload = Some(super::super::UploadFacts {
+            url: "s3://b/app".into(),
+            spool: "/spool".into(),
+            backlog_files: 2,
+            backlog_bytes: 4096,
+            oldest_pending_at: Some(r.checked_at - time::Duration::minutes(20)),
+            last_upload_at: None,
+            last_error: Some("connection refused".into()),
+            store_error: None,
+        });
+        let text = render(&r, None, "s", "s3://b/app");
+        for sample in [
+            "pg_scribe_upload_backlog_files{slot=\"s\",backup_dir=\"s3://b/app\"} 2",
+            "pg_scribe_upload_backlog_bytes{slot=\"s\",backup_dir=\"s3://b/app\"} 4096",
+            "pg_scribe_upload_backlog_oldest_age_seconds{slot=\"s\",backup_dir=\"s3://b/app\"} 1200",
+            "pg_scribe_store_up{slot=\"s\",backup_dir=\"s3://b/app\"} 1",
+        ] {
+            assert!(text.contains(sample), "{sample}\n{text}");
+        }
+        let mut found = Vec::new();
+        super::super::upload_warnings(r.upload.as_ref().unwrap(), r.checked_at, &mut found);
+        let codes: Vec<_> = found.iter().map(|w| w.code).collect();
+        assert_eq!(codes, ["upload_backlog", "upload_failing"]);
+        let text = super::super::render::text(&r);
+        assert!(text.contains("Upload backlog: 2 file(s), 4.0 kB"), "{text}");
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub fn text(r: &Report) -> String {
         out.push('\n');
         dir_section(&mut out, dir, r.checked_at);
     }
+    if let Some(u) = &r.upload {
+        out.push('\n');
+        upload_section(&mut out, u);
+    }
     out
 }
 
@@ -211,6 +215,31 @@ fn chain_paragraph(out: &mut String, c: &ChainFacts, running: bool, now: OffsetD
             let _ = writeln!(out, "  Last verification: never (pg_scribe --verify)");
         }
         None => {}
+    }
+}
+
+fn upload_section(out: &mut String, u: &super::UploadFacts) {
+    let _ = writeln!(out, "Object storage: {}", u.url);
+    let _ = writeln!(out, "  Spool: {}", u.spool);
+    if u.backlog_files == 0 {
+        let _ = writeln!(out, "  Upload backlog: none");
+    } else {
+        let _ = writeln!(
+            out,
+            "  Upload backlog: {} file(s), {}, oldest written {}",
+            u.backlog_files,
+            ui::size(u.backlog_bytes),
+            u.oldest_pending_at.map_or("-".into(), when)
+        );
+    }
+    if let Some(t) = u.last_upload_at {
+        let _ = writeln!(out, "  Last upload: {}", when(t));
+    }
+    if let Some(e) = &u.last_error {
+        let _ = writeln!(out, "  Last upload error: {e}");
+    }
+    if let Some(e) = &u.store_error {
+        let _ = writeln!(out, "  Store: not reachable: {e}");
     }
 }
 
