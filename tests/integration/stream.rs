@@ -728,6 +728,25 @@ fn wait_for_request(dir: &Path) {
     }
 }
 
+/// Wait until a stopped process has SIGHUP pending: the requester has signalled it (it writes
+/// its request file first, so the file alone does not say the signal was sent).
+fn wait_for_pending_sighup(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let pending = status
+            .lines()
+            .filter(|l| l.starts_with("ShdPnd:") || l.starts_with("SigPnd:"))
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            .fold(0, |a, b| a | b);
+        if pending & (1 << (libc::SIGHUP - 1)) != 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "SIGHUP never sent");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A streamer killed (kill -9, OOM) while a `--rotate-diff` waits: the requester notices that it
 /// is gone and says so, instead of waiting for its timeout.
 #[test]
@@ -741,6 +760,7 @@ fn a_requester_learns_that_the_streamer_was_killed() {
     streamer.signal(libc::SIGSTOP);
     let requester = spawn_rotate(&dir);
     wait_for_request(&dir);
+    wait_for_pending_sighup(streamer.child.id());
     streamer.kill9();
     let out = requester.wait_with_output().unwrap();
     let err = stderr(&out);
