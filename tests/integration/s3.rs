@@ -6,77 +6,13 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Cluster, Streamer, bindir, pg_scribe, scratch_dir, stderr};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A moto S3 server on a free port, stopped when dropped. Its data lives in memory.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m moto.server (scripts/install-deps.sh installs moto)");
-        let mut moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!(
-                    "moto server exited ({status}): is python moto installed? (pip install 'moto[server]')"
-                );
-            }
-            assert!(Instant::now() < deadline, "moto server did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    /// Creates a bucket (moto takes unsigned requests).
-    fn create_bucket(&self, bucket: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::s3_server::S3Server;
 
 const FORWARD: u8 = 0;
 const REFUSE: u8 = 1;
@@ -166,36 +102,31 @@ impl Proxy {
 /// The store behind its proxy, and the environment pg_scribe reaches it with.
 struct Store {
     /// Kept for its lifetime: the server stops when the store is dropped.
-    _moto: Moto,
+    server: S3Server,
     proxy: Proxy,
     url: String,
 }
 
 impl Store {
     fn new(prefix: &str) -> Store {
-        let moto = Moto::start();
-        moto.create_bucket("backups");
-        let proxy = Proxy::start(moto.port);
-        Store {
-            _moto: moto,
-            proxy,
-            url: format!("s3://backups/{prefix}"),
-        }
+        let server = S3Server::start();
+        let proxy = Proxy::start(server.port);
+        let url = server.url(prefix);
+        Store { server, proxy, url }
     }
 
+    /// The server's environment, with the endpoint moved to the proxy.
     fn env(&self, cluster: &Cluster, db: &str) -> Vec<(String, String)> {
         let mut env = cluster.env(db);
-        for (k, v) in [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            env.push((k.into(), v.into()));
-        }
-        env.push((
-            "AWS_ENDPOINT_URL".into(),
-            format!("http://127.0.0.1:{}", self.proxy.port),
-        ));
+        let proxied = format!("http://127.0.0.1:{}", self.proxy.port);
+        let direct = self.server.endpoint();
+        env.extend(self.server.env().into_iter().map(|(k, v)| {
+            if v == direct {
+                (k, proxied.clone())
+            } else {
+                (k, v)
+            }
+        }));
         env
     }
 }
@@ -361,7 +292,7 @@ fn init(store: &Store, cluster: &Cluster, spool: &Path) {
     );
     assert_ok(&out, "init");
     assert!(
-        stderr(&out).contains("Uploaded the chain to s3://backups/"),
+        stderr(&out).contains("Uploaded the chain to s3://pg-scribe-test/"),
         "{}",
         stderr(&out)
     );
