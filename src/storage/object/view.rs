@@ -45,12 +45,27 @@ impl View {
     /// Lists the store once and lays its chains out in a private temporary directory.
     pub async fn open(remote: &Remote) -> Result<View> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pg_scribe-view-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        durable::create_private_dir(&dir)?;
+        // A name nobody else can have taken first: another user of the machine may create
+        // `pg_scribe-view-<pid>-…` in the shared temporary directory ahead of us; `mkdir`
+        // refuses an existing path, and a taken name is skipped for the next.
+        let mut attempt = 0;
+        let dir = loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let dir = std::env::temp_dir().join(format!(
+                "pg_scribe-view-{}-{}-{nanos:09}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            attempt += 1;
+            match durable::create_private_dir(&dir) {
+                Ok(()) => break dir,
+                Err(_) if attempt < 20 && dir.symlink_metadata().is_ok() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
         let view = View {
             dir,
             remote: remote.clone(),
